@@ -1,0 +1,3 @@
+//! The subcommands of `mcp-engine`, one per file.
+
+pub(crate) mod check;

@@ -1,0 +1,315 @@
+//! The binary codec on rkyv 0.8 (PROTOCOL.md section 8).
+//!
+//! The binary envelope carries the JSON envelope's fields one to one:
+//! `payload` and `metadata` as the bytes of their JSON text, everything else
+//! typed, absent and `null` kept apart, so that a message converts between
+//! the codecs without changing its signed form.
+//!
+//! Input is always validated (`rkyv::access`, bytecheck) before anything is
+//! read; never unchecked. Validation proves the structure sound, not the
+//! content honest: a corrupted byte can still decode as other valid data,
+//! which is why integrity comes from the signature. The layout is fixed by
+//! the crate's rkyv features: little-endian, 32-bit offsets, aligned.
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+use rkyv::{Archive, Deserialize, Serialize};
+use simd_json::{Node, StaticNode};
+
+use super::rules::{self, Limits, MetadataFields};
+use crate::error::{Code, Error};
+use crate::json::Parser;
+use crate::message::{
+    EncryptionInfo, Field, Message, MessageType, MessageView, SecurityLevel, SecurityMetadata,
+    TapeLease, TypeKey,
+};
+
+/// Alignment of binary bodies; rkyv refuses misaligned input.
+pub const BINARY_ALIGNMENT: usize = 16;
+
+/// A buffer aligned for the binary codec.
+pub type AlignedBytes = AlignedVec<BINARY_ALIGNMENT>;
+
+/// The binary envelope. Field order and types are the wire format: change
+/// them and old peers can no longer read new messages.
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) struct WireEnvelope {
+    pub(crate) version: Option<String>,
+    pub(crate) id: String,
+    pub(crate) kind: WireKind,
+    /// Whether the JSON form says `type_` rather than `type`.
+    pub(crate) type_underscore: bool,
+    /// The payload's JSON text.
+    pub(crate) payload: Vec<u8>,
+    /// The metadata's JSON text.
+    pub(crate) metadata: WireField<Vec<u8>>,
+    pub(crate) security: WireSecurity,
+    pub(crate) timestamp: String,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq, Clone, Copy)]
+#[rkyv(derive(Debug))]
+pub(crate) enum WireKind {
+    Command,
+    Response,
+    Event,
+    Error,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq, Clone, Copy)]
+#[rkyv(derive(Debug))]
+pub(crate) enum WireLevel {
+    Low,
+    Standard,
+    High,
+    Critical,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) enum WireField<T> {
+    Absent,
+    Null,
+    Present(T),
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) struct WireSecurity {
+    pub(crate) level: WireLevel,
+    pub(crate) encryption_info: WireField<WireEncryptionInfo>,
+    pub(crate) signature: WireField<String>,
+    pub(crate) auth_token: WireField<String>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) struct WireEncryptionInfo {
+    pub(crate) algorithm: String,
+    pub(crate) key_id: String,
+    pub(crate) nonce: String,
+}
+
+impl From<MessageType> for WireKind {
+    fn from(kind: MessageType) -> WireKind {
+        match kind {
+            MessageType::Command => WireKind::Command,
+            MessageType::Response => WireKind::Response,
+            MessageType::Event => WireKind::Event,
+            MessageType::Error => WireKind::Error,
+        }
+    }
+}
+
+impl From<&ArchivedWireKind> for MessageType {
+    fn from(kind: &ArchivedWireKind) -> MessageType {
+        match kind {
+            ArchivedWireKind::Command => MessageType::Command,
+            ArchivedWireKind::Response => MessageType::Response,
+            ArchivedWireKind::Event => MessageType::Event,
+            ArchivedWireKind::Error => MessageType::Error,
+        }
+    }
+}
+
+impl From<SecurityLevel> for WireLevel {
+    fn from(level: SecurityLevel) -> WireLevel {
+        match level {
+            SecurityLevel::Low => WireLevel::Low,
+            SecurityLevel::Standard => WireLevel::Standard,
+            SecurityLevel::High => WireLevel::High,
+            SecurityLevel::Critical => WireLevel::Critical,
+        }
+    }
+}
+
+impl From<&ArchivedWireLevel> for SecurityLevel {
+    fn from(level: &ArchivedWireLevel) -> SecurityLevel {
+        match level {
+            ArchivedWireLevel::Low => SecurityLevel::Low,
+            ArchivedWireLevel::Standard => SecurityLevel::Standard,
+            ArchivedWireLevel::High => SecurityLevel::High,
+            ArchivedWireLevel::Critical => SecurityLevel::Critical,
+        }
+    }
+}
+
+fn wire_field<T, W>(field: &Field<T>, convert: impl FnOnce(&T) -> W) -> WireField<W> {
+    match field {
+        Field::Absent => WireField::Absent,
+        Field::Null => WireField::Null,
+        Field::Present(v) => WireField::Present(convert(v)),
+    }
+}
+
+fn archived_field<T: Archive>(field: &ArchivedWireField<T>) -> Field<&T::Archived> {
+    match field {
+        ArchivedWireField::Absent => Field::Absent,
+        ArchivedWireField::Null => Field::Null,
+        ArchivedWireField::Present(v) => Field::Present(v),
+    }
+}
+
+impl From<&Message> for WireEnvelope {
+    fn from(message: &Message) -> WireEnvelope {
+        let security = &message.security;
+        WireEnvelope {
+            version: message.version.clone(),
+            id: message.id.clone(),
+            kind: message.kind.into(),
+            type_underscore: message.type_key == TypeKey::TypeUnderscore,
+            payload: message.payload.as_bytes().to_vec(),
+            metadata: wire_field(&message.metadata, |m| m.as_bytes().to_vec()),
+            security: WireSecurity {
+                level: security.security_level.into(),
+                encryption_info: wire_field(&security.encryption_info, |info| WireEncryptionInfo {
+                    algorithm: info.algorithm.clone(),
+                    key_id: info.key_id.clone(),
+                    nonce: info.nonce.clone(),
+                }),
+                signature: wire_field(&security.signature, Clone::clone),
+                auth_token: wire_field(&security.auth_token, Clone::clone),
+            },
+            timestamp: message.timestamp.as_str().to_owned(),
+        }
+    }
+}
+
+/// Writes `message` in the binary form into `out` (cleared first).
+///
+/// Fails with `internal_error` only if the message is too large for the
+/// format's 32-bit offsets.
+pub fn encode(message: &Message, out: &mut AlignedBytes) -> Result<(), Error> {
+    let mut buffer = std::mem::take(out);
+    buffer.clear();
+    let wire = WireEnvelope::from(message);
+    *out = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&wire, buffer)
+        .map_err(|e| Error::new(Code::InternalError, format!("binary encoding failed: {e}")))?;
+    Ok(())
+}
+
+/// Validates the binary layout of `body` only: that it is a well-formed
+/// archive of the envelope (bytecheck), without the envelope rules or
+/// parsing `payload`. `body` must be aligned to [`BINARY_ALIGNMENT`].
+///
+/// [`Decoder::decode_binary`](super::Decoder::decode_binary) does this and
+/// everything else; this is the cost of rkyv's validation alone.
+pub fn check_archive(body: &[u8]) -> Result<(), Error> {
+    access(body).map(drop)
+}
+
+fn access(body: &[u8]) -> Result<&ArchivedWireEnvelope, Error> {
+    rkyv::access::<ArchivedWireEnvelope, rancor::Error>(body).map_err(|e| {
+        Error::new(
+            Code::InvalidFormat,
+            format!("the binary envelope failed validation: {e}"),
+        )
+    })
+}
+
+/// The parts of the decoder the binary codec works with.
+pub(crate) struct BinaryScratch<'a> {
+    pub(crate) parser: &'a mut Parser,
+    /// Holds the payload and metadata text while their tapes are alive.
+    pub(crate) text: &'a mut Vec<u8>,
+    /// A second tape, for the metadata, merged into the view's tape.
+    pub(crate) metadata_tape: &'a mut Vec<Node<'static>>,
+}
+
+/// Validates and decodes one binary envelope; `body` must be aligned to
+/// [`BINARY_ALIGNMENT`] (the [`Decoder`](super::Decoder) sees to it).
+pub(crate) fn decode<'a>(
+    body: &'a [u8],
+    scratch: BinaryScratch<'a>,
+    mut lease: TapeLease<'a>,
+    limits: &Limits,
+    now: i128,
+) -> Result<MessageView<'a>, Error> {
+    limits.check_size(body.len())?;
+    let envelope = access(body)?;
+
+    // payload and metadata are JSON text: parse both (still well-formedness,
+    // so before the version check) from one scratch buffer.
+    let payload = envelope.payload.as_slice();
+    let metadata = archived_field(&envelope.metadata);
+    let BinaryScratch {
+        parser,
+        text,
+        metadata_tape,
+    } = scratch;
+    text.clear();
+    text.extend_from_slice(payload);
+    if let Field::Present(metadata) = metadata {
+        text.extend_from_slice(metadata.as_slice());
+    }
+    let (payload_text, metadata_text) = text.split_at_mut(payload.len());
+    parser
+        .parse(payload_text, &mut lease.tape)
+        .map_err(|e| in_field(e, "payload"))?;
+    let payload_at = 0;
+    let mut metadata_at = Field::Absent;
+    let mut metadata_fields = MetadataFields::default();
+    if metadata.is_present() {
+        let mut metadata_lease = TapeLease::take(metadata_tape);
+        parser
+            .parse(metadata_text, &mut metadata_lease.tape)
+            .map_err(|e| in_field(e, "metadata"))?;
+        let at = lease.tape.0.len();
+        lease.tape.0.extend_from_slice(&metadata_lease.tape.0);
+        metadata_at = if matches!(lease.tape.0.get(at), Some(Node::Static(StaticNode::Null))) {
+            Field::Null
+        } else {
+            Field::Present(at)
+        };
+    } else if let Field::Null = metadata {
+        metadata_at = Field::Null;
+    }
+
+    let version = envelope.version.as_ref().map(|v| v.as_str());
+    rules::check_version_major(version)?;
+    if let Some(version) = version {
+        rules::check_version_form(version)?;
+    }
+    let id = envelope.id.as_str();
+    rules::check_id(id)?;
+    if let Field::Present(at) = metadata_at {
+        metadata_fields = rules::check_metadata(&lease.tape.0, at)?;
+    }
+    let timestamp = envelope.timestamp.as_str();
+    let timestamp_nanos = rules::check_timestamp(timestamp, now, limits)?;
+    let security = &envelope.security;
+    let security = SecurityMetadata {
+        security_level: SecurityLevel::from(&security.level),
+        encryption_info: archived_field(&security.encryption_info).map(|info| EncryptionInfo {
+            algorithm: info.algorithm.as_str(),
+            key_id: info.key_id.as_str(),
+            nonce: info.nonce.as_str(),
+        }),
+        signature: archived_field(&security.signature).map(|s| s.as_str()),
+        auth_token: archived_field(&security.auth_token).map(|s| s.as_str()),
+    };
+
+    Ok(MessageView {
+        version,
+        id,
+        kind: MessageType::from(&envelope.kind),
+        type_key: if envelope.type_underscore {
+            TypeKey::TypeUnderscore
+        } else {
+            TypeKey::Type
+        },
+        security,
+        timestamp,
+        timestamp_nanos,
+        correlation_id: metadata_fields.correlation_id,
+        ack: metadata_fields.ack,
+        payload_at,
+        metadata: metadata_at,
+        tape: lease,
+    })
+}
+
+/// Names the field whose JSON text failed to parse.
+fn in_field(error: Error, field: &str) -> Error {
+    Error::new(
+        error.code(),
+        format!("field `{field}`: {}", error.message()),
+    )
+}

@@ -1,0 +1,426 @@
+//! Canonical JSON, RFC 8785 (JCS), for signatures (PROTOCOL.md section 5).
+//!
+//! JCS writes a value so that every party derives the same bytes: no
+//! whitespace; object members sorted by their keys' UTF-16 code units;
+//! strings with minimal escaping; numbers as ECMAScript writes doubles.
+//!
+//! No published crate canonicalizes a borrowed simd-json tape (they take a
+//! `serde_json::Value`, which would cost a copy of every message), so this
+//! module writes it: the sorting and escaping are short, and the hard part,
+//! shortest round-trip ECMAScript number formatting, is ryu-js. It is tested
+//! against the RFC's own examples and its Appendix B number table.
+
+use std::cmp::Ordering;
+
+use simd_json::{Node, StaticNode, Tape};
+
+use crate::error::Error;
+use crate::json::write::{write_f64, write_number, write_str};
+use crate::json::{JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, members, span, str_at};
+use crate::message::{Field, Message, MessageType, MessageView, SecurityMetadata, TypeKey};
+
+/// Integers up to 2^53 in magnitude are exact as doubles, so JCS writes them
+/// as plain digits; beyond, they take the double's ECMAScript form.
+const MAX_EXACT_INTEGER: u64 = 1 << 53;
+
+/// Writes canonical JSON, reusing its scratch space between calls.
+pub struct Canonicalizer {
+    /// Key positions of the objects being written, innermost last.
+    keys: Vec<usize>,
+    /// For owned messages: their JSON text, parsed to tapes.
+    parser: Parser,
+    text: Vec<u8>,
+}
+
+impl std::fmt::Debug for Canonicalizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Canonicalizer").finish_non_exhaustive()
+    }
+}
+
+impl Default for Canonicalizer {
+    fn default() -> Canonicalizer {
+        Canonicalizer::new()
+    }
+}
+
+/// The envelope fields the signed form is made of, however the envelope is
+/// held.
+struct EnvelopeParts<'v> {
+    version: Option<&'v str>,
+    id: &'v str,
+    kind: MessageType,
+    type_key: TypeKey,
+    payload: JsonRef<'v>,
+    metadata: Field<JsonRef<'v>>,
+    security: SecurityMetadata<&'v str>,
+    timestamp: &'v str,
+}
+
+impl Canonicalizer {
+    /// A canonicalizer with empty scratch space.
+    pub fn new() -> Canonicalizer {
+        Canonicalizer {
+            keys: Vec::new(),
+            parser: Parser::new(MAX_VALUE_DEPTH),
+            text: Vec::new(),
+        }
+    }
+
+    /// Appends the canonical form of `value`.
+    pub fn write_value(&mut self, value: JsonRef<'_>, out: &mut Vec<u8>) {
+        write_node(out, value.nodes(), 0, &mut self.keys);
+    }
+
+    /// Appends the signed input of PROTOCOL.md section 5: the canonical form
+    /// of the whole envelope with `security.signature` left out (absent, not
+    /// null).
+    pub fn write_signing_input(&mut self, message: &MessageView<'_>, out: &mut Vec<u8>) {
+        let parts = EnvelopeParts {
+            version: message.version(),
+            id: message.id(),
+            kind: message.kind(),
+            type_key: message.type_key(),
+            payload: message.payload(),
+            metadata: message.metadata(),
+            security: message.security().clone(),
+            timestamp: message.timestamp(),
+        };
+        write_envelope(out, &parts, &mut self.keys);
+    }
+
+    /// Appends the signed input of an owned message (see
+    /// [`write_signing_input`](Self::write_signing_input)).
+    ///
+    /// Parses the message's payload and metadata text to canonicalize them;
+    /// fails only if that text is not valid JSON, which a [`RawJson`](crate::json::RawJson)
+    /// never is.
+    pub fn write_message_signing_input(
+        &mut self,
+        message: &Message,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let Canonicalizer { keys, parser, text } = self;
+        text.clear();
+        text.extend_from_slice(message.payload.as_bytes());
+        if let Field::Present(metadata) = &message.metadata {
+            text.extend_from_slice(metadata.as_bytes());
+        }
+        let (payload_text, metadata_text) = text.split_at_mut(message.payload.as_bytes().len());
+        let mut payload_tape = Tape::null().reset();
+        parser.parse(payload_text, &mut payload_tape)?;
+        let mut metadata_tape = Tape::null().reset();
+        let metadata = match &message.metadata {
+            Field::Absent => Field::Absent,
+            Field::Null => Field::Null,
+            Field::Present(_) => {
+                parser.parse(metadata_text, &mut metadata_tape)?;
+                JsonRef::from_nodes(&metadata_tape.0).map_or(Field::Null, Field::Present)
+            }
+        };
+        let security = &message.security;
+        let parts = EnvelopeParts {
+            version: message.version.as_deref(),
+            id: &message.id,
+            kind: message.kind,
+            type_key: message.type_key,
+            payload: JsonRef::from_nodes(&payload_tape.0).unwrap_or(JsonRef::NULL),
+            metadata,
+            security: SecurityMetadata {
+                security_level: security.security_level,
+                encryption_info: security.encryption_info.as_ref().map(|info| {
+                    crate::message::EncryptionInfo {
+                        algorithm: info.algorithm.as_str(),
+                        key_id: info.key_id.as_str(),
+                        nonce: info.nonce.as_str(),
+                    }
+                }),
+                signature: security.signature.as_ref().map(String::as_str),
+                auth_token: security.auth_token.as_ref().map(String::as_str),
+            },
+            timestamp: message.timestamp.as_str(),
+        };
+        write_envelope(out, &parts, keys);
+        Ok(())
+    }
+}
+
+/// The envelope's members in JCS order. The key set is fixed by the
+/// envelope rules (unknown keys are refused), so the order is too:
+/// `id < metadata < payload < security < timestamp < type < type_ < version`,
+/// and inside `security`:
+/// `auth_token < encryption_info < security_level` (`signature` left out).
+fn write_envelope(out: &mut Vec<u8>, parts: &EnvelopeParts<'_>, keys: &mut Vec<usize>) {
+    out.extend_from_slice(b"{\"id\":");
+    write_str(out, parts.id);
+    match parts.metadata {
+        Field::Absent => {}
+        Field::Null => out.extend_from_slice(b",\"metadata\":null"),
+        Field::Present(metadata) => {
+            out.extend_from_slice(b",\"metadata\":");
+            write_node(out, metadata.nodes(), 0, keys);
+        }
+    }
+    out.extend_from_slice(b",\"payload\":");
+    write_node(out, parts.payload.nodes(), 0, keys);
+    out.extend_from_slice(b",\"security\":{");
+    let security = &parts.security;
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, name: &[u8]| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(name);
+    };
+    match &security.auth_token {
+        Field::Absent => {}
+        Field::Null => {
+            key(out, b"\"auth_token\":");
+            out.extend_from_slice(b"null");
+        }
+        Field::Present(token) => {
+            key(out, b"\"auth_token\":");
+            write_str(out, token);
+        }
+    }
+    match &security.encryption_info {
+        Field::Absent => {}
+        Field::Null => {
+            key(out, b"\"encryption_info\":");
+            out.extend_from_slice(b"null");
+        }
+        Field::Present(info) => {
+            key(out, b"\"encryption_info\":{\"algorithm\":");
+            write_str(out, info.algorithm);
+            out.extend_from_slice(b",\"key_id\":");
+            write_str(out, info.key_id);
+            out.extend_from_slice(b",\"nonce\":");
+            write_str(out, info.nonce);
+            out.push(b'}');
+        }
+    }
+    key(out, b"\"security_level\":\"");
+    out.extend_from_slice(security.security_level.as_str().as_bytes());
+    out.extend_from_slice(b"\"},\"timestamp\":");
+    write_str(out, parts.timestamp);
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(parts.type_key.as_str().as_bytes());
+    out.extend_from_slice(b"\":\"");
+    out.extend_from_slice(parts.kind.as_str().as_bytes());
+    out.push(b'"');
+    if let Some(version) = parts.version {
+        out.extend_from_slice(b",\"version\":");
+        write_str(out, version);
+    }
+    out.push(b'}');
+}
+
+/// Appends the canonical form of the value at tape position `at`.
+///
+/// `keys` is a stack shared by the nested objects being written: each object
+/// pushes its key positions, sorts its own slice, writes, and truncates back.
+/// Recursion depth is bounded by the tape's nesting (at most 64).
+fn write_node(out: &mut Vec<u8>, nodes: &[Node<'_>], at: usize, keys: &mut Vec<usize>) {
+    match nodes.get(at) {
+        None => {}
+        Some(Node::Object { .. }) => {
+            let start = keys.len();
+            keys.extend(members(nodes, at).map(|(_, value_at)| value_at - 1));
+            let end = keys.len();
+            if let Some(own) = keys.get_mut(start..end) {
+                own.sort_unstable_by(|&a, &b| {
+                    utf16_cmp(
+                        str_at(nodes, a).unwrap_or_default(),
+                        str_at(nodes, b).unwrap_or_default(),
+                    )
+                });
+            }
+            out.push(b'{');
+            for i in start..end {
+                let Some(&key_at) = keys.get(i) else { break };
+                if i > start {
+                    out.push(b',');
+                }
+                write_str(out, str_at(nodes, key_at).unwrap_or_default());
+                out.push(b':');
+                write_node(out, nodes, key_at + 1, keys);
+            }
+            out.push(b'}');
+            keys.truncate(start);
+        }
+        Some(Node::Array { len, .. }) => {
+            out.push(b'[');
+            let mut element = at + 1;
+            for i in 0..*len {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_node(out, nodes, element, keys);
+                element += nodes.get(element).map_or(1, span);
+            }
+            out.push(b']');
+        }
+        Some(Node::Static(StaticNode::I64(v))) => {
+            if v.unsigned_abs() <= MAX_EXACT_INTEGER {
+                write_number(out, JsonNumber::Int(*v));
+            } else {
+                write_f64(out, *v as f64);
+            }
+        }
+        Some(Node::Static(StaticNode::U64(v))) => {
+            if *v <= MAX_EXACT_INTEGER {
+                write_number(out, JsonNumber::Uint(*v));
+            } else {
+                write_f64(out, *v as f64);
+            }
+        }
+        Some(scalar) => {
+            crate::json::write::write_scalar(out, scalar);
+        }
+    }
+}
+
+/// Orders strings by their UTF-16 code units, as RFC 8785 section 3.2.3 asks.
+///
+/// UTF-8 byte order is code point order, which agrees with UTF-16 order
+/// except between a character above U+FFFF (a surrogate pair, 0xD800..) and
+/// one in U+E000..U+FFFF; so bytes decide unless such characters meet.
+fn utf16_cmp(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() || b.is_ascii() {
+        return a.as_bytes().cmp(b.as_bytes());
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canonical(text: &str) -> String {
+        let mut input = text.as_bytes().to_vec();
+        let mut parser = Parser::new(64);
+        let mut tape = Tape::null().reset();
+        parser.parse(&mut input, &mut tape).unwrap();
+        let mut out = Vec::new();
+        Canonicalizer::new().write_value(JsonRef::from_nodes(&tape.0).unwrap(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// RFC 8785 section 3.2.2: the sample input and its canonical output.
+    #[test]
+    fn rfc_8785_sample_canonicalizes_as_the_rfc_says() {
+        let input = r#"{
+  "numbers": [333333333.33333329, 1E30, 4.50,
+              2e-3, 0.000000000000000000000000001],
+  "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+  "literals": [null, true, false]
+}"#;
+        assert_eq!(
+            canonical(input),
+            "{\"literals\":[null,true,false],\"numbers\":[333333333.3333333,1e+30,4.5,0.002,1e-27],\"string\":\"€$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"}"
+        );
+    }
+
+    /// RFC 8785 section 3.2.3: sorting by UTF-16 code units.
+    #[test]
+    fn rfc_8785_sorting_example_orders_by_utf16_code_units() {
+        let input = r#"{
+  "\u20ac": "Euro Sign",
+  "\r": "Carriage Return",
+  "\ufb33": "Hebrew Letter Dalet With Dagesh",
+  "1": "One",
+  "\ud83d\ude00": "Emoji: Grinning Face",
+  "\u0080": "Control",
+  "\u00f6": "Latin Small Letter O With Diaeresis"
+}"#;
+        let out = canonical(input);
+        let values: Vec<&str> = out
+            .split("\":\"")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                "Carriage Return",
+                "One",
+                "Control",
+                "Latin Small Letter O With Diaeresis",
+                "Euro Sign",
+                "Emoji: Grinning Face",
+                "Hebrew Letter Dalet With Dagesh"
+            ]
+        );
+    }
+
+    /// RFC 8785 Appendix B: IEEE 754 values and their canonical text (NaN and
+    /// the infinities cannot occur in JSON).
+    #[test]
+    fn rfc_8785_appendix_b_numbers() {
+        const TABLE: &[(u64, &str)] = &[
+            (0x0000000000000000, "0"),
+            (0x8000000000000000, "0"),
+            (0x0000000000000001, "5e-324"),
+            (0x8000000000000001, "-5e-324"),
+            (0x7fefffffffffffff, "1.7976931348623157e+308"),
+            (0xffefffffffffffff, "-1.7976931348623157e+308"),
+            (0x4340000000000000, "9007199254740992"),
+            (0xc340000000000000, "-9007199254740992"),
+            (0x4430000000000000, "295147905179352830000"),
+            (0x44b52d02c7e14af5, "9.999999999999997e+22"),
+            (0x44b52d02c7e14af6, "1e+23"),
+            (0x44b52d02c7e14af7, "1.0000000000000001e+23"),
+            (0x444b1ae4d6e2ef4e, "999999999999999700000"),
+            (0x444b1ae4d6e2ef4f, "999999999999999900000"),
+            (0x444b1ae4d6e2ef50, "1e+21"),
+            (0x3eb0c6f7a0b5ed8c, "9.999999999999997e-7"),
+            (0x3eb0c6f7a0b5ed8d, "0.000001"),
+            (0x41b3de4355555553, "333333333.3333332"),
+            (0x41b3de4355555554, "333333333.33333325"),
+            (0x41b3de4355555555, "333333333.3333333"),
+            (0x41b3de4355555556, "333333333.3333334"),
+            (0x41b3de4355555557, "333333333.33333343"),
+            (0xbecbf647612f3696, "-0.0000033333333333333333"),
+            (0x43143ff3c1cb0959, "1424953923781206.2"),
+        ];
+        for &(bits, expected) in TABLE {
+            let value = f64::from_bits(bits);
+            // Through the parser, as a number arrives: Rust's shortest
+            // round-trip text of the double reads back to the same double.
+            let text = format!("[{value:e}]");
+            assert_eq!(canonical(&text), format!("[{expected}]"), "{bits:#018x}");
+            // And straight from the double.
+            let mut out = Vec::new();
+            write_f64(&mut out, value);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), expected, "{bits:#018x}");
+        }
+    }
+
+    #[test]
+    fn integers_beyond_2_pow_53_take_their_double_form() {
+        assert_eq!(
+            canonical(
+                "[9007199254740992, 9007199254740993, 18446744073709551615, -9007199254740993, 100, -0]"
+            ),
+            "[9007199254740992,9007199254740992,18446744073709552000,-9007199254740992,100,0]"
+        );
+    }
+
+    #[test]
+    fn nested_objects_are_sorted_at_every_level_and_arrays_keep_order() {
+        assert_eq!(
+            canonical(r#"{"b":[{"z":1,"a":{"y":2,"x":[3,{"d":4,"c":5}]}}],"a":[]}"#),
+            r#"{"a":[],"b":[{"a":{"x":[3,{"c":5,"d":4}],"y":2},"z":1}]}"#
+        );
+    }
+
+    #[test]
+    fn utf16_order_differs_from_code_point_order_only_above_the_bmp() {
+        assert_eq!(utf16_cmp("\u{ffff}", "\u{10000}"), Ordering::Greater);
+        assert_eq!(utf16_cmp("\u{e000}", "\u{10000}"), Ordering::Greater);
+        assert_eq!(utf16_cmp("\u{d7ff}", "\u{10000}"), Ordering::Less);
+        assert_eq!(utf16_cmp("a", "ab"), Ordering::Less);
+        assert_eq!(utf16_cmp("é", "e"), Ordering::Greater);
+    }
+}

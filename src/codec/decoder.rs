@@ -1,0 +1,138 @@
+//! [`Decoder`]: frame bodies in, validated [`MessageView`]s out.
+
+use simd_json::Node;
+
+use super::binary::{self, AlignedBytes, BINARY_ALIGNMENT, BinaryScratch};
+use super::{Codec, Limits, json};
+use crate::error::Error;
+use crate::json::{MAX_VALUE_DEPTH, Parser};
+use crate::message::{MessageView, TapeLease};
+
+/// The deepest an envelope may nest (PROTOCOL.md section 3).
+pub const MAX_DEPTH: usize = 64;
+
+/// Decodes message bodies of either codec and applies the envelope rules.
+///
+/// One decoder per thread: it owns the parser's buffers and the tape that
+/// views borrow, so a stream of messages decodes without allocating once the
+/// buffers have grown to the largest message seen. A view borrows the
+/// decoder; drop it before decoding the next message.
+///
+/// ```
+/// use mcp_engine::codec::{Decoder, Limits};
+/// use mcp_engine::{MessageType, Timestamp};
+///
+/// let now = Timestamp::now();
+/// let mut body = format!(
+///     r#"{{"id":"m-1","type":"Command","payload":{{"command":"sys.ping"}},
+///         "security":{{"security_level":"Low"}},"timestamp":"{now}"}}"#
+/// )
+/// .into_bytes();
+/// let mut decoder = Decoder::new(Limits::default());
+/// let view = decoder.decode_json(&mut body, now.unix_nanos()).unwrap();
+/// assert_eq!(view.kind(), MessageType::Command);
+/// assert_eq!(view.payload().get("command").and_then(|c| c.as_str()), Some("sys.ping"));
+/// ```
+pub struct Decoder {
+    limits: Limits,
+    envelope_parser: Parser,
+    value_parser: Parser,
+    tape: Vec<Node<'static>>,
+    metadata_tape: Vec<Node<'static>>,
+    text: Vec<u8>,
+    aligned: AlignedBytes,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decoder {
+    /// A decoder that holds messages to `limits`.
+    pub fn new(limits: Limits) -> Decoder {
+        Decoder {
+            limits,
+            envelope_parser: Parser::new(MAX_DEPTH),
+            value_parser: Parser::new(MAX_VALUE_DEPTH),
+            tape: Vec::new(),
+            metadata_tape: Vec::new(),
+            text: Vec::new(),
+            aligned: AlignedBytes::new(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Changes the limits for the messages decoded from now on.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Decodes a body of either codec. `now` is the receiver's clock (Unix
+    /// nanoseconds) for the timestamp window.
+    ///
+    /// A JSON body is parsed in place: its bytes are overwritten (strings
+    /// unescaped where they stand).
+    pub fn decode<'a>(
+        &'a mut self,
+        codec: Codec,
+        body: &'a mut [u8],
+        now: i128,
+    ) -> Result<MessageView<'a>, Error> {
+        match codec {
+            Codec::Json => self.decode_json(body, now),
+            Codec::Binary => self.decode_binary(body, now),
+        }
+    }
+
+    /// Decodes a JSON body, in place (see [`decode`](Self::decode)).
+    pub fn decode_json<'a>(
+        &'a mut self,
+        body: &'a mut [u8],
+        now: i128,
+    ) -> Result<MessageView<'a>, Error> {
+        let lease = TapeLease::take(&mut self.tape);
+        json::decode(&mut self.envelope_parser, body, lease, &self.limits, now)
+    }
+
+    /// Decodes a binary body. Zero-copy when `body` is aligned to
+    /// [`BINARY_ALIGNMENT`]; otherwise it is first copied into an aligned
+    /// buffer of the decoder's.
+    pub fn decode_binary<'a>(
+        &'a mut self,
+        body: &'a [u8],
+        now: i128,
+    ) -> Result<MessageView<'a>, Error> {
+        let Decoder {
+            limits,
+            value_parser,
+            tape,
+            metadata_tape,
+            text,
+            aligned,
+            ..
+        } = self;
+        // Size first: never copy an oversized body.
+        limits.check_size(body.len())?;
+        let body: &'a [u8] = if body.as_ptr().align_offset(BINARY_ALIGNMENT) == 0 {
+            body
+        } else {
+            aligned.clear();
+            aligned.extend_from_slice(body);
+            aligned.as_slice()
+        };
+        let scratch = BinaryScratch {
+            parser: value_parser,
+            text,
+            metadata_tape,
+        };
+        binary::decode(body, scratch, TapeLease::take(tape), limits, now)
+    }
+}

@@ -1,0 +1,23 @@
+//! Codecs: message bodies to validated views and back (PROTOCOL.md sections
+//! 3 and 8), and the canonical form that signatures cover (section 5).
+//!
+//! [`Decoder`] turns a frame body, JSON or binary, into a [`MessageView`]
+//! after every envelope rule, or refuses it with the protocol's code. Security
+//! checks (tokens, signatures, decryption) are not here: they need keys and
+//! belong to the pipeline's stages.
+//!
+//! [`MessageView`]: crate::MessageView
+
+pub mod binary;
+mod canonical;
+mod codec_byte;
+mod decoder;
+pub mod json;
+mod rules;
+
+pub use binary::{AlignedBytes, BINARY_ALIGNMENT};
+pub use canonical::Canonicalizer;
+pub use codec_byte::Codec;
+pub use decoder::{Decoder, MAX_DEPTH};
+pub use rules::Limits;
+pub(crate) use rules::{check_version_form, check_version_major};

@@ -1,0 +1,216 @@
+//! The envelope rules both codecs apply once a body has decoded
+//! (PROTOCOL.md section 3): version, id, timestamp window, metadata.
+//!
+//! Kept apart from the codecs so that a JSON and a binary message are held to
+//! the same rules by the same code.
+
+use std::borrow::Cow;
+
+use simd_json::{Node, StaticNode};
+
+use crate::config::Config;
+use crate::error::{Code, Error};
+use crate::json::{members, str_at};
+use crate::message::{is_valid_id, timestamp};
+
+/// The limits a decoder holds messages to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest body, in bytes (`max_message_size`).
+    pub max_message_size: usize,
+    /// How far a timestamp may lie from the receiver's clock, either way, in
+    /// nanoseconds (`replay_window`).
+    pub replay_window_nanos: i128,
+}
+
+impl Limits {
+    /// The limits of a configuration.
+    pub fn from_config(config: &Config) -> Limits {
+        Limits {
+            max_message_size: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
+            replay_window_nanos: i128::from(config.replay_window_secs) * 1_000_000_000,
+        }
+    }
+
+    /// Refuses a body over `max_message_size` with `message_too_large`.
+    pub fn check_size(&self, len: usize) -> Result<(), Error> {
+        if len > self.max_message_size {
+            return Err(Error::new(
+                Code::MessageTooLarge,
+                format!(
+                    "message of {len} bytes exceeds max_message_size of {} bytes",
+                    self.max_message_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    /// The limits of the default configuration: 1 MiB, 300 s.
+    fn default() -> Limits {
+        Limits::from_config(&Config::default())
+    }
+}
+
+pub(crate) fn invalid(message: impl Into<Cow<'static, str>>) -> Error {
+    Error::new(Code::ValidationFailed, message)
+}
+
+/// Refuses a `version` whose major is not 1 with `unsupported_version`.
+///
+/// Only that: a version that is not a string or not of the form
+/// `MAJOR[.MINOR…]` is a field error, reported by [`check_version_form`] in
+/// the later field pass, because `unsupported_version` comes first in the
+/// protocol's order of checks.
+pub(crate) fn check_version_major(version: Option<&str>) -> Result<(), Error> {
+    let Some(version) = version else {
+        return Ok(());
+    };
+    let major = version.split('.').next().unwrap_or_default();
+    if !major.is_empty()
+        && major.bytes().all(|b| b.is_ascii_digit())
+        && major.trim_start_matches('0') != "1"
+    {
+        return Err(Error::new(
+            Code::UnsupportedVersion,
+            "only protocol version 1 is supported",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a `version` that is not `MAJOR[.MINOR…]` in decimal digits.
+pub(crate) fn check_version_form(version: &str) -> Result<(), Error> {
+    let well_formed = version
+        .split('.')
+        .all(|part| (1..=9).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit()));
+    if !well_formed {
+        return Err(invalid("field `version` must look like \"1.0\""));
+    }
+    Ok(())
+}
+
+/// Refuses an `id` outside 1 to 128 bytes of `[A-Za-z0-9._:-]`.
+pub(crate) fn check_id(id: &str) -> Result<(), Error> {
+    if !is_valid_id(id) {
+        return Err(invalid(
+            "field `id` must be 1 to 128 characters of [A-Za-z0-9._:-]",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a `timestamp` and refuses it outside the replay window around `now`.
+pub(crate) fn check_timestamp(text: &str, now: i128, limits: &Limits) -> Result<i128, Error> {
+    let Some(instant) = timestamp::parse_rfc3339(text) else {
+        return Err(invalid("field `timestamp` must be an RFC 3339 date-time"));
+    };
+    if (instant - now).abs() > limits.replay_window_nanos {
+        return Err(invalid("field `timestamp` is outside the replay window"));
+    }
+    Ok(instant)
+}
+
+/// What the engine reads from `metadata`: `correlation_id` and `ack`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MetadataFields<'a> {
+    pub(crate) correlation_id: Option<&'a str>,
+    pub(crate) ack: bool,
+}
+
+/// Reads the `metadata` object at tape position `at` (the caller handles
+/// `null`): `correlation_id` must be a message id or null, `ack` a boolean or
+/// null. Other members are free.
+pub(crate) fn check_metadata<'a>(
+    nodes: &[Node<'a>],
+    at: usize,
+) -> Result<MetadataFields<'a>, Error> {
+    if !matches!(nodes.get(at), Some(Node::Object { .. })) {
+        return Err(invalid("field `metadata` must be an object or null"));
+    }
+    let mut fields = MetadataFields::default();
+    for (key, value_at) in members(nodes, at) {
+        let value = nodes.get(value_at);
+        if matches!(value, Some(Node::Static(StaticNode::Null))) {
+            continue;
+        }
+        match key {
+            "correlation_id" => match str_at(nodes, value_at) {
+                Some(id) if is_valid_id(id) => fields.correlation_id = Some(id),
+                _ => {
+                    return Err(invalid(
+                        "field `metadata.correlation_id` must be a message id or null",
+                    ));
+                }
+            },
+            "ack" => match value {
+                Some(Node::Static(StaticNode::Bool(ack))) => fields.ack = *ack,
+                _ => return Err(invalid("field `metadata.ack` must be a boolean or null")),
+            },
+            _ => {}
+        }
+    }
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_major_version_one_is_supported() {
+        for ok in [
+            None,
+            Some("1.0"),
+            Some("1"),
+            Some("1.7"),
+            Some("01.0"),
+            Some("x"),
+            Some(""),
+        ] {
+            assert!(check_version_major(ok).is_ok(), "{ok:?}");
+        }
+        for other in ["2.0", "0.9", "10", "2", "2.x", "11.0"] {
+            assert_eq!(
+                check_version_major(Some(other)).unwrap_err().code(),
+                Code::UnsupportedVersion,
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn version_must_be_dotted_digits() {
+        for ok in ["1.0", "1", "1.0.3"] {
+            assert!(check_version_form(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1.",
+            ".1",
+            "v1",
+            "1.0-beta",
+            "1..0",
+            "1.0 ",
+            "1.9999999999",
+        ] {
+            assert_eq!(
+                check_version_form(bad).unwrap_err().code(),
+                Code::ValidationFailed,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_replay_window_holds_both_ways_and_is_inclusive() {
+        let limits = Limits::default();
+        let now = 1_795_435_200 * 1_000_000_000;
+        assert!(check_timestamp("2026-11-23T12:05:00Z", now, &limits).is_ok());
+        assert!(check_timestamp("2026-11-23T11:55:00Z", now, &limits).is_ok());
+        assert!(check_timestamp("2026-11-23T12:05:00.001Z", now, &limits).is_err());
+        assert!(check_timestamp("2026-11-23T11:54:59.999Z", now, &limits).is_err());
+    }
+}

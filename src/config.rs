@@ -1,0 +1,190 @@
+//! [`Config`]: the engine's settings, their defaults, and loading them from TOML.
+//!
+//! The defaults serve a newcomer: no file is needed. A file names only what
+//! it changes. A bad file is refused as a whole with `configuration_error`,
+//! naming the file, the line and the field, so the operator can fix it
+//! without guessing; a key the engine does not know is an error too, since a
+//! misspelt key silently ignored is a setting silently not applied.
+
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::codec::{check_version_form, check_version_major};
+use crate::error::{Code, Error};
+use crate::message::PROTOCOL_VERSION;
+
+/// The smallest `max_message_size`: an Error envelope must always fit.
+pub const MIN_MESSAGE_SIZE: u64 = 512;
+/// The largest `max_message_size`: a frame's length (body plus codec byte)
+/// must fit its 32-bit length field.
+pub const MAX_MESSAGE_SIZE: u64 = u32::MAX as u64 - 1;
+
+/// The engine's configuration (the seed's `MCPConfig`, plus the replay window).
+///
+/// ```
+/// use mcp_engine::Config;
+///
+/// let config = Config::from_toml("max_message_size = 65536\n", "engine.toml").unwrap();
+/// assert_eq!(config.max_message_size, 65536);
+/// assert_eq!(config.timeout_ms, 200); // the default
+///
+/// let error = Config::from_toml("\ntimeout_ms = \"fast\"\n", "engine.toml").unwrap_err();
+/// assert_eq!(error.code().as_str(), "configuration_error");
+/// assert!(error.message().starts_with("engine.toml:2: `timeout_ms`"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The protocol version the engine speaks (`"1.0"`).
+    pub version: String,
+    /// The largest message body accepted, in bytes (default 1 MiB).
+    pub max_message_size: u64,
+    /// How long a handler may take before the engine answers `timeout`, in
+    /// milliseconds (default 200).
+    pub timeout_ms: u64,
+    /// How far a message's timestamp may lie from the engine's clock, either
+    /// way, in seconds (default 300). Also how long message ids are
+    /// remembered for replay detection.
+    pub replay_window_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            version: PROTOCOL_VERSION.to_owned(),
+            max_message_size: 1024 * 1024,
+            timeout_ms: 200,
+            replay_window_secs: 300,
+        }
+    }
+}
+
+/// The file's shape. Every field is optional (a default fills it) and spanned
+/// (so a value that is the right type but out of range can name its line).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    version: Option<Spanned<String>>,
+    max_message_size: Option<Spanned<u64>>,
+    timeout_ms: Option<Spanned<u64>>,
+    replay_window_secs: Option<Spanned<u64>>,
+}
+
+impl Config {
+    /// Reads and validates the TOML file at `path`.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(
+                Code::ConfigurationError,
+                format!("{}: cannot read: {e}", path.display()),
+            )
+        })?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML `text`; `origin` names it in errors (a
+    /// file name, usually).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, Error> {
+        let at = |span: Option<Range<usize>>, problem: &str| {
+            let place = locate(text, span);
+            Error::new(
+                Code::ConfigurationError,
+                format!("{origin}:{}: {problem}", place),
+            )
+        };
+        // The spanned tree first: it names the field behind a typed error.
+        let tree = DeTable::parse(text).map_err(|e| at(e.span(), e.message()))?;
+        let file: ConfigFile = toml::from_str(text).map_err(|e| {
+            let field = e
+                .span()
+                .and_then(|span| field_at(tree.get_ref(), span.start, ""))
+                .map(|name| format!("`{name}`: "))
+                .unwrap_or_default();
+            at(e.span(), &format!("{field}{}", e.message()))
+        })?;
+
+        let mut config = Config::default();
+        let field = |name: &str, value_span: Range<usize>, problem: &str| {
+            at(Some(value_span), &format!("`{name}`: {problem}"))
+        };
+        if let Some(version) = file.version {
+            let supported = check_version_form(version.get_ref()).is_ok()
+                && check_version_major(Some(version.get_ref())).is_ok();
+            if !supported {
+                return Err(field(
+                    "version",
+                    version.span(),
+                    "must be a version 1 protocol version, e.g. \"1.0\"",
+                ));
+            }
+            config.version = version.into_inner();
+        }
+        if let Some(size) = file.max_message_size {
+            if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(size.get_ref()) {
+                return Err(field(
+                    "max_message_size",
+                    size.span(),
+                    &format!("must be between {MIN_MESSAGE_SIZE} and {MAX_MESSAGE_SIZE} bytes"),
+                ));
+            }
+            config.max_message_size = size.into_inner();
+        }
+        if let Some(timeout) = file.timeout_ms {
+            if !(1..=3_600_000).contains(timeout.get_ref()) {
+                return Err(field(
+                    "timeout_ms",
+                    timeout.span(),
+                    "must be between 1 and 3600000 milliseconds",
+                ));
+            }
+            config.timeout_ms = timeout.into_inner();
+        }
+        if let Some(window) = file.replay_window_secs {
+            if !(1..=86_400).contains(window.get_ref()) {
+                return Err(field(
+                    "replay_window_secs",
+                    window.span(),
+                    "must be between 1 and 86400 seconds",
+                ));
+            }
+            config.replay_window_secs = window.into_inner();
+        }
+        Ok(config)
+    }
+}
+
+/// `line N` of a byte offset, or `-` when the parser gave no position.
+fn locate(text: &str, span: Option<Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            (before.bytes().filter(|&b| b == b'\n').count() + 1).to_string()
+        }
+        None => "-".to_owned(),
+    }
+}
+
+/// The dotted name of the innermost key whose key or value covers `offset`.
+fn field_at(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
+    for (key, value) in table {
+        let covers = |span: Range<usize>| span.contains(&offset);
+        if !covers(key.span()) && !covers(value.span()) {
+            continue;
+        }
+        let name = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        if let DeValue::Table(inner) = value.get_ref()
+            && let Some(deeper) = field_at(inner, offset, &name)
+        {
+            return Some(deeper);
+        }
+        return Some(name);
+    }
+    None
+}

@@ -1,0 +1,147 @@
+//! Entry points for the fuzz targets in `fuzz/` (not a public API).
+//!
+//! Each takes arbitrary bytes, must never panic on them, and checks what must
+//! hold for whatever it accepts: a message that decodes re-encodes, in both
+//! codecs, to the same message with the same signed form; framing gives the
+//! same frames however the bytes are chunked.
+#![allow(clippy::panic, missing_docs)]
+
+use crate::codec::{self, AlignedBytes, Canonicalizer, Decoder, Limits};
+use crate::frame::{FrameDecoder, FrameError};
+use crate::message::MessageView;
+use crate::{Codec, Message};
+
+/// The clock the fuzz targets decode with: 2026-11-23T12:00:00Z, the time in
+/// the seed corpus.
+pub const FUZZ_NOW: i128 = 1_795_435_200 * 1_000_000_000;
+
+fn signing_input(view: &MessageView<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    Canonicalizer::new().write_signing_input(view, &mut out);
+    out
+}
+
+/// Re-encodes an accepted message in both codecs and checks that each decodes
+/// back to the same message and the same signed form.
+fn check_round_trips(message: &Message, signed: &[u8]) {
+    let mut decoder = Decoder::new(Limits::default());
+
+    let mut json = Vec::new();
+    codec::json::encode(message, &mut json);
+    match decoder.decode_json(&mut json, FUZZ_NOW) {
+        Ok(again) => {
+            assert_eq!(
+                &again.to_message(),
+                message,
+                "JSON round trip changed the message"
+            );
+            assert_eq!(
+                signing_input(&again),
+                signed,
+                "JSON round trip changed the signed form"
+            );
+        }
+        // Re-encoding may only grow past the size limit (escapes written out).
+        Err(e) => assert_eq!(
+            e.code(),
+            crate::Code::MessageTooLarge,
+            "re-encoded JSON refused: {e}"
+        ),
+    }
+
+    let mut binary = AlignedBytes::new();
+    if codec::binary::encode(message, &mut binary).is_ok() {
+        match decoder.decode_binary(&binary, FUZZ_NOW) {
+            Ok(again) => {
+                assert_eq!(
+                    &again.to_message(),
+                    message,
+                    "binary round trip changed the message"
+                );
+                assert_eq!(
+                    signing_input(&again),
+                    signed,
+                    "binary round trip changed the signed form"
+                );
+            }
+            Err(e) => {
+                assert_eq!(
+                    e.code(),
+                    crate::Code::MessageTooLarge,
+                    "binary form refused: {e}"
+                )
+            }
+        }
+    }
+}
+
+/// Fuzz target `parse_json`: one JSON body.
+pub fn parse_json(data: &[u8]) {
+    let mut body = data.to_vec();
+    let mut decoder = Decoder::new(Limits::default());
+    if let Ok(view) = decoder.decode_json(&mut body, FUZZ_NOW) {
+        let message = view.to_message();
+        let signed = signing_input(&view);
+        drop(view);
+        check_round_trips(&message, &signed);
+    }
+}
+
+/// Fuzz target `parse_binary`: one binary body.
+pub fn parse_binary(data: &[u8]) {
+    let mut body = AlignedBytes::new();
+    body.extend_from_slice(data);
+    let mut decoder = Decoder::new(Limits::default());
+    if let Ok(view) = decoder.decode_binary(&body, FUZZ_NOW) {
+        let message = view.to_message();
+        let signed = signing_input(&view);
+        drop(view);
+        check_round_trips(&message, &signed);
+    }
+}
+
+/// What a frame decoder yields, owned, for comparison.
+pub type FrameEvent = Result<(Codec, Vec<u8>), FrameError>;
+
+/// Feeds `stream` to a fresh decoder in pieces of the given sizes (cycled;
+/// a size of 0 counts as 1) and collects every event.
+pub fn decode_frames(
+    stream: &[u8],
+    chunk_sizes: &[usize],
+    max_message_size: usize,
+) -> Vec<FrameEvent> {
+    let mut decoder = FrameDecoder::new(max_message_size);
+    let mut events = Vec::new();
+    let mut rest = stream;
+    let mut sizes = chunk_sizes.iter().copied().cycle();
+    while !rest.is_empty() {
+        let size = sizes.next().unwrap_or(rest.len()).clamp(1, rest.len());
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        decoder.push(chunk);
+        while let Some(event) = decoder.next_frame() {
+            events.push(event.map(|frame| (frame.codec, frame.body.to_vec())));
+        }
+    }
+    events
+}
+
+/// Fuzz target `frame_decoder`: the first byte picks a limit, the next eight
+/// the chunk sizes, the rest is the stream; chunked decoding must give the
+/// same events as decoding the stream whole.
+pub fn frame_decoder(data: &[u8]) {
+    let Some((&limit, rest)) = data.split_first() else {
+        return;
+    };
+    let (sizes, stream) = rest.split_at(rest.len().min(8));
+    let sizes: Vec<usize> = sizes.iter().map(|&s| usize::from(s)).collect();
+    let max = usize::from(limit) * 4;
+    let whole = decode_frames(stream, &[stream.len()], max);
+    let chunked = decode_frames(stream, &sizes, max);
+    assert_eq!(whole, chunked, "chunking changed the frames");
+    let one_by_one = decode_frames(stream, &[1], max);
+    assert_eq!(
+        whole, one_by_one,
+        "byte-at-a-time feeding changed the frames"
+    );
+}

@@ -1,0 +1,90 @@
+//! # mcp-engine
+//!
+//! An engine for the Machine Context Protocol (MCP): peers exchange
+//! commands, responses and events as signed, optionally encrypted JSON (or
+//! binary) envelopes over length-prefixed frames. The wire contract is
+//! `docs/protocol.md`.
+//!
+//! This crate is sans-I/O at its core: bytes in, validated messages out, and
+//! back. The layers, in the order a message crosses them:
+//!
+//! - [`frame`]: length-prefixed frames from a byte stream, in any chunking;
+//! - [`codec`]: a frame body (JSON on simd-json, or binary on rkyv) to a
+//!   [`MessageView`] that borrows the buffer, after every envelope rule; and
+//!   the canonical form (RFC 8785) that signatures cover;
+//! - [`message`]: the envelope as types, owned ([`Message`]) or borrowed
+//!   ([`MessageView`]);
+//! - [`error`]: the protocol's 18 error codes as one [`Error`] type;
+//! - [`config`]: settings, defaults, and TOML loading.
+//!
+//! ## Example
+//!
+//! Build a command, send it through a frame, decode it on the other side,
+//! and answer a refusal with the protocol's Error envelope:
+//!
+//! ```
+//! use mcp_engine::codec::{self, Codec, Decoder, Limits};
+//! use mcp_engine::frame::{FrameDecoder, write_frame};
+//! use mcp_engine::{Message, MessageType, RawJson, SecurityLevel, Timestamp};
+//!
+//! // The sender builds and frames a message.
+//! let payload = RawJson::parse(r#"{"command": "demo.echo", "args": {"text": "hi"}}"#)?;
+//! let message = Message::new("c-0001", MessageType::Command, SecurityLevel::Low, payload);
+//! let mut body = Vec::new();
+//! codec::json::encode(&message, &mut body);
+//! let mut wire = Vec::new();
+//! write_frame(&mut wire, Codec::Json, &body)?;
+//!
+//! // The receiver reads frames from the stream and decodes each body in place.
+//! let limits = Limits::default();
+//! let mut frames = FrameDecoder::new(limits.max_message_size);
+//! let mut decoder = Decoder::new(limits);
+//! frames.push(&wire);
+//! let frame = frames.next_frame().expect("a whole frame")?;
+//! let now = Timestamp::now().unix_nanos();
+//! let view = decoder.decode(frame.codec, frame.body, now)?;
+//! assert_eq!(view.id(), "c-0001");
+//! assert_eq!(view.security().security_level, SecurityLevel::Low);
+//! let args = view.payload().get("args").expect("args");
+//! assert_eq!(args.get("text").and_then(|t| t.as_str()), Some("hi"));
+//! assert_eq!(view.to_message(), message);
+//! drop(view);
+//!
+//! // A broken body is refused with the protocol's code.
+//! let mut broken = br#"{"id": "c-0002", "type": "Command"}"#.to_vec();
+//! let refusal = decoder.decode_json(&mut broken, now).unwrap_err();
+//! assert_eq!(refusal.code().as_str(), "validation_failed");
+//! let mut payload = Vec::new();
+//! refusal.write_payload(&mut payload);
+//! assert!(payload.starts_with(br#"{"category":"protocol","code":"validation_failed""#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod frame;
+pub mod json;
+pub mod message;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use codec::{Codec, Decoder, Limits};
+pub use config::Config;
+pub use error::{Category, Code, Error};
+pub use json::{JsonRef, RawJson};
+pub use message::{
+    EncryptionInfo, Field, Message, MessageType, MessageView, SecurityLevel, SecurityMetadata,
+    Timestamp, TypeKey,
+};

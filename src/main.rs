@@ -1,0 +1,37 @@
+//! `mcp-engine`: the command-line front of the engine (`../shared/spec/CLI.md`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The Machine Context Protocol engine.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-engine", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode and validate one message; print why it is accepted or refused.
+    ///
+    /// Prints one JSON line: `{"ok":true,"id":…,"type":…,"security_level":…}`
+    /// and exits 0 if the message passes every envelope rule, or the
+    /// protocol's Error payload and exits 1 if not. Exits 2 on a usage error
+    /// or an unreadable file.
+    Check(cli::check::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(args) => cli::check::run(&args),
+    }
+}

@@ -1,0 +1,25 @@
+//! The message model (PROTOCOL.md sections 1 and 3).
+//!
+//! Two forms of one envelope: [`Message`], owned, for building and keeping
+//! messages; [`MessageView`], borrowed from the buffer a message arrived in,
+//! for the pipeline to read without copying. Decoding and the envelope rules
+//! live in [`codec`](crate::codec); this module holds the types.
+
+mod envelope;
+mod field;
+mod id;
+mod kind;
+mod level;
+mod security;
+pub(crate) mod timestamp;
+mod view;
+
+pub use envelope::{Message, PROTOCOL_VERSION};
+pub use field::Field;
+pub use id::{MAX_ID_LEN, is_valid_id};
+pub use kind::{MessageType, TypeKey};
+pub use level::SecurityLevel;
+pub use security::{EncryptionInfo, SecurityMetadata};
+pub use timestamp::{Timestamp, unix_nanos_now};
+pub use view::MessageView;
+pub(crate) use view::TapeLease;

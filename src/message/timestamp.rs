@@ -1,0 +1,210 @@
+//! [`Timestamp`]: an RFC 3339 instant that keeps its text as sent.
+//!
+//! The text matters beyond the instant it names: the payload cipher binds the
+//! timestamp "exactly as sent" (PROTOCOL.md section 6) and the signature covers
+//! it, so a timestamp is never re-formatted once made. Timestamps the engine
+//! makes are UTC with milliseconds, e.g. `2026-11-23T12:00:00.123Z`.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Nanoseconds in a second.
+const NANOS_PER_SECOND: i128 = 1_000_000_000;
+
+/// An instant on the wire: its RFC 3339 text and the Unix time it names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    text: String,
+    unix_nanos: i128,
+}
+
+impl Timestamp {
+    /// The current time, UTC, to the millisecond.
+    pub fn now() -> Timestamp {
+        Timestamp::from_unix_nanos(unix_nanos_now())
+    }
+
+    /// The instant `unix_nanos` (truncated to the millisecond), formatted as
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`. Instants outside years 0000 to 9999 are
+    /// clamped to that range, the range RFC 3339 can express.
+    pub fn from_unix_nanos(unix_nanos: i128) -> Timestamp {
+        let millis = unix_nanos.div_euclid(1_000_000).saturating_mul(1_000_000);
+        let instant = OffsetDateTime::from_unix_timestamp_nanos(millis).unwrap_or(if millis < 0 {
+            macros_free::MIN
+        } else {
+            macros_free::MAX
+        });
+        let text = format_utc_millis(instant);
+        Timestamp {
+            unix_nanos: instant.unix_timestamp_nanos(),
+            text,
+        }
+    }
+
+    /// Parses an RFC 3339 date-time, keeping `text` as it is.
+    ///
+    /// Any offset is accepted; `T` and `Z` in either case, as RFC 3339's
+    /// grammar allows; not a space between date and time (the RFC's note
+    /// allows it by agreement only). A leap second (`:60`) names the instant
+    /// after `:59`.
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        let unix_nanos = parse_rfc3339(text)?;
+        Some(Timestamp {
+            text: text.to_owned(),
+            unix_nanos,
+        })
+    }
+
+    /// A timestamp from text already read as `unix_nanos`.
+    pub(crate) fn from_parts(text: String, unix_nanos: i128) -> Timestamp {
+        Timestamp { text, unix_nanos }
+    }
+
+    /// The text as sent.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn unix_nanos(&self) -> i128 {
+        self.unix_nanos
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The current Unix time in nanoseconds.
+pub fn unix_nanos_now() -> i128 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i128::try_from(since.as_nanos()).unwrap_or(i128::MAX),
+        Err(before) => -i128::try_from(before.duration().as_nanos()).unwrap_or(i128::MAX),
+    }
+}
+
+/// The Unix time in nanoseconds named by an RFC 3339 date-time.
+pub(crate) fn parse_rfc3339(text: &str) -> Option<i128> {
+    let bytes = text.as_bytes();
+    if !matches!(bytes.get(10), Some(b'T' | b't')) {
+        return None;
+    }
+    if let Ok(instant) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(instant.unix_timestamp_nanos());
+    }
+    // A leap second: read it as :59 plus one second.
+    if bytes.get(17..19) == Some(b"60") {
+        let mut copy = bytes.to_vec();
+        copy.get_mut(17..19)?.copy_from_slice(b"59");
+        let text = std::str::from_utf8(&copy).ok()?;
+        let instant = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        return Some(instant.unix_timestamp_nanos() + NANOS_PER_SECOND);
+    }
+    None
+}
+
+fn format_utc_millis(instant: OffsetDateTime) -> String {
+    let (year, month, day) = instant.to_calendar_date();
+    let (hour, minute, second, milli) = instant.to_hms_milli();
+    format!(
+        "{year:04}-{:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z",
+        u8::from(month)
+    )
+}
+
+/// Stand-ins for `time`'s `PrimitiveDateTime::MIN/MAX` at UTC, without its
+/// macros feature.
+mod macros_free {
+    use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
+
+    pub(super) const MIN: OffsetDateTime = match Date::from_ordinal_date(0, 1) {
+        Ok(date) => PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc(),
+        Err(_) => OffsetDateTime::UNIX_EPOCH,
+    };
+
+    pub(super) const MAX: OffsetDateTime = match Date::from_ordinal_date(9999, 365) {
+        Ok(date) => match Time::from_hms_milli(23, 59, 59, 999) {
+            Ok(time) => PrimitiveDateTime::new(date, time).assume_utc(),
+            Err(_) => OffsetDateTime::UNIX_EPOCH,
+        },
+        Err(_) => OffsetDateTime::UNIX_EPOCH,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOON: i128 = 1_795_435_200 * NANOS_PER_SECOND; // 2026-11-23T12:00:00Z
+
+    #[test]
+    fn parses_utc_offsets_and_fractions() {
+        assert_eq!(parse_rfc3339("2026-11-23T12:00:00Z"), Some(NOON));
+        assert_eq!(
+            parse_rfc3339("2026-11-23T12:00:00.123Z"),
+            Some(NOON + 123_000_000)
+        );
+        assert_eq!(parse_rfc3339("2026-11-23t12:00:00z"), Some(NOON));
+        assert_eq!(parse_rfc3339("2026-11-23T13:30:00+01:30"), Some(NOON));
+        assert_eq!(parse_rfc3339("2026-11-23T12:00:00-00:00"), Some(NOON));
+        assert_eq!(
+            parse_rfc3339("2026-11-23T12:00:00.123456789Z"),
+            Some(NOON + 123_456_789)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-23T23:59:60Z"),
+            Some(NOON + 12 * 3600 * NANOS_PER_SECOND)
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_rfc_3339() {
+        for bad in [
+            "",
+            "2026-11-23",
+            "2026-11-23 12:00:00Z",
+            "2026-11-23T12:00Z",
+            "2026-11-23T12:00:00",
+            "2026-02-30T12:00:00Z",
+            "2026-11-23T24:00:00Z",
+            "2026-11-23T12:00:00+24:00",
+            "2026-11-23T12:00:61Z",
+            "26-11-23T12:00:00Z",
+            "2026-11-23T12:00:00.Z",
+            "1795435200",
+            "2026-11-23T12:00:00Zjunk",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn made_timestamps_are_utc_with_milliseconds_and_read_back() {
+        let t = Timestamp::from_unix_nanos(NOON + 123_456_789);
+        assert_eq!(t.as_str(), "2026-11-23T12:00:00.123Z");
+        assert_eq!(t.unix_nanos(), NOON + 123_000_000);
+        assert_eq!(Timestamp::parse(t.as_str()), Some(t));
+        let now = Timestamp::now();
+        assert_eq!(now.as_str().len(), 24);
+        assert_eq!(parse_rfc3339(now.as_str()), Some(now.unix_nanos()));
+    }
+
+    #[test]
+    fn instants_beyond_rfc_3339_years_are_clamped() {
+        assert!(
+            Timestamp::from_unix_nanos(i128::MAX)
+                .as_str()
+                .starts_with("9999-12-31T23:59:59.999")
+        );
+        assert!(
+            Timestamp::from_unix_nanos(i128::MIN)
+                .as_str()
+                .starts_with("0000-01-01T00:00:00.000")
+        );
+    }
+}
