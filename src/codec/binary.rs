@@ -313,3 +313,136 @@ fn in_field(error: Error, field: &str) -> Error {
         format!("field `{field}`: {}", error.message()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Decoder, Limits};
+
+    const NOW: i128 = 1_795_435_200 * 1_000_000_000;
+
+    fn wire() -> WireEnvelope {
+        WireEnvelope {
+            version: Some("1.0".into()),
+            id: "b-1".into(),
+            kind: WireKind::Event,
+            type_underscore: false,
+            payload: br#"{"event":"demo.notice","data":[1,2]}"#.to_vec(),
+            metadata: WireField::Present(br#"{"ack":true}"#.to_vec()),
+            security: WireSecurity {
+                level: WireLevel::Low,
+                encryption_info: WireField::Absent,
+                signature: WireField::Null,
+                auth_token: WireField::Absent,
+            },
+            timestamp: "2026-11-23T12:00:00Z".into(),
+        }
+    }
+
+    fn bytes(wire: &WireEnvelope) -> AlignedBytes {
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(wire, AlignedBytes::new()).unwrap()
+    }
+
+    fn decode(wire: &WireEnvelope) -> Result<(), Error> {
+        let body = bytes(wire);
+        let mut decoder = Decoder::new(Limits::default());
+        decoder.decode_binary(&body, NOW).map(drop)
+    }
+
+    #[test]
+    fn a_well_formed_archive_decodes() {
+        let body = bytes(&wire());
+        let mut decoder = Decoder::new(Limits::default());
+        let view = decoder.decode_binary(&body, NOW).unwrap();
+        assert_eq!(view.kind(), MessageType::Event);
+        assert!(view.ack());
+        assert_eq!(
+            view.payload().get("event").unwrap().as_str(),
+            Some("demo.notice")
+        );
+        assert_eq!(view.security().signature, Field::Null);
+        assert_eq!(check_archive(&body), Ok(()));
+    }
+
+    #[test]
+    fn payload_and_metadata_must_be_well_formed_json() {
+        for (payload, reason) in [
+            (&b"{\"event\":"[..], "not valid JSON"),
+            (b"", "not valid JSON"),
+            (b"{\"a\":1,\"a\":2}", "duplicate key"),
+            (b"1 2", "not valid JSON"),
+        ] {
+            let mut w = wire();
+            w.payload = payload.to_vec();
+            let e = decode(&w).unwrap_err();
+            assert_eq!(e.code(), Code::InvalidFormat, "{payload:?}");
+            assert!(e.message().starts_with("field `payload`"), "{e}");
+            assert!(e.message().contains(reason), "{e}");
+        }
+        let mut w = wire();
+        w.metadata = WireField::Present(b"{\"ack\":tru".to_vec());
+        assert_eq!(decode(&w).unwrap_err().code(), Code::InvalidFormat);
+    }
+
+    #[test]
+    fn the_payload_sits_one_level_down_so_it_may_nest_63_deep() {
+        let nested = |d: usize| ("[".repeat(d) + &"]".repeat(d)).into_bytes();
+        let mut w = wire();
+        w.payload = nested(63);
+        assert!(decode(&w).is_ok());
+        w.payload = nested(64);
+        assert_eq!(decode(&w).unwrap_err().code(), Code::InvalidFormat);
+    }
+
+    #[test]
+    fn metadata_of_json_null_reads_as_null_and_other_non_objects_are_refused() {
+        let mut w = wire();
+        w.metadata = WireField::Present(b"null".to_vec());
+        let body = bytes(&w);
+        let mut decoder = Decoder::new(Limits::default());
+        assert!(matches!(
+            decoder.decode_binary(&body, NOW).unwrap().metadata(),
+            Field::Null
+        ));
+        w.metadata = WireField::Present(b"[1]".to_vec());
+        assert_eq!(decode(&w).unwrap_err().code(), Code::ValidationFailed);
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_string_fails_validation() {
+        // Short strings are stored inline, long ones out of line: both checked.
+        for id in ["b-1", "b-0123456789abcdef"] {
+            let mut w = wire();
+            w.id = id.into();
+            let body = bytes(&w);
+            let at = body
+                .windows(id.len())
+                .position(|w| w == id.as_bytes())
+                .unwrap();
+            let mut corrupted = AlignedBytes::new();
+            corrupted.extend_from_slice(&body);
+            corrupted[at + 1] = 0xC0; // a lead byte followed by ASCII
+            let mut decoder = Decoder::new(Limits::default());
+            let e = decoder.decode_binary(&corrupted, NOW).unwrap_err();
+            assert_eq!(e.code(), Code::InvalidFormat, "{id}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_enum_tag_fails_validation() {
+        let mut w = wire();
+        w.kind = WireKind::Error;
+        let body = bytes(&w);
+        // The kind's tag is the only byte that differs between the two.
+        let other = bytes(&wire());
+        let diff: Vec<usize> = (0..body.len()).filter(|&i| body[i] != other[i]).collect();
+        assert_eq!(diff.len(), 1);
+        let mut corrupted = AlignedBytes::new();
+        corrupted.extend_from_slice(&body);
+        corrupted[diff[0]] = 9;
+        assert_eq!(
+            check_archive(&corrupted).unwrap_err().code(),
+            Code::InvalidFormat
+        );
+    }
+}

@@ -408,6 +408,21 @@ mod tests {
     }
 
     #[test]
+    fn integer_text_beyond_64_bits_reads_as_a_double_and_writes_back_the_same() {
+        // JCS writes doubles from 2^64 up to 1e21 as plain integer digits;
+        // such text must read back (as a double), canonically unchanged.
+        for text in [
+            "[100000000000000000000]",
+            "[668704570190726000000]",
+            "[-295147905179352830000]",
+        ] {
+            assert_eq!(canonical(text), text);
+            let raw = crate::json::RawJson::parse(text).unwrap();
+            assert_eq!(raw.as_str(), text);
+        }
+    }
+
+    #[test]
     fn nested_objects_are_sorted_at_every_level_and_arrays_keep_order() {
         assert_eq!(
             canonical(r#"{"b":[{"z":1,"a":{"y":2,"x":[3,{"d":4,"c":5}]}}],"a":[]}"#),

@@ -1,0 +1,133 @@
+//! Loading the configuration: defaults for a newcomer, and a bad file refused
+//! with `configuration_error` naming the file, the line and the field.
+
+use mcp_engine::{Code, Config};
+
+fn refused(text: &str) -> String {
+    let error = Config::from_toml(text, "engine.toml").unwrap_err();
+    assert_eq!(error.code(), Code::ConfigurationError);
+    error.message().to_owned()
+}
+
+#[test]
+fn defaults_serve_a_newcomer() {
+    let config = Config::default();
+    assert_eq!(config.version, "1.0");
+    assert_eq!(config.max_message_size, 1024 * 1024);
+    assert_eq!(config.timeout_ms, 200);
+    assert_eq!(config.replay_window_secs, 300);
+    assert_eq!(Config::from_toml("", "engine.toml").unwrap(), config);
+    assert_eq!(
+        Config::from_toml("# nothing\n\n", "engine.toml").unwrap(),
+        config
+    );
+}
+
+#[test]
+fn a_file_sets_every_field() {
+    let config = Config::from_toml(
+        "version = \"1.0\"\nmax_message_size = 65536\ntimeout_ms = 1500\nreplay_window_secs = 60\n",
+        "engine.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config,
+        Config {
+            version: "1.0".into(),
+            max_message_size: 65536,
+            timeout_ms: 1500,
+            replay_window_secs: 60
+        }
+    );
+}
+
+#[test]
+fn out_of_range_values_name_the_field_and_line() {
+    let cases = [
+        (
+            "\n\nmax_message_size = 100\n",
+            "engine.toml:3: `max_message_size`: must be between 512",
+        ),
+        (
+            "max_message_size = 4294967295\n",
+            "engine.toml:1: `max_message_size`",
+        ),
+        (
+            "timeout_ms = 0\n",
+            "engine.toml:1: `timeout_ms`: must be between 1 and 3600000",
+        ),
+        (
+            "\nreplay_window_secs = 0\n",
+            "engine.toml:2: `replay_window_secs`",
+        ),
+        (
+            "replay_window_secs = 86401\n",
+            "engine.toml:1: `replay_window_secs`",
+        ),
+        ("version = \"2.0\"\n", "engine.toml:1: `version`"),
+        ("version = \"one\"\n", "engine.toml:1: `version`"),
+    ];
+    for (text, expected) in cases {
+        let message = refused(text);
+        assert!(message.starts_with(expected), "{text:?}: {message}");
+    }
+}
+
+#[test]
+fn wrong_types_name_the_field_and_line() {
+    let message = refused("version = \"1.0\"\n\ntimeout_ms = \"fast\"\n");
+    assert!(
+        message.starts_with("engine.toml:3: `timeout_ms`: invalid type"),
+        "{message}"
+    );
+    let message = refused("max_message_size = -1\n");
+    assert!(
+        message.starts_with("engine.toml:1: `max_message_size`: invalid value"),
+        "{message}"
+    );
+    let message = refused("version = 1\n");
+    assert!(message.starts_with("engine.toml:1: `version`"), "{message}");
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_its_line() {
+    let message = refused("timeout_ms = 100\nmax_mesage_size = 2048\n");
+    assert!(
+        message.starts_with("engine.toml:2: `max_mesage_size`: unknown field"),
+        "{message}"
+    );
+    let message = refused("[tls]\ncert = \"x\"\n");
+    assert!(
+        message.starts_with("engine.toml:1: `tls`: unknown field"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_syntax_error_names_its_line() {
+    let message = refused("timeout_ms = 100\nversion = 1.0 oops\n");
+    assert!(message.starts_with("engine.toml:2: "), "{message}");
+    let message = refused("timeout_ms = 1\ntimeout_ms = 2\n");
+    assert!(message.starts_with("engine.toml:2: "), "{message}");
+}
+
+#[test]
+fn an_unreadable_file_is_a_configuration_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.toml");
+    let error = Config::load(&path).unwrap_err();
+    assert_eq!(error.code(), Code::ConfigurationError);
+    assert!(error.message().contains("absent.toml"), "{error}");
+
+    let path = dir.path().join("engine.toml");
+    std::fs::write(&path, "timeout_ms = 250\n").unwrap();
+    assert_eq!(Config::load(&path).unwrap().timeout_ms, 250);
+    std::fs::write(&path, "timeout_ms = 0\n").unwrap();
+    let error = Config::load(&path).unwrap_err();
+    assert!(
+        error
+            .message()
+            .starts_with(&format!("{}:1: `timeout_ms`", path.display())),
+        "{error}"
+    );
+}

@@ -1,0 +1,46 @@
+//! Which public types may cross threads: checked at compile time, so that a
+//! change that makes one `!Send` (an `Rc`, a raw pointer) fails the build.
+
+use mcp_engine::codec::{Canonicalizer, Decoder};
+use mcp_engine::frame::{Frame, FrameDecoder, FrameError};
+use mcp_engine::{Config, Error, JsonRef, Limits, Message, MessageView, RawJson, Timestamp};
+
+fn send<T: Send>() {}
+fn sync<T: Sync>() {}
+
+#[test]
+fn owned_values_are_send_and_sync() {
+    send::<Message>();
+    sync::<Message>();
+    send::<RawJson>();
+    sync::<RawJson>();
+    send::<Timestamp>();
+    sync::<Timestamp>();
+    send::<Error>();
+    sync::<Error>();
+    send::<Config>();
+    sync::<Config>();
+    send::<Limits>();
+    sync::<Limits>();
+    send::<FrameError>();
+    sync::<FrameError>();
+}
+
+#[test]
+fn per_thread_workers_can_move_to_their_thread() {
+    // One per thread, moved there at start: Send is what matters.
+    send::<Decoder>();
+    send::<FrameDecoder>();
+    send::<Canonicalizer>();
+    sync::<Decoder>();
+    sync::<FrameDecoder>();
+}
+
+#[test]
+fn views_can_be_shared_and_sent_with_their_buffer() {
+    send::<MessageView<'static>>();
+    sync::<MessageView<'static>>();
+    send::<JsonRef<'static>>();
+    sync::<JsonRef<'static>>();
+    send::<Frame<'static>>();
+}
