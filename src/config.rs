@@ -6,7 +6,7 @@
 //! without guessing; a key the engine does not know is an error too, since a
 //! misspelt key silently ignored is a setting silently not applied.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -106,52 +106,62 @@ impl Config {
             at(e.span(), &format!("{field}{}", e.message()))
         })?;
 
-        let mut config = Config::default();
-        let field = |name: &str, value_span: Range<usize>, problem: &str| {
-            at(Some(value_span), &format!("`{name}`: {problem}"))
+        let defaults = Config::default();
+        // A number in `range`, or the default if absent.
+        let bounded = |value: Option<Spanned<u64>>,
+                       name: &str,
+                       range: RangeInclusive<u64>,
+                       unit: &str,
+                       default: u64| match value {
+            None => Ok(default),
+            Some(v) if range.contains(v.get_ref()) => Ok(v.into_inner()),
+            Some(v) => Err(at(
+                Some(v.span()),
+                &format!(
+                    "`{name}`: must be between {} and {} {unit}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
         };
-        if let Some(version) = file.version {
-            let supported = check_version_form(version.get_ref()).is_ok()
-                && check_version_major(Some(version.get_ref())).is_ok();
-            if !supported {
-                return Err(field(
-                    "version",
-                    version.span(),
-                    "must be a version 1 protocol version, e.g. \"1.0\"",
-                ));
+        let version = match file.version {
+            None => defaults.version,
+            Some(v) => {
+                let supported = check_version_form(v.get_ref()).is_ok()
+                    && check_version_major(Some(v.get_ref())).is_ok();
+                if !supported {
+                    return Err(at(
+                        Some(v.span()),
+                        "`version`: must be a version 1 protocol version, e.g. \"1.0\"",
+                    ));
+                }
+                v.into_inner()
             }
-            config.version = version.into_inner();
-        }
-        if let Some(size) = file.max_message_size {
-            if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(size.get_ref()) {
-                return Err(field(
-                    "max_message_size",
-                    size.span(),
-                    &format!("must be between {MIN_MESSAGE_SIZE} and {MAX_MESSAGE_SIZE} bytes"),
-                ));
-            }
-            config.max_message_size = size.into_inner();
-        }
-        if let Some(timeout) = file.timeout_ms {
-            if !(1..=3_600_000).contains(timeout.get_ref()) {
-                return Err(field(
-                    "timeout_ms",
-                    timeout.span(),
-                    "must be between 1 and 3600000 milliseconds",
-                ));
-            }
-            config.timeout_ms = timeout.into_inner();
-        }
-        if let Some(window) = file.replay_window_secs {
-            if !(1..=86_400).contains(window.get_ref()) {
-                return Err(field(
-                    "replay_window_secs",
-                    window.span(),
-                    "must be between 1 and 86400 seconds",
-                ));
-            }
-            config.replay_window_secs = window.into_inner();
-        }
+        };
+        let config = Config {
+            version,
+            max_message_size: bounded(
+                file.max_message_size,
+                "max_message_size",
+                MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE,
+                "bytes",
+                defaults.max_message_size,
+            )?,
+            timeout_ms: bounded(
+                file.timeout_ms,
+                "timeout_ms",
+                1..=3_600_000,
+                "milliseconds",
+                defaults.timeout_ms,
+            )?,
+            replay_window_secs: bounded(
+                file.replay_window_secs,
+                "replay_window_secs",
+                1..=86_400,
+                "seconds",
+                defaults.replay_window_secs,
+            )?,
+        };
         Ok(config)
     }
 }

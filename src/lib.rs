@@ -88,3 +88,8 @@ pub use message::{
     EncryptionInfo, Field, Message, MessageType, MessageView, SecurityLevel, SecurityMetadata,
     Timestamp, TypeKey,
 };
+
+/// The README's code, compiled and run as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

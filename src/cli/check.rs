@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use mcp_engine::Config;
 use mcp_engine::codec::{AlignedBytes, Decoder, Limits};
 use mcp_engine::message::unix_nanos_now;
-use mcp_engine::{Config, Error};
 
 /// Arguments of `check`.
 #[derive(Debug, Args)]
@@ -67,7 +67,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(refusal) => {
-            write_refusal(&refusal, &mut line);
+            refusal.write_payload(&mut line);
             ExitCode::from(1)
         }
     };
@@ -76,10 +76,6 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     code
-}
-
-fn write_refusal(refusal: &Error, out: &mut Vec<u8>) {
-    refusal.write_payload(out);
 }
 
 fn read_bounded(reader: impl Read, limit: u64, out: &mut AlignedBytes) -> io::Result<()> {

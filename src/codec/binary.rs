@@ -14,7 +14,7 @@
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
-use simd_json::{Node, StaticNode};
+use simd_json::Node;
 
 use super::rules::{self, Limits, MetadataFields};
 use crate::error::{Code, Error};
@@ -244,22 +244,15 @@ pub(crate) fn decode<'a>(
         .parse(payload_text, &mut lease.tape)
         .map_err(|e| in_field(e, "payload"))?;
     let payload_at = 0;
-    let mut metadata_at = Field::Absent;
-    let mut metadata_fields = MetadataFields::default();
+    // The metadata's tape goes after the payload's, in the view's tape.
+    let mut metadata_at = None;
     if metadata.is_present() {
         let mut metadata_lease = TapeLease::take(metadata_tape);
         parser
             .parse(metadata_text, &mut metadata_lease.tape)
             .map_err(|e| in_field(e, "metadata"))?;
-        let at = lease.tape.0.len();
+        metadata_at = Some(lease.tape.0.len());
         lease.tape.0.extend_from_slice(&metadata_lease.tape.0);
-        metadata_at = if matches!(lease.tape.0.get(at), Some(Node::Static(StaticNode::Null))) {
-            Field::Null
-        } else {
-            Field::Present(at)
-        };
-    } else if let Field::Null = metadata {
-        metadata_at = Field::Null;
     }
 
     let version = envelope.version.as_ref().map(|v| v.as_str());
@@ -269,9 +262,10 @@ pub(crate) fn decode<'a>(
     }
     let id = envelope.id.as_str();
     rules::check_id(id)?;
-    if let Field::Present(at) = metadata_at {
-        metadata_fields = rules::check_metadata(&lease.tape.0, at)?;
-    }
+    let (metadata_at, metadata_fields) = match metadata {
+        Field::Null => (Field::Null, MetadataFields::default()),
+        Field::Absent | Field::Present(_) => rules::read_metadata(&lease.tape.0, metadata_at)?,
+    };
     let timestamp = envelope.timestamp.as_str();
     let timestamp_nanos = rules::check_timestamp(timestamp, now, limits)?;
     let security = &envelope.security;

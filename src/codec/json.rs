@@ -5,7 +5,7 @@
 //! then the version's major, then every field rule. Encoding writes the
 //! envelope bytes directly, field by field.
 
-use simd_json::Node;
+use simd_json::{Node, StaticNode};
 
 use super::rules::{self, Limits, MetadataFields, invalid};
 use crate::error::{Code, Error};
@@ -88,18 +88,7 @@ pub(crate) fn decode<'a>(
             correlation_id,
             ack,
         },
-    ) = match slots.metadata {
-        None => (Field::Absent, MetadataFields::default()),
-        Some(at)
-            if matches!(
-                nodes.get(at),
-                Some(Node::Static(simd_json::StaticNode::Null))
-            ) =>
-        {
-            (Field::Null, MetadataFields::default())
-        }
-        Some(at) => (Field::Present(at), rules::check_metadata(nodes, at)?),
-    };
+    ) = rules::read_metadata(nodes, slots.metadata)?;
     let security = read_security(nodes, slots.security)?;
     let timestamp = required_str(nodes, slots.timestamp, "timestamp")?;
     let timestamp_nanos = rules::check_timestamp(timestamp, now, limits)?;
@@ -154,7 +143,7 @@ fn nullable_str<'a>(
     };
     match nodes.get(at) {
         Some(Node::String(s)) => Ok(Field::Present(s)),
-        Some(Node::Static(simd_json::StaticNode::Null)) => Ok(Field::Null),
+        Some(Node::Static(StaticNode::Null)) => Ok(Field::Null),
         _ => Err(invalid(wrong_type)),
     }
 }
@@ -243,7 +232,7 @@ fn read_encryption_info<'a>(
         return Ok(Field::Absent);
     };
     match nodes.get(at) {
-        Some(Node::Static(simd_json::StaticNode::Null)) => return Ok(Field::Null),
+        Some(Node::Static(StaticNode::Null)) => return Ok(Field::Null),
         Some(Node::Object { .. }) => {}
         _ => return Err(invalid(SHAPE)),
     }

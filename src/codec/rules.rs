@@ -11,7 +11,7 @@ use simd_json::{Node, StaticNode};
 use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{members, str_at};
-use crate::message::{is_valid_id, timestamp};
+use crate::message::{Field, is_valid_id, timestamp};
 
 /// The limits a decoder holds messages to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,13 +120,24 @@ pub(crate) struct MetadataFields<'a> {
     pub(crate) ack: bool,
 }
 
-/// Reads the `metadata` object at tape position `at` (the caller handles
-/// `null`): `correlation_id` must be a message id or null, `ack` a boolean or
-/// null. Other members are free.
-pub(crate) fn check_metadata<'a>(
+/// Reads `metadata` from tape position `at` (`None`: absent): whether it is
+/// absent, null or present, and what the engine reads from it.
+pub(crate) fn read_metadata<'a>(
     nodes: &[Node<'a>],
-    at: usize,
-) -> Result<MetadataFields<'a>, Error> {
+    at: Option<usize>,
+) -> Result<(Field<usize>, MetadataFields<'a>), Error> {
+    match at {
+        None => Ok((Field::Absent, MetadataFields::default())),
+        Some(at) if matches!(nodes.get(at), Some(Node::Static(StaticNode::Null))) => {
+            Ok((Field::Null, MetadataFields::default()))
+        }
+        Some(at) => Ok((Field::Present(at), check_metadata(nodes, at)?)),
+    }
+}
+
+/// Reads the `metadata` object at tape position `at`: `correlation_id` must
+/// be a message id or null, `ack` a boolean or null. Other members are free.
+fn check_metadata<'a>(nodes: &[Node<'a>], at: usize) -> Result<MetadataFields<'a>, Error> {
     if !matches!(nodes.get(at), Some(Node::Object { .. })) {
         return Err(invalid("field `metadata` must be an object or null"));
     }

@@ -39,8 +39,25 @@ impl RawJson {
     pub fn from_json(value: JsonRef<'_>) -> RawJson {
         let mut out = Vec::new();
         value.write_to(&mut out);
-        // The writer only emits UTF-8: strings come from valid `&str`.
-        RawJson(String::from_utf8_lossy(&out).into())
+        RawJson::from_compact(out)
+    }
+
+    /// A JSON string holding `text`, escaped as JSON requires.
+    ///
+    /// ```
+    /// use mcp_engine::RawJson;
+    /// assert_eq!(RawJson::string("say \"hi\"\n").as_str(), r#""say \"hi\"\n""#);
+    /// ```
+    pub fn string(text: &str) -> RawJson {
+        let mut out = Vec::with_capacity(text.len() + 2);
+        super::write::write_str(&mut out, text);
+        RawJson::from_compact(out)
+    }
+
+    /// Text this crate wrote itself with its compact writer (valid by
+    /// construction), taken without re-parsing.
+    pub(crate) fn from_compact(text: Vec<u8>) -> RawJson {
+        RawJson(String::from_utf8_lossy(&text).into())
     }
 
     /// `null`.
