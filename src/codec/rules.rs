@@ -68,11 +68,9 @@ pub(crate) fn check_version_major(version: Option<&str>) -> Result<(), Error> {
     let Some(version) = version else {
         return Ok(());
     };
-    let major = version.split('.').next().unwrap_or_default();
-    if !major.is_empty()
-        && major.bytes().all(|b| b.is_ascii_digit())
-        && major.trim_start_matches('0') != "1"
-    {
+    let major = version.split_once('.').map_or(version, |(major, _)| major);
+    let numeric = !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit());
+    if numeric && major.trim_start_matches('0') != "1" {
         return Err(Error::new(
             Code::UnsupportedVersion,
             "only protocol version 1 is supported",
@@ -81,12 +79,18 @@ pub(crate) fn check_version_major(version: Option<&str>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Refuses a `version` that is not `MAJOR[.MINOR…]` in decimal digits.
+/// Refuses a `version` that is not `MAJOR[.MINOR…]`: dot-separated runs of 1
+/// to 9 decimal digits.
 pub(crate) fn check_version_form(version: &str) -> Result<(), Error> {
-    let well_formed = version
-        .split('.')
-        .all(|part| (1..=9).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit()));
-    if !well_formed {
+    let mut run = 0;
+    for b in version.bytes() {
+        match b {
+            b'0'..=b'9' if run < 9 => run += 1,
+            b'.' if run > 0 => run = 0,
+            _ => return Err(invalid("field `version` must look like \"1.0\"")),
+        }
+    }
+    if run == 0 {
         return Err(invalid("field `version` must look like \"1.0\""));
     }
     Ok(())
