@@ -1,4 +1,10 @@
 //! `mcp-engine`: the command-line front of the engine (`../shared/spec/CLI.md`).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::process::ExitCode;
 
