@@ -283,14 +283,26 @@ fn write_node(out: &mut Vec<u8>, nodes: &[Node<'_>], at: usize, keys: &mut Vec<u
 
 /// Orders strings by their UTF-16 code units, as RFC 8785 section 3.2.3 asks.
 ///
-/// UTF-8 byte order is code point order, which agrees with UTF-16 order
-/// except between a character above U+FFFF (a surrogate pair, 0xD800..) and
-/// one in U+E000..U+FFFF; so bytes decide unless such characters meet.
+/// UTF-8 byte order is code point order, and UTF-16 order agrees with it
+/// except where a character in U+E000..U+FFFF (UTF-8 lead byte EE or EF)
+/// meets one above U+FFFF (lead F0 to F4, a surrogate pair in UTF-16, which
+/// sorts below it). Two strings first differ either at such lead bytes, or
+/// at bytes of characters of the same kind, where byte order holds; so one
+/// look at the first differing bytes decides.
 fn utf16_cmp(a: &str, b: &str) -> Ordering {
-    if a.is_ascii() || b.is_ascii() {
-        return a.as_bytes().cmp(b.as_bytes());
+    let first_difference = a.bytes().zip(b.bytes()).find(|(x, y)| x != y);
+    match first_difference {
+        None => a.len().cmp(&b.len()),
+        Some((x, y)) => {
+            let high_bmp = |b: u8| matches!(b, 0xEE | 0xEF);
+            let supplementary = |b: u8| b >= 0xF0;
+            if (high_bmp(x) && supplementary(y)) || (supplementary(x) && high_bmp(y)) {
+                y.cmp(&x)
+            } else {
+                x.cmp(&y)
+            }
+        }
     }
-    a.encode_utf16().cmp(b.encode_utf16())
 }
 
 #[cfg(test)]
@@ -428,6 +440,22 @@ mod tests {
             canonical(r#"{"b":[{"z":1,"a":{"y":2,"x":[3,{"d":4,"c":5}]}}],"a":[]}"#),
             r#"{"a":[],"b":[{"a":{"x":[3,{"c":5,"d":4}],"y":2},"z":1}]}"#
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn byte_shortcut_agrees_with_comparing_utf16_code_units(
+            a in proptest::collection::vec(proptest::sample::select(vec!['a', 'z', '\u{7f}', '\u{80}', 'é', '\u{d7ff}', '\u{e000}', '\u{fb33}', '\u{ffff}', '\u{10000}', '😀', '\u{10ffff}']), 0..5),
+            b in proptest::collection::vec(proptest::sample::select(vec!['a', 'z', '\u{7f}', '\u{80}', 'é', '\u{d7ff}', '\u{e000}', '\u{fb33}', '\u{ffff}', '\u{10000}', '😀', '\u{10ffff}']), 0..5),
+            c in "(?s).{0,6}",
+            d in "(?s).{0,6}",
+        ) {
+            let a: String = a.into_iter().collect();
+            let b: String = b.into_iter().collect();
+            for (x, y) in [(&a, &b), (&c, &d), (&a, &c)] {
+                proptest::prop_assert_eq!(utf16_cmp(x, y), x.encode_utf16().cmp(y.encode_utf16()), "{:?} {:?}", x, y);
+            }
+        }
     }
 
     #[test]

@@ -50,40 +50,61 @@ fn needs_escape(word: u64) -> bool {
     (control | quote | backslash) != 0
 }
 
+/// The position of the first byte at or after `from` that needs escaping.
+///
+/// Words of 8 bytes are checked at once; a tail shorter than a word is
+/// checked as one word padded with a harmless byte, so short strings (most
+/// keys) are cleared in one step too.
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(chunk) = bytes
+        .get(i..i + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+    {
+        if needs_escape(u64::from_le_bytes(chunk)) {
+            break;
+        }
+        i += 8;
+    }
+    let rest = bytes.get(i..).unwrap_or_default();
+    if rest.len() < 8 {
+        let mut word = [b'a'; 8];
+        if let Some(head) = word.get_mut(..rest.len()) {
+            head.copy_from_slice(rest);
+        }
+        if !needs_escape(u64::from_le_bytes(word)) {
+            return None;
+        }
+    }
+    rest.iter()
+        .position(|&b| ESCAPE.get(usize::from(b)).is_some_and(|&e| e != 0))
+        .map(|at| i + at)
+}
+
 /// Appends `s` as a JSON string literal, quotes included.
 ///
-/// Runs that need no escaping, most of any message, are skipped 8 bytes at
-/// a time and copied whole.
+/// Runs that need no escaping, most of any message, are found a word at a
+/// time and copied whole.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(chunk) = bytes
-            .get(i..i + 8)
-            .and_then(|c| <[u8; 8]>::try_from(c).ok())
-            && !needs_escape(u64::from_le_bytes(chunk))
-        {
-            i += 8;
-            continue;
-        }
-        let b = bytes.get(i).copied().unwrap_or(0);
-        let escape = ESCAPE.get(usize::from(b)).copied().unwrap_or(0);
-        if escape != 0 {
-            out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
-            start = i + 1;
-            if escape == b'u' {
+    while let Some(at) = next_escape(bytes, start) {
+        out.extend_from_slice(bytes.get(start..at).unwrap_or_default());
+        let b = bytes.get(at).copied().unwrap_or(0);
+        match ESCAPE.get(usize::from(b)).copied().unwrap_or(0) {
+            b'u' => {
                 // Controls are below 0x20: the high nibble is 0 or 1.
                 out.extend_from_slice(if b < 0x10 { b"\\u000" } else { b"\\u001" });
                 out.push(HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'));
-            } else {
+            }
+            escape => {
                 out.push(b'\\');
                 out.push(escape);
             }
         }
-        i += 1;
+        start = at + 1;
     }
     out.extend_from_slice(bytes.get(start..).unwrap_or_default());
     out.push(b'"');
