@@ -1,9 +1,10 @@
 //! `bench-table`: criterion's saved medians as a Markdown table.
 //!
-//! Reads `target/criterion/<group>/<bench>/new/estimates.json` (written by
-//! `cargo bench`) and prints one row per benchmark: its median in
-//! nanoseconds per iteration, with the confidence interval, so that tables
-//! in the README come from a run, not from typing.
+//! Reads `target/criterion/<group>/<bench>/new/estimates.json` and
+//! `benchmark.json` (written by `cargo bench`) and prints one row per
+//! benchmark: its median in nanoseconds per element (per message, per frame:
+//! an iteration divided by the throughput it declares), with the confidence
+//! interval, so that tables in the README come from a run, not from typing.
 //!
 //! Usage: `cargo run -p mcp-perf --bin bench-table [CRITERION_DIR]`
 //! (default `target/criterion`).
@@ -13,10 +14,37 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 #[derive(Deserialize)]
 struct Estimates {
     median: Estimate,
+}
+
+#[derive(Deserialize)]
+struct Benchmark {
+    full_id: String,
+    throughput: Option<Throughput>,
+}
+
+#[derive(Deserialize)]
+enum Throughput {
+    Elements(u64),
+    Bytes(IgnoredAny),
+    BytesDecimal(IgnoredAny),
+    ElementsAndBytes { elements: u64 },
+}
+
+impl Throughput {
+    /// Elements per iteration (1 when the throughput is in bytes).
+    fn elements(&self) -> f64 {
+        match self {
+            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => {
+                (*n).max(1) as f64
+            }
+            Throughput::Bytes(_) | Throughput::BytesDecimal(_) => 1.0,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -61,6 +89,20 @@ fn find_estimates(dir: &Path, id: &str, found: &mut Vec<(String, PathBuf)>) {
     }
 }
 
+fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+    let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// Whole nanoseconds, or one decimal below 100.
+fn figure(ns: f64) -> String {
+    if ns < 100.0 {
+        format!("{ns:.1}")
+    } else {
+        format!("{ns:.0}")
+    }
+}
+
 fn main() -> ExitCode {
     let dir = std::env::args_os()
         .nth(1)
@@ -74,19 +116,28 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    println!("| benchmark | median ns | 95% interval ns |");
+    println!("| benchmark | median ns per element | 95% interval |");
     println!("| --- | ---: | ---: |");
     for (id, path) in found {
-        let parsed = fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str::<Estimates>(&text).map_err(|e| e.to_string()));
+        let parsed = read::<Estimates>(&path).and_then(|e| {
+            let meta = read::<Benchmark>(&path.with_file_name("benchmark.json"))?;
+            Ok((e, meta))
+        });
         match parsed {
-            Ok(e) => println!(
-                "| {id} | {:.0} | {:.0} to {:.0} |",
-                e.median.point_estimate,
-                e.median.confidence_interval.lower_bound,
-                e.median.confidence_interval.upper_bound
-            ),
+            Ok((e, meta)) => {
+                let per = meta.throughput.as_ref().map_or(1.0, Throughput::elements);
+                let id = if meta.full_id.is_empty() {
+                    id
+                } else {
+                    meta.full_id
+                };
+                println!(
+                    "| {id} | {} | {} to {} |",
+                    figure(e.median.point_estimate / per),
+                    figure(e.median.confidence_interval.lower_bound / per),
+                    figure(e.median.confidence_interval.upper_bound / per)
+                );
+            }
             Err(e) => {
                 eprintln!("bench-table: {}: {e}", path.display());
                 return ExitCode::from(1);
