@@ -1,7 +1,7 @@
 //! The hot paths allocate nothing per message once warm: decoding (both
-//! codecs), the signed input, and framing. Counted with a global allocator
-//! that tallies this thread's allocations, so the check does not depend on
-//! timing.
+//! codecs), the signed input (of a view or an owned message), and framing.
+//! Counted with a global allocator that tallies this thread's allocations,
+//! so the check does not depend on timing.
 
 // A counting allocator must implement the unsafe `GlobalAlloc` trait; each
 // block below only forwards to the system allocator.
@@ -119,4 +119,18 @@ fn framing_allocates_nothing_once_warm() {
     };
     assert!(allocations_in(&mut run) > 0);
     assert_eq!(allocations_in(|| (0..20).for_each(|_| run())), 0);
+}
+
+#[test]
+fn the_signed_input_of_an_owned_message_allocates_nothing_once_warm() {
+    let message = sample();
+    let mut canonicalizer = Canonicalizer::new();
+    let mut signed = Vec::with_capacity(4096);
+    let mut run = || {
+        signed.clear();
+        canonicalizer.write_message_signing_input(&message, &mut signed).unwrap();
+        assert!(!signed.is_empty());
+    };
+    assert!(allocations_in(&mut run) > 0);
+    assert_eq!(allocations_in(|| (0..100).for_each(|_| run())), 0);
 }

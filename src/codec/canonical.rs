@@ -12,12 +12,14 @@
 
 use std::cmp::Ordering;
 
-use simd_json::{Node, StaticNode, Tape};
+use simd_json::{Node, StaticNode};
 
 use crate::error::Error;
 use crate::json::write::{write_f64, write_number, write_str};
 use crate::json::{JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, members, span, str_at};
-use crate::message::{Field, Message, MessageType, MessageView, SecurityMetadata, TypeKey};
+use crate::message::{
+    Field, Message, MessageType, MessageView, SecurityMetadata, TapeLease, TypeKey,
+};
 
 /// Integers up to 2^53 in magnitude are exact as doubles, so JCS writes them
 /// as plain digits; beyond, they take the double's ECMAScript form.
@@ -30,6 +32,8 @@ pub struct Canonicalizer {
     /// For owned messages: their JSON text, parsed to tapes.
     parser: Parser,
     text: Vec<u8>,
+    payload_tape: Vec<Node<'static>>,
+    metadata_tape: Vec<Node<'static>>,
 }
 
 impl std::fmt::Debug for Canonicalizer {
@@ -64,6 +68,8 @@ impl Canonicalizer {
             keys: Vec::new(),
             parser: Parser::new(MAX_VALUE_DEPTH),
             text: Vec::new(),
+            payload_tape: Vec::new(),
+            metadata_tape: Vec::new(),
         }
     }
 
@@ -83,7 +89,7 @@ impl Canonicalizer {
             type_key: message.type_key(),
             payload: message.payload(),
             metadata: message.metadata(),
-            security: message.security().clone(),
+            security: message.security().borrowed(),
             timestamp: message.timestamp(),
         };
         write_envelope(out, &parts, &mut self.keys);
@@ -100,44 +106,38 @@ impl Canonicalizer {
         message: &Message,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        let Canonicalizer { keys, parser, text } = self;
+        let Canonicalizer {
+            keys,
+            parser,
+            text,
+            payload_tape,
+            metadata_tape,
+        } = self;
         text.clear();
         text.extend_from_slice(message.payload.as_bytes());
         if let Field::Present(metadata) = &message.metadata {
             text.extend_from_slice(metadata.as_bytes());
         }
         let (payload_text, metadata_text) = text.split_at_mut(message.payload.as_bytes().len());
-        let mut payload_tape = Tape::null().reset();
-        parser.parse(payload_text, &mut payload_tape)?;
-        let mut metadata_tape = Tape::null().reset();
+        let mut payload_lease = TapeLease::take(payload_tape);
+        parser.parse(payload_text, &mut payload_lease.tape)?;
+        let mut metadata_lease = TapeLease::take(metadata_tape);
         let metadata = match &message.metadata {
             Field::Absent => Field::Absent,
             Field::Null => Field::Null,
             Field::Present(_) => {
-                parser.parse(metadata_text, &mut metadata_tape)?;
-                JsonRef::from_nodes(&metadata_tape.0).map_or(Field::Null, Field::Present)
+                parser.parse(metadata_text, &mut metadata_lease.tape)?;
+                metadata_lease.value(0).map_or(Field::Null, Field::Present)
             }
         };
-        let security = &message.security;
         let parts = EnvelopeParts {
             version: message.version.as_deref(),
             id: &message.id,
             kind: message.kind,
             type_key: message.type_key,
-            payload: JsonRef::from_nodes(&payload_tape.0).unwrap_or(JsonRef::NULL),
+            payload: payload_lease.value(0).unwrap_or(JsonRef::NULL),
             metadata,
-            security: SecurityMetadata {
-                security_level: security.security_level,
-                encryption_info: security.encryption_info.as_ref().map(|info| {
-                    crate::message::EncryptionInfo {
-                        algorithm: info.algorithm.as_str(),
-                        key_id: info.key_id.as_str(),
-                        nonce: info.nonce.as_str(),
-                    }
-                }),
-                signature: security.signature.as_ref().map(String::as_str),
-                auth_token: security.auth_token.as_ref().map(String::as_str),
-            },
+            security: message.security.borrowed(),
             timestamp: message.timestamp.as_str(),
         };
         write_envelope(out, &parts, keys);
@@ -312,7 +312,7 @@ mod tests {
     fn canonical(text: &str) -> String {
         let mut input = text.as_bytes().to_vec();
         let mut parser = Parser::new(64);
-        let mut tape = Tape::null().reset();
+        let mut tape = simd_json::Tape::null().reset();
         parser.parse(&mut input, &mut tape).unwrap();
         let mut out = Vec::new();
         Canonicalizer::new().write_value(JsonRef::from_nodes(&tape.0).unwrap(), &mut out);

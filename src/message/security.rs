@@ -31,6 +31,16 @@ impl<S> SecurityMetadata<S> {
 }
 
 impl<S: AsRef<str>> SecurityMetadata<S> {
+    /// A copy borrowing the strings.
+    pub fn borrowed(&self) -> SecurityMetadata<&str> {
+        SecurityMetadata {
+            security_level: self.security_level,
+            encryption_info: self.encryption_info.as_ref().map(EncryptionInfo::borrowed),
+            signature: self.signature.as_ref().map(AsRef::as_ref),
+            auth_token: self.auth_token.as_ref().map(AsRef::as_ref),
+        }
+    }
+
     /// An owned copy.
     pub fn to_owned_metadata(&self) -> SecurityMetadata<String> {
         let owned = |s: &S| s.as_ref().to_owned();
@@ -58,6 +68,15 @@ pub struct EncryptionInfo<S = String> {
 }
 
 impl<S: AsRef<str>> EncryptionInfo<S> {
+    /// A copy borrowing the strings.
+    pub fn borrowed(&self) -> EncryptionInfo<&str> {
+        EncryptionInfo {
+            algorithm: self.algorithm.as_ref(),
+            key_id: self.key_id.as_ref(),
+            nonce: self.nonce.as_ref(),
+        }
+    }
+
     /// An owned copy.
     pub fn to_owned_info(&self) -> EncryptionInfo<String> {
         EncryptionInfo {
