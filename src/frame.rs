@@ -7,9 +7,9 @@
 //! ```
 //!
 //! [`FrameDecoder`] is sans-I/O: feed it bytes as they arrive, in any
-//! chunking, and take frames out. It buffers at most one incomplete frame
-//! beyond what it was given, and refuses a frame over the limit as soon as
-//! its header arrives, before any of its body is buffered.
+//! chunking, and take frames out. It holds only bytes it was given and has
+//! not yet returned, and refuses a frame over the limit as soon as its
+//! header arrives, before any of its body is buffered.
 
 use std::io::{self, Read};
 
@@ -156,8 +156,8 @@ impl FrameDecoder {
         }
         let end = 4 + usize::try_from(length).ok()?;
         if available.len() < end {
-            // Make room for the rest of this frame at once.
-            self.buffer.reserve(end - available.len());
+            // Not reserved ahead: memory follows the bytes a peer actually
+            // sends, not the length it announces.
             return None;
         }
         let codec_byte = *available.get(4)?;
@@ -278,6 +278,15 @@ mod tests {
         assert!(decoder.next_frame().is_none());
         assert!(decoder.is_failed());
         assert_eq!(decoder.buffered(), 0);
+    }
+
+    #[test]
+    fn an_announced_length_reserves_nothing_ahead_of_the_bytes() {
+        let mut decoder = FrameDecoder::new(1 << 20);
+        decoder.push(&(1u32 << 20).to_be_bytes());
+        decoder.push(b"J");
+        assert!(decoder.next_frame().is_none());
+        assert!(decoder.buffer.capacity() < 1024, "{}", decoder.buffer.capacity());
     }
 
     #[test]
