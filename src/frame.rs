@@ -286,7 +286,11 @@ mod tests {
         decoder.push(&(1u32 << 20).to_be_bytes());
         decoder.push(b"J");
         assert!(decoder.next_frame().is_none());
-        assert!(decoder.buffer.capacity() < 1024, "{}", decoder.buffer.capacity());
+        assert!(
+            decoder.buffer.capacity() < 1024,
+            "{}",
+            decoder.buffer.capacity()
+        );
     }
 
     #[test]

@@ -128,7 +128,9 @@ fn the_signed_input_of_an_owned_message_allocates_nothing_once_warm() {
     let mut signed = Vec::with_capacity(4096);
     let mut run = || {
         signed.clear();
-        canonicalizer.write_message_signing_input(&message, &mut signed).unwrap();
+        canonicalizer
+            .write_message_signing_input(&message, &mut signed)
+            .unwrap();
         assert!(!signed.is_empty());
     };
     assert!(allocations_in(&mut run) > 0);

@@ -18,10 +18,10 @@ use simd_json::Node;
 
 use super::rules::{self, Limits, MetadataFields};
 use crate::error::{Code, Error};
-use crate::json::Parser;
+use crate::json::{Parser, TapeLease};
 use crate::message::{
     EncryptionInfo, Field, Message, MessageType, MessageView, SecurityLevel, SecurityMetadata,
-    TapeLease, TypeKey,
+    TypeKey,
 };
 
 /// Alignment of binary bodies; rkyv refuses misaligned input.

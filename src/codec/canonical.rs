@@ -16,10 +16,8 @@ use simd_json::{Node, StaticNode};
 
 use crate::error::Error;
 use crate::json::write::{write_f64, write_number, write_str};
-use crate::json::{JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, members, span, str_at};
-use crate::message::{
-    Field, Message, MessageType, MessageView, SecurityMetadata, TapeLease, TypeKey,
-};
+use crate::json::{JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, TapeLease, members, span, str_at};
+use crate::message::{Field, Message, MessageType, MessageView, SecurityMetadata, TypeKey};
 
 /// Integers up to 2^53 in magnitude are exact as doubles, so JCS writes them
 /// as plain digits; beyond, they take the double's ECMAScript form.

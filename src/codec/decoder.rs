@@ -5,8 +5,8 @@ use simd_json::Node;
 use super::binary::{self, AlignedBytes, BINARY_ALIGNMENT, BinaryScratch};
 use super::{Codec, Limits, json};
 use crate::error::Error;
-use crate::json::{MAX_VALUE_DEPTH, Parser};
-use crate::message::{MessageView, TapeLease};
+use crate::json::{MAX_VALUE_DEPTH, Parser, TapeLease};
+use crate::message::MessageView;
 
 /// The deepest an envelope may nest (PROTOCOL.md section 3).
 pub const MAX_DEPTH: usize = 64;

@@ -10,10 +10,10 @@ use simd_json::{Node, StaticNode};
 use super::rules::{self, Limits, MetadataFields, invalid};
 use crate::error::{Code, Error};
 use crate::json::write::write_str;
-use crate::json::{Parser, members, quoted_prefix, str_at};
+use crate::json::{Parser, TapeLease, members, quoted_prefix, str_at};
 use crate::message::{
     EncryptionInfo, Field, Message, MessageType, MessageView, SecurityLevel, SecurityMetadata,
-    TapeLease, TypeKey,
+    TypeKey,
 };
 
 /// Where each top-level member sits on the tape.

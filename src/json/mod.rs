@@ -7,10 +7,12 @@
 
 mod parser;
 mod raw;
+mod tape_lease;
 mod value;
 pub(crate) mod write;
 
 pub(crate) use parser::{Parser, quoted_prefix};
 pub use raw::{MAX_VALUE_DEPTH, RawJson};
+pub(crate) use tape_lease::TapeLease;
 pub use value::{Elements, Entries, JsonKind, JsonNumber, JsonRef};
 pub(crate) use value::{members, span, str_at};

@@ -22,4 +22,3 @@ pub use level::SecurityLevel;
 pub use security::{EncryptionInfo, SecurityMetadata};
 pub use timestamp::{Timestamp, unix_nanos_now};
 pub use view::MessageView;
-pub(crate) use view::TapeLease;

@@ -1,38 +1,7 @@
 //! [`MessageView`]: a validated message, borrowed from the buffer it came in.
 
-use simd_json::{Node, Tape};
-
 use super::{Field, Message, MessageType, SecurityMetadata, Timestamp, TypeKey};
-use crate::json::{JsonRef, RawJson};
-
-/// A tape on loan from a decoder: returned (emptied, allocation kept) when
-/// the view that holds it is dropped, so a decoder parses a stream of
-/// messages without allocating.
-pub(crate) struct TapeLease<'a> {
-    pub(crate) tape: Tape<'a>,
-    home: &'a mut Vec<Node<'static>>,
-}
-
-impl<'a> TapeLease<'a> {
-    /// Borrows the tape stored at `home` (empty afterwards until returned).
-    pub(crate) fn take(home: &'a mut Vec<Node<'static>>) -> TapeLease<'a> {
-        let tape = Tape(std::mem::take(home)).reset();
-        TapeLease { tape, home }
-    }
-
-    /// The value starting at tape position `at`.
-    pub(crate) fn value(&self, at: usize) -> Option<JsonRef<'_>> {
-        JsonRef::from_nodes(self.tape.0.get(at..)?)
-    }
-}
-
-impl Drop for TapeLease<'_> {
-    fn drop(&mut self) {
-        // `reset` empties the tape, which is what makes handing it back under
-        // another lifetime sound (simd-json's own API for reuse).
-        *self.home = Tape(std::mem::take(&mut self.tape.0)).reset().0;
-    }
-}
+use crate::json::{JsonRef, RawJson, TapeLease};
 
 /// A message that passed decoding and every envelope rule, read in place.
 ///
