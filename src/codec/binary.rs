@@ -14,11 +14,11 @@
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
-use simd_json::Node;
 
 use super::rules::{self, Limits, MetadataFields};
+use super::value_text::ValueTexts;
 use crate::error::{Code, Error};
-use crate::json::{Parser, TapeLease};
+use crate::json::TapeLease;
 use crate::message::{
     EncryptionInfo, Field, Message, MessageType, MessageView, SecurityLevel, SecurityMetadata,
     TypeKey,
@@ -204,56 +204,26 @@ fn access(body: &[u8]) -> Result<&ArchivedWireEnvelope, Error> {
     })
 }
 
-/// The parts of the decoder the binary codec works with.
-pub(crate) struct BinaryScratch<'a> {
-    pub(crate) parser: &'a mut Parser,
-    /// Holds the payload and metadata text while their tapes are alive.
-    pub(crate) text: &'a mut Vec<u8>,
-    /// A second tape, for the metadata, merged into the view's tape.
-    pub(crate) metadata_tape: &'a mut Vec<Node<'static>>,
-}
-
-/// Validates and decodes one binary envelope; `body` must be aligned to
-/// [`BINARY_ALIGNMENT`] (the [`Decoder`](super::Decoder) sees to it).
+/// Validates and decodes one binary envelope, whose size the caller has
+/// checked; `body` must be aligned to [`BINARY_ALIGNMENT`] (the
+/// [`Decoder`](super::Decoder) sees to both).
 pub(crate) fn decode<'a>(
     body: &'a [u8],
-    scratch: BinaryScratch<'a>,
+    texts: ValueTexts<'a>,
     mut lease: TapeLease<'a>,
     limits: &Limits,
     now: i128,
 ) -> Result<MessageView<'a>, Error> {
-    limits.check_size(body.len())?;
     let envelope = access(body)?;
-
-    // payload and metadata are JSON text: parse both (still well-formedness,
-    // so before the version check) from one scratch buffer.
-    let payload = envelope.payload.as_slice();
+    // payload and metadata are JSON text: parsing them is still
+    // well-formedness, so it comes before the version check.
     let metadata = archived_field(&envelope.metadata);
-    let BinaryScratch {
-        parser,
-        text,
-        metadata_tape,
-    } = scratch;
-    text.clear();
-    text.extend_from_slice(payload);
-    if let Field::Present(metadata) = metadata {
-        text.extend_from_slice(metadata.as_slice());
-    }
-    let (payload_text, metadata_text) = text.split_at_mut(payload.len());
-    parser
-        .parse(payload_text, &mut lease.tape)
-        .map_err(|e| in_field(e, "payload"))?;
     let payload_at = 0;
-    // The metadata's tape goes after the payload's, in the view's tape.
-    let mut metadata_at = None;
-    if metadata.is_present() {
-        let mut metadata_lease = TapeLease::take(metadata_tape);
-        parser
-            .parse(metadata_text, &mut metadata_lease.tape)
-            .map_err(|e| in_field(e, "metadata"))?;
-        metadata_at = Some(lease.tape.0.len());
-        lease.tape.0.extend_from_slice(&metadata_lease.tape.0);
-    }
+    let metadata_at = texts.parse(
+        envelope.payload.as_slice(),
+        metadata.present().map(|m| m.as_slice()),
+        &mut lease,
+    )?;
 
     let version = envelope.version.as_ref().map(|v| v.as_str());
     rules::check_version_major(version)?;
@@ -298,14 +268,6 @@ pub(crate) fn decode<'a>(
         metadata: metadata_at,
         tape: lease,
     })
-}
-
-/// Names the field whose JSON text failed to parse.
-fn in_field(error: Error, field: &str) -> Error {
-    Error::new(
-        error.code(),
-        format!("field `{field}`: {}", error.message()),
-    )
 }
 
 #[cfg(test)]

@@ -14,9 +14,12 @@ use std::cmp::Ordering;
 
 use simd_json::{Node, StaticNode};
 
+use super::value_text::ValueTexts;
 use crate::error::Error;
 use crate::json::write::{write_f64, write_number, write_str};
-use crate::json::{JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, TapeLease, members, span, str_at};
+use crate::json::{
+    JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease, members, span, str_at,
+};
 use crate::message::{Field, Message, MessageType, MessageView, SecurityMetadata, TypeKey};
 
 /// Integers up to 2^53 in magnitude are exact as doubles, so JCS writes them
@@ -30,7 +33,7 @@ pub struct Canonicalizer {
     /// For owned messages: their JSON text, parsed to tapes.
     parser: Parser,
     text: Vec<u8>,
-    payload_tape: Vec<Node<'static>>,
+    tape: Vec<Node<'static>>,
     metadata_tape: Vec<Node<'static>>,
 }
 
@@ -66,7 +69,7 @@ impl Canonicalizer {
             keys: Vec::new(),
             parser: Parser::new(MAX_VALUE_DEPTH),
             text: Vec::new(),
-            payload_tape: Vec::new(),
+            tape: Vec::new(),
             metadata_tape: Vec::new(),
         }
     }
@@ -108,32 +111,31 @@ impl Canonicalizer {
             keys,
             parser,
             text,
-            payload_tape,
+            tape,
             metadata_tape,
         } = self;
-        text.clear();
-        text.extend_from_slice(message.payload.as_bytes());
-        if let Field::Present(metadata) = &message.metadata {
-            text.extend_from_slice(metadata.as_bytes());
+        let mut lease = TapeLease::take(tape);
+        let metadata_at = ValueTexts {
+            parser,
+            text,
+            metadata_tape,
         }
-        let (payload_text, metadata_text) = text.split_at_mut(message.payload.as_bytes().len());
-        let mut payload_lease = TapeLease::take(payload_tape);
-        parser.parse(payload_text, &mut payload_lease.tape)?;
-        let mut metadata_lease = TapeLease::take(metadata_tape);
-        let metadata = match &message.metadata {
-            Field::Absent => Field::Absent,
-            Field::Null => Field::Null,
-            Field::Present(_) => {
-                parser.parse(metadata_text, &mut metadata_lease.tape)?;
-                metadata_lease.value(0).map_or(Field::Null, Field::Present)
-            }
+        .parse(
+            message.payload.as_bytes(),
+            message.metadata.present().map(RawJson::as_bytes),
+            &mut lease,
+        )?;
+        let metadata = match (&message.metadata, metadata_at) {
+            (Field::Absent, _) => Field::Absent,
+            (Field::Null, _) | (Field::Present(_), None) => Field::Null,
+            (Field::Present(_), Some(at)) => lease.value(at).map_or(Field::Null, Field::Present),
         };
         let parts = EnvelopeParts {
             version: message.version.as_deref(),
             id: &message.id,
             kind: message.kind,
             type_key: message.type_key,
-            payload: payload_lease.value(0).unwrap_or(JsonRef::NULL),
+            payload: lease.value(0).unwrap_or(JsonRef::NULL),
             metadata,
             security: message.security.borrowed(),
             timestamp: message.timestamp.as_str(),

@@ -2,7 +2,8 @@
 
 use simd_json::Node;
 
-use super::binary::{self, AlignedBytes, BINARY_ALIGNMENT, BinaryScratch};
+use super::binary::{self, AlignedBytes, BINARY_ALIGNMENT};
+use super::value_text::ValueTexts;
 use super::{Codec, Limits, json};
 use crate::error::Error;
 use crate::json::{MAX_VALUE_DEPTH, Parser, TapeLease};
@@ -98,6 +99,7 @@ impl Decoder {
         body: &'a mut [u8],
         now: i128,
     ) -> Result<MessageView<'a>, Error> {
+        self.limits.check_size(body.len())?;
         let lease = TapeLease::take(&mut self.tape);
         json::decode(&mut self.envelope_parser, body, lease, &self.limits, now)
     }
@@ -128,11 +130,11 @@ impl Decoder {
             aligned.extend_from_slice(body);
             aligned.as_slice()
         };
-        let scratch = BinaryScratch {
+        let texts = ValueTexts {
             parser: value_parser,
             text,
             metadata_tape,
         };
-        binary::decode(body, scratch, TapeLease::take(tape), limits, now)
+        binary::decode(body, texts, TapeLease::take(tape), limits, now)
     }
 }

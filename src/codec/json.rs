@@ -30,7 +30,8 @@ struct Slots<'a> {
     unknown: Option<&'a str>,
 }
 
-/// Decodes and validates one JSON envelope in place.
+/// Decodes and validates one JSON envelope in place, whose size the caller
+/// (the [`Decoder`](super::Decoder)) has checked.
 pub(crate) fn decode<'a>(
     parser: &mut Parser,
     body: &'a mut [u8],
@@ -38,7 +39,6 @@ pub(crate) fn decode<'a>(
     limits: &Limits,
     now: i128,
 ) -> Result<MessageView<'a>, Error> {
-    limits.check_size(body.len())?;
     parser.parse(body, &mut lease.tape)?;
     let nodes = &lease.tape.0;
     if !matches!(nodes.first(), Some(Node::Object { .. })) {

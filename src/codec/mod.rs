@@ -14,6 +14,7 @@ mod codec_byte;
 mod decoder;
 pub mod json;
 mod rules;
+mod value_text;
 
 pub use binary::{AlignedBytes, BINARY_ALIGNMENT};
 pub use canonical::Canonicalizer;

@@ -8,7 +8,7 @@
 
 use simd_json::{Buffers, ErrorType, Node, Tape};
 
-use super::value::span;
+use super::value::members;
 use crate::error::{Code, Error};
 
 /// Objects with at most this many members are checked for repeated keys by
@@ -109,16 +109,11 @@ fn key_at<'a>(nodes: &[Node<'a>], i: usize) -> &'a str {
 /// ones, so a hostile object of 100,000 keys costs n log n, not n²).
 fn find_repeated_key<'a>(nodes: &[Node<'a>], scratch: &mut Vec<usize>) -> Option<&'a str> {
     for (i, node) in nodes.iter().enumerate() {
-        let Node::Object { len, .. } = node else {
+        if !matches!(node, Node::Object { .. }) {
             continue;
-        };
-        scratch.clear();
-        let mut at = i + 1;
-        for _ in 0..*len {
-            scratch.push(at);
-            let value = nodes.get(at + 1)?;
-            at += 1 + span(value);
         }
+        scratch.clear();
+        scratch.extend(members(nodes, i).map(|(_, value_at)| value_at - 1));
         if scratch.len() <= PAIRWISE_LIMIT {
             for (n, &a) in scratch.iter().enumerate() {
                 let key = key_at(nodes, a);

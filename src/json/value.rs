@@ -183,11 +183,10 @@ impl<'a> JsonRef<'a> {
 
     /// The members of an object in input order (empty for other types).
     pub fn entries(self) -> Entries<'a> {
-        let rest = match self.head() {
-            Some(Node::Object { .. }) => self.nodes.get(1..).unwrap_or_default(),
-            _ => &[],
-        };
-        Entries { rest }
+        Entries {
+            nodes: self.nodes,
+            members: members(self.nodes, 0),
+        }
     }
 
     /// The elements of an array in order (empty for other types).
@@ -255,6 +254,7 @@ pub(crate) fn members<'t, 'a>(nodes: &'t [Node<'a>], at: usize) -> Members<'t, '
 }
 
 /// Iterator of [`members`].
+#[derive(Clone, Debug)]
 pub(crate) struct Members<'t, 'a> {
     nodes: &'t [Node<'a>],
     at: usize,
@@ -279,21 +279,16 @@ impl<'a> Iterator for Members<'_, 'a> {
 /// Iterator over an object's members: `(key, value)`.
 #[derive(Clone, Debug)]
 pub struct Entries<'a> {
-    rest: &'a [Node<'a>],
+    nodes: &'a [Node<'a>],
+    members: Members<'a, 'a>,
 }
 
 impl<'a> Iterator for Entries<'a> {
     type Item = (&'a str, JsonRef<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, after_key) = self.rest.split_first()?;
-        let Node::String(key) = key else {
-            self.rest = &[];
-            return None;
-        };
-        let value = JsonRef::from_nodes(after_key)?;
-        self.rest = after_key.get(value.nodes.len()..).unwrap_or_default();
-        Some((key, value))
+        let (key, at) = self.members.next()?;
+        Some((key, JsonRef::from_nodes(self.nodes.get(at..)?)?))
     }
 }
 
