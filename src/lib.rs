@@ -15,6 +15,8 @@
 //! - [`message`]: the envelope as types, owned ([`Message`]) or borrowed
 //!   ([`MessageView`]);
 //! - [`error`]: the protocol's 18 error codes as one [`Error`] type;
+//! - [`security`]: keys and their rotation, tokens, signatures, payload
+//!   encryption, replay protection, levels and authorization;
 //! - [`config`]: settings, defaults, and TOML loading.
 //!
 //! ## Example
@@ -76,6 +78,8 @@ pub mod error;
 pub mod frame;
 pub mod json;
 pub mod message;
+pub mod security;
+mod sync;
 
 #[doc(hidden)]
 pub mod fuzzing;

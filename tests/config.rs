@@ -36,7 +36,8 @@ fn a_file_sets_every_field() {
             version: "1.0".into(),
             max_message_size: 65536,
             timeout_ms: 1500,
-            replay_window_secs: 60
+            replay_window_secs: 60,
+            ..Config::default()
         }
     );
 }

@@ -6,6 +6,8 @@
 //! without guessing; a key the engine does not know is an error too, since a
 //! misspelt key silently ignored is a setting silently not applied.
 
+mod security;
+
 use std::ops::{Range, RangeInclusive};
 use std::path::Path;
 
@@ -16,6 +18,8 @@ use toml::de::{DeTable, DeValue};
 use crate::codec::{check_version_form, check_version_major};
 use crate::error::{Code, Error};
 use crate::message::PROTOCOL_VERSION;
+
+pub use security::{AuthorizationConfig, KeyConfig, RoleConfig, SecurityConfig};
 
 /// The smallest `max_message_size`: an Error envelope must always fit.
 pub const MIN_MESSAGE_SIZE: u64 = 512;
@@ -49,6 +53,10 @@ pub struct Config {
     /// way, in seconds (default 300). Also how long message ids are
     /// remembered for replay detection.
     pub replay_window_secs: u64,
+    /// Keys, tokens, levels and replay protection (`[security]`).
+    pub security: SecurityConfig,
+    /// Roles, rules and IP ranges (`[authorization]`).
+    pub authorization: AuthorizationConfig,
 }
 
 impl Default for Config {
@@ -58,6 +66,8 @@ impl Default for Config {
             max_message_size: 1024 * 1024,
             timeout_ms: 200,
             replay_window_secs: 300,
+            security: SecurityConfig::default(),
+            authorization: AuthorizationConfig::default(),
         }
     }
 }
@@ -71,6 +81,8 @@ struct ConfigFile {
     max_message_size: Option<Spanned<u64>>,
     timeout_ms: Option<Spanned<u64>>,
     replay_window_secs: Option<Spanned<u64>>,
+    security: Option<security::SecurityFile>,
+    authorization: Option<security::AuthorizationFile>,
 }
 
 impl Config {
@@ -82,12 +94,20 @@ impl Config {
                 format!("{}: cannot read: {e}", path.display()),
             )
         })?;
-        Config::from_toml(&text, &path.display().to_string())
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_toml_in(&text, &path.display().to_string(), base)
     }
 
     /// Parses and validates TOML `text`; `origin` names it in errors (a
-    /// file name, usually).
+    /// file name, usually). Relative key file paths stay relative to the
+    /// working directory.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, Error> {
+        Config::from_toml_in(text, origin, Path::new(""))
+    }
+
+    /// Parses and validates TOML `text`, resolving relative key file paths
+    /// against `base` (the config file's folder).
+    pub fn from_toml_in(text: &str, origin: &str, base: &Path) -> Result<Config, Error> {
         let at = |span: Option<Range<usize>>, problem: &str| {
             let place = locate(text, span);
             Error::new(
@@ -107,23 +127,8 @@ impl Config {
         })?;
 
         let defaults = Config::default();
-        // A number in `range`, or the default if absent.
-        let bounded = |value: Option<Spanned<u64>>,
-                       name: &str,
-                       range: RangeInclusive<u64>,
-                       unit: &str,
-                       default: u64| match value {
-            None => Ok(default),
-            Some(v) if range.contains(v.get_ref()) => Ok(v.into_inner()),
-            Some(v) => Err(at(
-                Some(v.span()),
-                &format!(
-                    "`{name}`: must be between {} and {} {unit}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-        };
+        let bounded =
+            |value, name, range, unit, default| bounded(&at, value, name, range, unit, default);
         let version = match file.version {
             None => defaults.version,
             Some(v) => {
@@ -161,8 +166,33 @@ impl Config {
                 "seconds",
                 defaults.replay_window_secs,
             )?,
+            security: security::security_config(file.security, &at, base)?,
+            authorization: security::authorization_config(file.authorization, &at)?,
         };
         Ok(config)
+    }
+}
+
+/// A number in `range`, or `default` if absent.
+pub(super) fn bounded(
+    at: &(impl Fn(Option<Range<usize>>, &str) -> Error + ?Sized),
+    value: Option<Spanned<u64>>,
+    name: &str,
+    range: RangeInclusive<u64>,
+    unit: &str,
+    default: u64,
+) -> Result<u64, Error> {
+    match value {
+        None => Ok(default),
+        Some(v) if range.contains(v.get_ref()) => Ok(v.into_inner()),
+        Some(v) => Err(at(
+            Some(v.span()),
+            &format!(
+                "`{name}`: must be between {} and {} {unit}",
+                range.start(),
+                range.end()
+            ),
+        )),
     }
 }
 

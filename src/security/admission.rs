@@ -1,0 +1,373 @@
+//! [`Admission`]: every security check a decoded message must pass, in the
+//! order of PROTOCOL.md's fault table, up to and including authorization;
+//! and the protection of replies (encrypt, then sign).
+//!
+//! [`SecurityState`] is what all workers share (keys, revocations, replay
+//! memory, the settings); [`Admission`] is one worker's: its token cache and
+//! scratch space, so that admitting a message allocates nothing once warm
+//! and takes no lock but the replay guard's shard.
+
+use std::net::IpAddr;
+
+use simd_json::Node;
+
+use super::cipher::{CipherScratch, NonceSequence, NonceSource, open_payload, seal_payload};
+use super::keyring::{Keyring, SharedKeyring};
+use super::level::requirements;
+use super::policy::{ANONYMOUS_ROLE, Policy, Target};
+use super::replay::ReplayGuard;
+use super::revocation::{RevocationList, SharedRevocations};
+use super::signature::{SignatureScratch, sign_message, verify_signature};
+use super::token::{TokenRules, VerifiedToken};
+use super::token_cache::TokenCache;
+use crate::config::Config;
+use crate::error::{Code, Error};
+use crate::json::{JsonKind, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
+use crate::message::{Field, Message, MessageType, MessageView, SecurityLevel};
+use crate::sync::{Arc, SwapCell};
+
+/// The settings that a reload replaces whole.
+#[derive(Debug)]
+struct Settings {
+    min_level: SecurityLevel,
+    rules: TokenRules,
+    policy: Policy,
+    token_ttl_secs: u64,
+}
+
+impl Settings {
+    fn from_config(config: &Config) -> Result<Settings, Error> {
+        Ok(Settings {
+            min_level: config.security.min_security_level,
+            rules: TokenRules::from_config(&config.security),
+            policy: Policy::from_config(&config.authorization)?,
+            token_ttl_secs: config.security.token_ttl_secs,
+        })
+    }
+}
+
+/// The security state every worker shares.
+#[derive(Debug)]
+pub struct SecurityState {
+    /// The keys.
+    pub keyring: SharedKeyring,
+    /// Revoked token ids.
+    pub revocations: SharedRevocations,
+    /// Message ids seen, per principal.
+    pub replay: ReplayGuard,
+    /// Where reply nonces come from.
+    pub nonces: Arc<NonceSequence>,
+    settings: SwapCell<Settings>,
+    token_cache_capacity: usize,
+}
+
+impl SecurityState {
+    /// Loads keys and builds the state that `config` describes, with the
+    /// clock at `now` (unix nanoseconds).
+    pub fn from_config(config: &Config, now: i128) -> Result<SecurityState, Error> {
+        let security = &config.security;
+        Ok(SecurityState {
+            keyring: SharedKeyring::new(Keyring::load(security)?, security.key_grace_secs),
+            revocations: SharedRevocations::new(RevocationList::new(&security.revoked_jti)),
+            replay: ReplayGuard::new(
+                usize::try_from(security.replay_capacity).unwrap_or(usize::MAX),
+                config.replay_window_secs,
+                now,
+            ),
+            nonces: Arc::new(NonceSequence::new()?),
+            settings: SwapCell::new(Arc::new(Settings::from_config(config)?)),
+            token_cache_capacity: usize::try_from(security.token_cache_capacity).unwrap_or(0),
+        })
+    }
+
+    /// Applies a new configuration: keys rotate (dropped keys retire for the
+    /// grace period), revocations and settings are replaced. Everything is
+    /// loaded and checked first; on error nothing changes. The replay
+    /// guard's capacity and window stay as they were built.
+    pub fn reload(&self, config: &Config, now: i128) -> Result<(), Error> {
+        let keyring = Keyring::load(&config.security)?;
+        let settings = Arc::new(Settings::from_config(config)?);
+        self.keyring.rotate(keyring, now)?;
+        self.revocations
+            .replace(RevocationList::new(&config.security.revoked_jti));
+        self.settings.update(|_| Arc::clone(&settings));
+        Ok(())
+    }
+
+    /// Lifetime of tokens issued by renewal and the CLI, in seconds.
+    pub fn token_ttl_secs(&self) -> u64 {
+        self.settings.load().token_ttl_secs
+    }
+}
+
+/// How a reply must be protected: as the request was.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplyProtection {
+    /// Sign with this key (the request's signature `kid`).
+    pub signature_key: Option<String>,
+    /// Encrypt under this key (the request's `key_id`).
+    pub encryption_key: Option<String>,
+}
+
+/// A message that passed every check.
+#[derive(Debug)]
+pub struct Admitted<'a> {
+    /// The level the message claimed (and met).
+    pub level: SecurityLevel,
+    /// The verified token, if the message carried one.
+    pub token: Option<&'a VerifiedToken>,
+    /// The message's type.
+    pub kind: MessageType,
+    /// How to protect the reply.
+    pub protection: ReplyProtection,
+    payload: Payload<'a>,
+}
+
+enum Payload<'a> {
+    Plain(JsonRef<'a>),
+    Decrypted(TapeLease<'a>),
+}
+
+impl std::fmt::Debug for Payload<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Payload::Plain(_) => "Plain",
+            Payload::Decrypted(_) => "Decrypted",
+        })
+    }
+}
+
+impl Admitted<'_> {
+    /// The principal (`sub`), or `None` for an unauthenticated `Low` message.
+    pub fn principal(&self) -> Option<&str> {
+        self.token.map(|t| &*t.subject)
+    }
+
+    /// The command (or event) name; `None` for Responses and Errors.
+    pub fn name(&self) -> Option<&str> {
+        let key = match self.kind {
+            MessageType::Command => "command",
+            MessageType::Event => "event",
+            MessageType::Response | MessageType::Error => return None,
+        };
+        self.payload().get(key).and_then(JsonRef::as_str)
+    }
+
+    /// The resource instance a Command named, if any.
+    pub fn resource(&self) -> Option<&str> {
+        match self.kind {
+            MessageType::Command => self.payload().get("resource").and_then(JsonRef::as_str),
+            _ => None,
+        }
+    }
+
+    /// The payload: decrypted if it was encrypted.
+    pub fn payload(&self) -> JsonRef<'_> {
+        match &self.payload {
+            Payload::Plain(value) => *value,
+            Payload::Decrypted(lease) => lease.value(0).unwrap_or(JsonRef::NULL),
+        }
+    }
+}
+
+/// One worker's admission checks (see the module docs).
+pub struct Admission {
+    state: Arc<SecurityState>,
+    tokens: TokenCache,
+    signatures: SignatureScratch,
+    cipher: CipherScratch,
+    nonces: NonceSource,
+    parser: Parser,
+    plain_tape: Vec<Node<'static>>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admission {
+    /// A worker's admission over the shared `state`.
+    pub fn new(state: Arc<SecurityState>) -> Admission {
+        let nonces = NonceSource::new(Arc::clone(&state.nonces));
+        Admission {
+            tokens: TokenCache::new(state.token_cache_capacity),
+            state,
+            signatures: SignatureScratch::default(),
+            cipher: CipherScratch::default(),
+            nonces,
+            parser: Parser::new(MAX_VALUE_DEPTH),
+            plain_tape: Vec::new(),
+        }
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<SecurityState> {
+        &self.state
+    }
+
+    /// Runs every check after decoding, in the fault table's order: the
+    /// client IP, the level's minimum, the token, the signature, replay,
+    /// decryption, the Command or Event payload's shape, authorization.
+    /// (Routing, between shape and authorization, is the engine's.)
+    pub fn admit<'a>(
+        &'a mut self,
+        message: &'a MessageView<'_>,
+        peer: IpAddr,
+        now: i128,
+    ) -> Result<Admitted<'a>, Error> {
+        let Admission {
+            state,
+            tokens,
+            signatures,
+            cipher,
+            parser,
+            plain_tape,
+            ..
+        } = self;
+        let settings = state.settings.load();
+        settings.policy.check_peer(peer)?;
+        let security = message.security();
+        let level = security.security_level;
+        if level < settings.min_level {
+            return Err(Error::new(
+                Code::AccessDenied,
+                "security level below the configured minimum",
+            ));
+        }
+        let needs = requirements(level);
+        let keyring = state.keyring.load();
+
+        let token = match security.auth_token {
+            Field::Present(token) => {
+                let revoked = state.revocations.load();
+                Some(tokens.verify(token, &settings.rules, &keyring, &revoked, now)?)
+            }
+            _ if needs.token => {
+                return Err(Error::new(Code::AuthenticationFailed, "token missing"));
+            }
+            _ => None,
+        };
+
+        let signature_key = match security.signature {
+            Field::Present(_) => Some(verify_signature(message, &keyring, now, signatures)?),
+            _ if needs.signature => {
+                return Err(Error::new(Code::SignatureInvalid, "signature missing"));
+            }
+            _ => None,
+        };
+
+        // An unauthenticated sender is "": no token subject is empty.
+        let principal = token.map_or("", |t| &*t.subject);
+        state
+            .replay
+            .check(principal, message.id(), message.timestamp_nanos(), now)?;
+
+        let (payload, encryption_key) = match security.encryption_info {
+            Field::Present(_) => {
+                let (plain, key_id) = open_payload(message, &keyring, now, cipher)?;
+                let mut lease = TapeLease::take(plain_tape);
+                parser
+                    .parse(plain, &mut lease.tape)
+                    .map_err(|_| Error::new(Code::EncryptionFailed, "plaintext is not JSON"))?;
+                (Payload::Decrypted(lease), Some(key_id))
+            }
+            _ if needs.encryption => {
+                return Err(Error::new(Code::EncryptionFailed, "payload not encrypted"));
+            }
+            _ => (Payload::Plain(message.payload()), None),
+        };
+
+        let admitted = Admitted {
+            level,
+            token,
+            kind: message.kind(),
+            protection: ReplyProtection {
+                signature_key: signature_key.map(str::to_owned),
+                encryption_key: encryption_key.map(str::to_owned),
+            },
+            payload,
+        };
+        let name_key = match message.kind() {
+            MessageType::Command => "command",
+            MessageType::Event => "event",
+            MessageType::Response | MessageType::Error => return Ok(admitted),
+        };
+        let (name, resource) = read_name(admitted.payload(), name_key)?;
+        let mut target = Target::of_name(name);
+        if let Some(instance) = resource {
+            target = target.instance(instance)?;
+        }
+        match token {
+            Some(token) => settings.policy.authorize(&token.roles, target, peer)?,
+            None => settings.policy.authorize(&[ANONYMOUS_ROLE], target, peer)?,
+        }
+        Ok(admitted)
+    }
+
+    /// Protects `reply` as `protection` says: its payload becomes
+    /// `plaintext` sealed under the encryption key (if any), then the whole
+    /// envelope is signed (if a key is given). The reply's id, type and
+    /// timestamp must be final.
+    pub fn protect_reply(
+        &mut self,
+        reply: &mut Message,
+        plaintext: RawJson,
+        protection: &ReplyProtection,
+        now: i128,
+    ) -> Result<(), Error> {
+        let keyring = self.state.keyring.load();
+        match &protection.encryption_key {
+            Some(key_id) => seal_payload(
+                reply,
+                &plaintext,
+                &keyring,
+                key_id,
+                now,
+                &mut self.nonces,
+                &mut self.cipher,
+            )?,
+            None => reply.payload = plaintext,
+        }
+        if let Some(key_id) = &protection.signature_key {
+            sign_message(reply, &keyring, key_id, now, &mut self.signatures)?;
+        }
+        Ok(())
+    }
+}
+
+/// The `command` (or `event`) name and the optional `resource` of a payload.
+fn read_name<'p>(payload: JsonRef<'p>, key: &str) -> Result<(&'p str, Option<&'p str>), Error> {
+    if payload.kind() != JsonKind::Object {
+        return Err(Error::new(
+            Code::ValidationFailed,
+            "payload is not an object",
+        ));
+    }
+    let name = payload
+        .get(key)
+        .and_then(JsonRef::as_str)
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| {
+            Error::new(
+                Code::ValidationFailed,
+                if key == "command" {
+                    "payload needs a string `command`"
+                } else {
+                    "payload needs a string `event`"
+                },
+            )
+        })?;
+    let resource =
+        match payload.get("resource") {
+            None => None,
+            Some(value) if key == "command" => Some(value.as_str().ok_or_else(|| {
+                Error::new(Code::ValidationFailed, "`resource` must be a string")
+            })?),
+            Some(_) => None,
+        };
+    Ok((name, resource))
+}

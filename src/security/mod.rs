@@ -1,0 +1,35 @@
+//! Security above the transport (PROTOCOL.md sections 3 to 7 and 10): keys,
+//! tokens, signatures, payload encryption, replay protection, levels and
+//! authorization.
+//!
+//! Each concern is its own module and a plain function or small type over
+//! borrowed data; [`Admission`] runs them in the protocol's order for one
+//! worker, over the [`SecurityState`] all workers share. Nothing here does
+//! I/O except loading key files, and no refusal says more on the wire than
+//! its code (see [`Error::wire_message`](crate::Error::wire_message)).
+
+mod admission;
+pub mod b64u;
+pub mod cipher;
+mod keyring;
+mod level;
+pub mod policy;
+mod replay;
+mod revocation;
+pub mod signature;
+pub mod token;
+mod token_cache;
+
+pub use admission::{Admission, Admitted, ReplyProtection, SecurityState};
+pub use cipher::{NonceSequence, NonceSource};
+pub use keyring::{
+    JwtAlgorithm, Key, KeyUse, Keyring, KeyringSnapshot, MIN_SECRET_LEN, SharedKeyring,
+};
+pub use level::{Requirements, requirements};
+pub use policy::{Policy, Rule, Target};
+pub use replay::ReplayGuard;
+pub use revocation::{RevocationList, RevocationSnapshot, SharedRevocations};
+pub use token::{
+    TokenClaims, TokenRules, TokenScratch, VerifiedToken, issue_token, renew_token, verify_token,
+};
+pub use token_cache::TokenCache;

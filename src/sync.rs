@@ -1,0 +1,131 @@
+//! The one place that names synchronization primitives: `std`, `arc-swap`
+//! and `parking_lot` normally, loom's models under `--cfg loom`.
+//!
+//! Everything concurrent in the crate imports from here, so the code that
+//! loom checks (`loom-tests/`) is the code that ships. Nothing else in the
+//! crate may name `std::sync::atomic`, `arc_swap` or `parking_lot`.
+
+pub(crate) use std::sync::Arc;
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+
+/// A mutual-exclusion lock whose guard is taken without poisoning.
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T> {
+    #[cfg(not(loom))]
+    inner: parking_lot::Mutex<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Mutex<T> {
+        Mutex {
+            #[cfg(not(loom))]
+            inner: parking_lot::Mutex::new(value),
+            #[cfg(loom)]
+            inner: loom::sync::Mutex::new(value),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(not(loom))]
+        {
+            self.inner.lock()
+        }
+        #[cfg(loom)]
+        {
+            // loom's mutex poisons only if a model thread panicked, which
+            // already fails the model.
+            #[allow(clippy::unwrap_used)]
+            self.inner.lock().unwrap()
+        }
+    }
+}
+
+/// A shared value replaced whole and read without waiting: readers take a
+/// snapshot that stays valid however many replacements follow; a writer
+/// never waits for readers.
+///
+/// `arc-swap` normally. Under loom, a mutex around an `Arc`: loom cannot
+/// model arc-swap's internals, so the models check the code around the swap
+/// (that every reader sees one whole value, and read-copy-update loses no
+/// writer's change), not arc-swap itself.
+pub(crate) struct SwapCell<T> {
+    #[cfg(not(loom))]
+    inner: arc_swap::ArcSwap<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<Arc<T>>,
+}
+
+/// A reader's snapshot of a [`SwapCell`].
+#[cfg(not(loom))]
+pub(crate) type Snapshot<T> = arc_swap::Guard<Arc<T>>;
+/// A reader's snapshot of a [`SwapCell`].
+#[cfg(loom)]
+pub(crate) type Snapshot<T> = Arc<T>;
+
+impl<T> SwapCell<T> {
+    pub(crate) fn new(value: Arc<T>) -> SwapCell<T> {
+        SwapCell {
+            #[cfg(not(loom))]
+            inner: arc_swap::ArcSwap::new(value),
+            #[cfg(loom)]
+            inner: loom::sync::Mutex::new(value),
+        }
+    }
+
+    /// The current value, without waiting for writers.
+    pub(crate) fn load(&self) -> Snapshot<T> {
+        #[cfg(not(loom))]
+        {
+            self.inner.load()
+        }
+        #[cfg(loom)]
+        {
+            #[allow(clippy::unwrap_used)]
+            Arc::clone(&self.inner.lock().unwrap())
+        }
+    }
+
+    /// Replaces the value with `update(current)`, retrying if another writer
+    /// got in between, so no writer's change is lost. `update` may run more
+    /// than once and must not have side effects. Returns the new value.
+    pub(crate) fn update(&self, mut update: impl FnMut(&Arc<T>) -> Arc<T>) -> Arc<T> {
+        #[cfg(not(loom))]
+        {
+            let mut current = self.inner.load_full();
+            loop {
+                let next = update(&current);
+                let previous = self.inner.compare_and_swap(&current, Arc::clone(&next));
+                if Arc::ptr_eq(&previous, &current) {
+                    return next;
+                }
+                current = arc_swap::Guard::into_inner(previous);
+            }
+        }
+        #[cfg(loom)]
+        {
+            #[allow(clippy::unwrap_used)]
+            let mut slot = self.inner.lock().unwrap();
+            let next = update(&slot);
+            *slot = Arc::clone(&next);
+            next
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for SwapCell<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SwapCell").field(&*self.load()).finish()
+    }
+}
