@@ -74,6 +74,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod dev_setup;
 pub mod error;
 pub mod frame;
 pub mod json;

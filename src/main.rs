@@ -29,15 +29,26 @@ enum Command {
     /// Decode and validate one message; print why it is accepted or refused.
     ///
     /// Prints one JSON line: `{"ok":true,"id":…,"type":…,"security_level":…}`
-    /// and exits 0 if the message passes every envelope rule, or the
-    /// protocol's Error payload and exits 1 if not. Exits 2 on a usage error
-    /// or an unreadable file.
+    /// and exits 0 if the message passes every envelope rule (with
+    /// `--config`: every check up to authorization, adding `principal` and
+    /// `command`), or the protocol's Error payload and exits 1 if not. Exits
+    /// 2 on a usage error, an unreadable file or a bad config.
     Check(cli::check::CheckArgs),
+    /// Print a fresh 32-byte key, base64url, on one line.
+    Keygen,
+    /// Print a JWT for a principal, signed with the config's active jwt key.
+    Token(cli::token::TokenArgs),
+    /// Write a complete development setup (config, keys, certificates,
+    /// credentials.json) into a folder.
+    DevConfig(cli::dev_config::DevConfigArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => cli::check::run(&args),
+        Command::Keygen => cli::keygen::run(),
+        Command::Token(args) => cli::token::run(&args),
+        Command::DevConfig(args) => cli::dev_config::run(&args),
     }
 }

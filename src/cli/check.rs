@@ -2,13 +2,16 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
-use mcp_engine::Config;
 use mcp_engine::codec::{AlignedBytes, Decoder, Limits};
 use mcp_engine::message::unix_nanos_now;
+use mcp_engine::security::{Admission, SecurityState};
+use mcp_engine::{Config, MessageView};
 
 /// Arguments of `check`.
 #[derive(Debug, Args)]
@@ -16,6 +19,13 @@ pub(crate) struct CheckArgs {
     /// Read the binary (rkyv) form instead of JSON.
     #[arg(long)]
     binary: bool,
+    /// Run every check up to and including authorization, with this
+    /// config's keys, levels and rules (no handler runs).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The client address for the IP rules (with `--config`).
+    #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), requires = "config")]
+    peer: IpAddr,
     /// The message body to check; `-` or nothing reads standard input.
     #[arg(value_name = "FILE|-")]
     input: Option<PathBuf>,
@@ -23,7 +33,24 @@ pub(crate) struct CheckArgs {
 
 /// Runs `check`: exit 0 accepted, 1 refused, 2 unreadable input.
 pub(crate) fn run(args: &CheckArgs) -> ExitCode {
-    let limits = Limits::from_config(&Config::default());
+    let now = unix_nanos_now();
+    let (config, mut admission) = match &args.config {
+        None => (Config::default(), None),
+        Some(path) => {
+            let loaded = Config::load(path).and_then(|config| {
+                let state = SecurityState::from_config(&config, now)?;
+                Ok((config, Admission::new(Arc::new(state))))
+            });
+            match loaded {
+                Ok((config, admission)) => (config, Some(admission)),
+                Err(e) => {
+                    eprintln!("mcp-engine check: {}", e.message());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let limits = Limits::from_config(&config);
     // One byte past the limit is enough to know a message is too large;
     // reading no further keeps memory bounded whatever the input.
     let read_limit = u64::try_from(limits.max_message_size)
@@ -47,23 +74,24 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     }
 
     let mut decoder = Decoder::new(limits);
-    let now = unix_nanos_now();
     let mut line = Vec::new();
     let outcome = if args.binary {
         decoder.decode_binary(&body, now)
     } else {
         decoder.decode_json(body.as_mut_slice(), now)
     };
+    let outcome = outcome.and_then(|view| match admission.as_mut() {
+        None => Ok(accepted(&view, None)),
+        Some(admission) => {
+            let admitted = admission.admit(&view, args.peer, now)?;
+            let principal = admitted.principal().map(str::to_owned);
+            let command = admitted.name().map(str::to_owned);
+            Ok(accepted(&view, Some((principal, command))))
+        }
+    });
     let code = match outcome {
-        Ok(view) => {
-            line.extend_from_slice(b"{\"ok\":true,\"id\":\"");
-            // Ids are of [A-Za-z0-9._:-]: nothing to escape.
-            line.extend_from_slice(view.id().as_bytes());
-            line.extend_from_slice(b"\",\"type\":\"");
-            line.extend_from_slice(view.kind().as_str().as_bytes());
-            line.extend_from_slice(b"\",\"security_level\":\"");
-            line.extend_from_slice(view.security().security_level.as_str().as_bytes());
-            line.extend_from_slice(b"\"}");
+        Ok(text) => {
+            line.extend_from_slice(text.as_bytes());
             ExitCode::SUCCESS
         }
         Err(refusal) => {
@@ -76,6 +104,26 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     code
+}
+
+/// The acceptance line; with `--config`, `principal` and `command` too.
+fn accepted(view: &MessageView<'_>, admitted: Option<(Option<String>, Option<String>)>) -> String {
+    let text = |value: Option<&str>| serde_json::to_string(&value).unwrap_or_default();
+    let mut line = format!(
+        r#"{{"ok":true,"id":{},"type":"{}","security_level":"{}""#,
+        text(Some(view.id())),
+        view.kind().as_str(),
+        view.security().security_level.as_str()
+    );
+    if let Some((principal, command)) = admitted {
+        line.push_str(&format!(
+            r#","principal":{},"command":{}"#,
+            text(principal.as_deref()),
+            text(command.as_deref())
+        ));
+    }
+    line.push('}');
+    line
 }
 
 fn read_bounded(reader: impl Read, limit: u64, out: &mut AlignedBytes) -> io::Result<()> {

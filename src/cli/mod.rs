@@ -1,3 +1,6 @@
 //! The subcommands of `mcp-engine`, one per file.
 
 pub(crate) mod check;
+pub(crate) mod dev_config;
+pub(crate) mod keygen;
+pub(crate) mod token;
