@@ -30,6 +30,7 @@ pub use policy::{Policy, Rule, Target};
 pub use replay::ReplayGuard;
 pub use revocation::{RevocationList, RevocationSnapshot, SharedRevocations};
 pub use token::{
-    TokenClaims, TokenRules, TokenScratch, VerifiedToken, issue_token, renew_token, verify_token,
+    TokenClaims, TokenRules, TokenScratch, VerifiedToken, issue_token, jws_signature_valid,
+    renew_token, verify_token,
 };
 pub use token_cache::TokenCache;

@@ -59,8 +59,22 @@ pub fn verify_signature<'m>(
     scratch
         .canonical
         .write_signing_input(message, &mut scratch.input);
-    hmac::verify(key, &scratch.input, &tag).map_err(|_| refuse("signature does not match"))?;
+    if !tag_matches(key, &scratch.input, &tag) {
+        return Err(refuse("signature does not match"));
+    }
     Ok(key_id)
+}
+
+/// Whether `tag` is the full HMAC-SHA256 of `input`: 32 bytes (a truncated
+/// tag never matches), compared in constant time.
+fn tag_matches(key: &hmac::Key, input: &[u8], tag: &[u8]) -> bool {
+    tag.len() == 32 && hmac::verify(key, input, tag).is_ok()
+}
+
+/// HMAC-SHA256 verification with a raw key, for test vectors: the same
+/// comparison envelopes get, without the keyring's minimum key length.
+pub fn hmac_sha256_matches(key: &[u8], input: &[u8], tag: &[u8]) -> bool {
+    tag_matches(&hmac::Key::new(hmac::HMAC_SHA256, key), input, tag)
 }
 
 /// Signs `message` with key `key_id`, setting `security.signature`.
