@@ -8,7 +8,9 @@
 //! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release
 //! ```
 //!
-//! The foundation (framing, codecs, configuration) has no shared state
-//! between threads, so there is nothing here to check yet; the first
-//! concurrent structures (key rotation, queues, pending commands) bring their
-//! models with them.
+//! | file | handover |
+//! | --- | --- |
+//! | `keyring_rotation.rs` | a reader loading the keyring while it is rotated; two concurrent rotations |
+//! | `revocations.rs` | concurrent revocations, and a reader during them |
+//! | `replay_guard.rs` | one id submitted on two threads at once |
+//! | `nonce_sequence.rs` | two threads drawing nonces from one sequence |
