@@ -132,3 +132,123 @@ fn an_unreadable_file_is_a_configuration_error_naming_it() {
         "{error}"
     );
 }
+
+#[test]
+fn security_and_authorization_sections_are_read_whole() {
+    let text = r#"
+[security]
+min_security_level = "High"
+token_leeway_secs = 2
+issuer = "mcp"
+audience = "engine"
+key_grace_secs = 60
+revoked_jti = ["t-1"]
+
+[[security.keys]]
+id = "jwt-1"
+use = "jwt"
+algorithm = "EdDSA"
+file = "keys/jwt.pem"
+active = true
+
+[[security.keys]]
+id = "sig-1"
+use = "signing"
+file = "/abs/sig.key"
+
+[authorization]
+deny_ips = ["192.0.2.0/24", "2001:db8::1"]
+
+[authorization.roles.reader]
+allow = ["demo:echo", "sys:*"]
+deny = ["sys:metrics"]
+ips = ["10.0.0.0/8"]
+"#;
+    let config =
+        Config::from_toml_in(text, "engine.toml", std::path::Path::new("/etc/mcp")).unwrap();
+    let security = &config.security;
+    assert_eq!(security.min_security_level, mcp_engine::SecurityLevel::High);
+    assert_eq!(security.issuer.as_deref(), Some("mcp"));
+    assert_eq!(security.revoked_jti, ["t-1"]);
+    assert_eq!(security.keys.len(), 2);
+    assert_eq!(
+        security.keys[0].file,
+        std::path::Path::new("/etc/mcp/keys/jwt.pem")
+    );
+    assert_eq!(security.keys[1].file, std::path::Path::new("/abs/sig.key"));
+    assert!(security.keys[0].active && !security.keys[1].active);
+    let reader = &config.authorization.roles["reader"];
+    assert_eq!(reader.allow.len(), 2);
+    assert_eq!(config.authorization.deny_ips.len(), 2);
+}
+
+#[test]
+fn security_mistakes_name_the_field_and_line() {
+    let key = |body: &str| format!("[[security.keys]]\n{body}\n");
+    let cases = [
+        (
+            "[security]\nmin_security_level = \"Medium\"\n".to_owned(),
+            "engine.toml:2: `security.min_security_level`",
+        ),
+        (
+            "[security]\ntoken_leeway_secs = 9999\n".to_owned(),
+            "engine.toml:2: `security.token_leeway_secs`",
+        ),
+        (
+            key("id = \"a:b\"\nuse = \"signing\"\nfile = \"k\""),
+            "engine.toml:2: `security.keys.id`",
+        ),
+        (
+            key("id = \"a\"\nuse = \"magic\"\nfile = \"k\""),
+            "engine.toml:3: `security.keys.use`",
+        ),
+        (
+            key("id = \"a\"\nuse = \"jwt\"\nalgorithm = \"RS256\"\nfile = \"k\""),
+            "engine.toml:4: `security.keys.algorithm`",
+        ),
+        (
+            key("id = \"a\"\nuse = \"jwt\"\nfile = \"k\""),
+            "`security.keys.algorithm`: a jwt key needs one",
+        ),
+        (
+            key("id = \"a\"\nuse = \"signing\"\nalgorithm = \"HS256\"\nfile = \"k\""),
+            "only jwt keys take one",
+        ),
+        (
+            format!(
+                "{}{}",
+                key("id = \"a\"\nuse = \"signing\"\nfile = \"k\""),
+                key("id = \"a\"\nuse = \"encryption\"\nfile = \"k\"")
+            ),
+            "key id `a` is used twice",
+        ),
+        (
+            format!(
+                "{}{}",
+                key("id = \"a\"\nuse = \"signing\"\nfile = \"k\"\nactive = true"),
+                key("id = \"b\"\nuse = \"signing\"\nfile = \"k\"\nactive = true")
+            ),
+            "two active signing keys",
+        ),
+        (
+            key("id = \"a\"\nuse = \"signing\"\nfile = \"k\"\ncolour = 1"),
+            "unknown field `colour`",
+        ),
+        (
+            "[authorization]\ndeny_ips = [\"10.0.0.0/33\"]\n".to_owned(),
+            "engine.toml:2: `authorization.deny_ips`",
+        ),
+        (
+            "[authorization.roles.r]\nallow = [\"demo\"]\n".to_owned(),
+            "engine.toml:2: `authorization.roles.r.allow`: a rule is",
+        ),
+        (
+            "[authorization.roles.r]\ndeny = [\"de mo:x\"]\n".to_owned(),
+            "`authorization.roles.r.deny`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = refused(&text);
+        assert!(message.contains(expected), "{text:?}: {message}");
+    }
+}

@@ -44,3 +44,33 @@ fn views_can_be_shared_and_sent_with_their_buffer() {
     sync::<JsonRef<'static>>();
     send::<Frame<'static>>();
 }
+
+#[test]
+fn shared_security_state_is_send_and_sync() {
+    use mcp_engine::security::{
+        Keyring, NonceSequence, Policy, ReplayGuard, SecurityState, SharedKeyring,
+        SharedRevocations,
+    };
+    send::<SecurityState>();
+    sync::<SecurityState>();
+    send::<SharedKeyring>();
+    sync::<SharedKeyring>();
+    send::<SharedRevocations>();
+    sync::<SharedRevocations>();
+    send::<ReplayGuard>();
+    sync::<ReplayGuard>();
+    send::<NonceSequence>();
+    sync::<NonceSequence>();
+    send::<Keyring>();
+    sync::<Keyring>();
+    send::<Policy>();
+    sync::<Policy>();
+}
+
+#[test]
+fn per_worker_security_moves_to_its_thread() {
+    use mcp_engine::security::{Admission, NonceSource, TokenCache};
+    send::<Admission>();
+    send::<TokenCache>();
+    send::<NonceSource>();
+}
