@@ -145,3 +145,66 @@ pub fn frame_decoder(data: &[u8]) {
         "byte-at-a-time feeding changed the frames"
     );
 }
+
+/// The key the `auth_token` target signs and verifies with.
+const FUZZ_TOKEN_SECRET: [u8; 32] = [0x5a; 32];
+
+/// Auth tokens: arbitrary bytes either as a whole token (`data[0]` even), or
+/// as a header and claims (split at the first `0xFF`) that are signed with
+/// the fixture key, so that claim parsing is reached past the signature.
+/// Never panics; an accepted token has a subject and an expiry in the
+/// future (within leeway), and verifies again the same from the cache.
+pub fn auth_token(data: &[u8]) {
+    use crate::security::{
+        Key, Keyring, RevocationList, TokenCache, TokenRules, TokenScratch, b64u, verify_token,
+    };
+    let Ok(key) = Key::hs256(&FUZZ_TOKEN_SECRET) else {
+        return;
+    };
+    let Ok(keyring) = Keyring::new().with("fuzz", key, true) else {
+        return;
+    };
+    let token = match data.split_first() {
+        None => return,
+        Some((first, rest)) if first % 2 == 0 => String::from_utf8_lossy(rest).into_owned(),
+        Some((_, rest)) => {
+            let at = rest.iter().position(|&b| b == 0xFF).unwrap_or(rest.len());
+            let (header, claims) = rest.split_at(at);
+            let claims = claims.get(1..).unwrap_or_default();
+            let mut token = format!("{}.{}", b64u::encode(header), b64u::encode(claims));
+            let tag = ring::hmac::sign(
+                &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &FUZZ_TOKEN_SECRET),
+                token.as_bytes(),
+            );
+            token.push('.');
+            token.push_str(&b64u::encode(tag.as_ref()));
+            token
+        }
+    };
+    let rules = TokenRules::new(5, None, None);
+    let revoked = RevocationList::default();
+    let outcome = verify_token(
+        &token,
+        &rules,
+        &keyring,
+        &revoked,
+        FUZZ_NOW,
+        &mut TokenScratch::default(),
+    );
+    if let Ok(verified) = &outcome {
+        assert!(!verified.subject.is_empty(), "accepted a token without sub");
+        assert!(
+            verified.expires_at.saturating_add(5_000_000_000) >= FUZZ_NOW,
+            "accepted an expired token"
+        );
+    }
+    let mut cache = TokenCache::new(4);
+    for _ in 0..2 {
+        let again = cache.verify(&token, &rules, &keyring, &revoked, FUZZ_NOW);
+        assert_eq!(
+            again.ok(),
+            outcome.as_ref().ok(),
+            "the cache changed the outcome"
+        );
+    }
+}

@@ -77,3 +77,31 @@ fn frame_seeds_run() {
         fuzzing::frame_decoder(&data);
     }
 }
+
+#[test]
+fn token_seeds_run_and_the_valid_ones_verify() {
+    use mcp_engine::security::{
+        Key, Keyring, RevocationList, TokenRules, TokenScratch, verify_token,
+    };
+    let mut accepted = 0;
+    for (name, data) in seeds("auth_token") {
+        fuzzing::auth_token(&data);
+        if name == "raw-valid" {
+            let token = std::str::from_utf8(&data[1..]).unwrap();
+            let keyring = Keyring::new()
+                .with("fuzz", Key::hs256(&[0x5a; 32]).unwrap(), true)
+                .unwrap();
+            verify_token(
+                token,
+                &TokenRules::new(5, None, None),
+                &keyring,
+                &RevocationList::default(),
+                FUZZ_NOW,
+                &mut TokenScratch::default(),
+            )
+            .unwrap();
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1);
+}

@@ -99,7 +99,8 @@ pub(crate) enum Material {
     Ed25519Public([u8; 32]),
     Ed25519Pair(Box<Ed25519KeyPair>),
     Signing(hmac::Key),
-    Encryption(ring::aead::LessSafeKey),
+    // Boxed: AES round keys are far larger than the other variants.
+    Encryption(Box<ring::aead::LessSafeKey>),
 }
 
 impl Key {
@@ -128,7 +129,7 @@ impl Key {
         let unbound = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, secret)
             .map_err(|_| key_error("an encryption key must be exactly 32 bytes"))?;
         Ok(Key::new(
-            Material::Encryption(ring::aead::LessSafeKey::new(unbound)),
+            Material::Encryption(Box::new(ring::aead::LessSafeKey::new(unbound))),
             b"encryption",
             secret,
         ))

@@ -295,13 +295,12 @@ fn read_header(segment: Segment<'_>) -> Result<(JwtAlgorithm, String), Error> {
                         .ok_or_else(|| refuse("kid is not a string"))?,
                 );
             }
-            "typ" => {
+            "typ"
                 if !value
                     .as_str()
-                    .is_some_and(|t| t.eq_ignore_ascii_case("JWT"))
-                {
-                    return Err(refuse("typ is not JWT"));
-                }
+                    .is_some_and(|t| t.eq_ignore_ascii_case("JWT")) =>
+            {
+                return Err(refuse("typ is not JWT"));
             }
             // Extensions we do not implement must not be ignored (RFC 7515
             // section 4.1.11), and an unencoded payload is not a JWT.
@@ -457,10 +456,10 @@ fn check_claims(
     {
         return Err(refuse("wrong iss"));
     }
-    if let Some(expected) = &rules.audience {
-        if !token.audiences.iter().any(|aud| **aud == **expected) {
-            return Err(refuse("wrong aud"));
-        }
+    if let Some(expected) = &rules.audience
+        && !token.audiences.iter().any(|aud| **aud == **expected)
+    {
+        return Err(refuse("wrong aud"));
     }
     if let Some(nbf) = not_before
         && nbf > now.saturating_add(rules.leeway_nanos)
