@@ -355,32 +355,18 @@ fn read_claims(
     let mut issuer = None;
     let mut audience = None;
     let mut audiences: Vec<Box<str>> = Vec::new();
-    // `nbf` and `iat` are checked here already: they need no other claim.
+    // `nbf` and `iat` are only read here; `check_claims` checks them
+    // against the clock and they are not kept in the token.
     let mut not_before = None;
     let mut issued_at = None;
     for (name, value) in claims.entries() {
         match name {
-            "sub" => {
-                let sub = value
-                    .as_str()
-                    .ok_or_else(|| refuse("sub is not a string"))?;
-                subject = Some(sub);
-            }
+            "sub" => subject = Some(claim_str(value, "sub is not a string")?),
             "exp" => expires_at = Some(numeric_date(value, "exp is not a number")?),
             "nbf" => not_before = Some(numeric_date(value, "nbf is not a number")?),
             "iat" => issued_at = Some(numeric_date(value, "iat is not a number")?),
-            "jti" => {
-                let jti = value
-                    .as_str()
-                    .ok_or_else(|| refuse("jti is not a string"))?;
-                token_id = Some(Box::from(jti));
-            }
-            "iss" => {
-                let iss = value
-                    .as_str()
-                    .ok_or_else(|| refuse("iss is not a string"))?;
-                issuer = Some(Box::from(iss));
-            }
+            "jti" => token_id = Some(Box::from(claim_str(value, "jti is not a string")?)),
+            "iss" => issuer = Some(Box::from(claim_str(value, "iss is not a string")?)),
             "aud" => {
                 let not_strings = || refuse("aud is not a string or an array of strings");
                 match value.kind() {
@@ -399,10 +385,7 @@ fn read_claims(
                     return Err(refuse("roles is not an array"));
                 }
                 for role in value.elements() {
-                    roles.push(Box::from(
-                        role.as_str()
-                            .ok_or_else(|| refuse("roles holds a non-string"))?,
-                    ));
+                    roles.push(Box::from(claim_str(role, "roles holds a non-string")?));
                 }
             }
             _ => {}
@@ -431,6 +414,11 @@ fn read_claims(
             issued_at,
         },
     ))
+}
+
+/// A claim that must be a JSON string, or the token is refused with `reason`.
+fn claim_str<'a>(value: JsonRef<'a>, reason: &'static str) -> Result<&'a str, Error> {
+    value.as_str().ok_or_else(|| refuse(reason))
 }
 
 /// The claims that are checked once, at verification, and not kept.
