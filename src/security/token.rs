@@ -148,13 +148,7 @@ pub fn verify_token(
     if token.len() > MAX_TOKEN_LEN {
         return Err(refuse("token longer than 8 KiB"));
     }
-    let mut segments = token.split('.');
-    let (Some(header), Some(claims), Some(signature), None) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
+    let Some((header, claims, signature)) = compact_segments(token) else {
         return Err(refuse("a token has exactly three segments"));
     };
     let signed_len = header.len() + 1 + claims.len();
@@ -189,13 +183,7 @@ pub fn verify_token(
 /// RFC 7515's examples, which carry no `kid`; tokens are checked with
 /// [`verify_token`].
 pub fn jws_signature_valid(token: &str, key: &Key) -> bool {
-    let mut segments = token.split('.');
-    let (Some(header), Some(claims), Some(signature), None) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
+    let Some((header, claims, signature)) = compact_segments(token) else {
         return false;
     };
     let signed = token
@@ -414,6 +402,21 @@ fn read_claims(
             issued_at,
         },
     ))
+}
+
+/// The header, claims and signature of a compact JWS, or `None` unless
+/// there are exactly three dot-separated segments.
+fn compact_segments(token: &str) -> Option<(&str, &str, &str)> {
+    let mut segments = token.split('.');
+    match (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) {
+        (Some(header), Some(claims), Some(signature), None) => Some((header, claims, signature)),
+        _ => None,
+    }
 }
 
 /// A claim that must be a JSON string, or the token is refused with `reason`.
