@@ -75,6 +75,7 @@
 pub mod codec;
 pub mod config;
 pub mod dev_setup;
+pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod json;

@@ -8,10 +8,74 @@
 pub(crate) use std::sync::Arc;
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
+
+/// A process-wide counter in a `static` (loom's atomics cannot be built
+/// in a const context). Only for numbering things, never for a hand-over
+/// between threads that a model should check.
+pub(crate) use std::sync::atomic::AtomicU64 as StaticCounter;
+
+/// Threads: `std::thread` normally, loom's model threads under loom.
+pub(crate) mod thread {
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::{Thread, current, park, yield_now};
+
+    #[cfg(loom)]
+    pub(crate) use loom::thread::{Thread, current, park, yield_now};
+}
+
+/// Interior mutability whose accesses loom can check: `with` and `with_mut`
+/// hand out raw pointers, and the caller's `unsafe` block states why the
+/// access is exclusive (or shared) at that point.
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T> {
+    #[cfg(not(loom))]
+    inner: std::cell::UnsafeCell<T>,
+    #[cfg(loom)]
+    inner: loom::cell::UnsafeCell<T>,
+}
+
+impl<T> UnsafeCell<T> {
+    pub(crate) fn new(value: T) -> UnsafeCell<T> {
+        UnsafeCell {
+            #[cfg(not(loom))]
+            inner: std::cell::UnsafeCell::new(value),
+            #[cfg(loom)]
+            inner: loom::cell::UnsafeCell::new(value),
+        }
+    }
+
+    /// Runs `f` on a pointer for reading.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        #[cfg(not(loom))]
+        {
+            f(self.inner.get())
+        }
+        #[cfg(loom)]
+        {
+            self.inner.with(f)
+        }
+    }
+
+    /// Runs `f` on a pointer for writing.
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(not(loom))]
+        {
+            f(self.inner.get())
+        }
+        #[cfg(loom)]
+        {
+            self.inner.with_mut(f)
+        }
+    }
+}
 
 /// A mutual-exclusion lock whose guard is taken without poisoning.
 #[derive(Debug, Default)]

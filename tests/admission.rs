@@ -12,6 +12,7 @@ use mcp_engine::security::cipher::{CipherScratch, open_payload, seal_payload};
 use mcp_engine::security::signature::{SignatureScratch, sign_message, verify_signature};
 use mcp_engine::security::{
     Admission, Key, KeyUse, Keyring, NonceSequence, NonceSource, ReplyProtection, SecurityState,
+    Target,
 };
 use mcp_engine::{Code, Config, Field, Message, MessageType, RawJson, SecurityLevel};
 
@@ -110,6 +111,13 @@ fn admit(
     let view = decoder.decode_json(&mut body, at).map_err(|e| e.code())?;
     let peer: IpAddr = peer.parse().unwrap();
     let admitted = admission.admit(&view, peer, at).map_err(|e| e.code())?;
+    // The engine authorizes against the handler's declared target; these
+    // tests use the default one of the command's name.
+    if let Some(name) = admitted.name() {
+        admitted
+            .authorize(Target::of_name(name), peer)
+            .map_err(|e| e.code())?;
+    }
     Ok((
         admitted.principal().map(str::to_owned),
         admitted.name().map(str::to_owned),

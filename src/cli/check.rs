@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::Args;
 use mcp_engine::codec::{AlignedBytes, Decoder, Limits};
 use mcp_engine::message::unix_nanos_now;
-use mcp_engine::security::{Admission, SecurityState};
+use mcp_engine::security::{Admission, SecurityState, Target};
 use mcp_engine::{Config, MessageView};
 
 /// Arguments of `check`.
@@ -84,6 +84,9 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         None => Ok(accepted(&view, None)),
         Some(admission) => {
             let admitted = admission.admit(&view, args.peer, now)?;
+            if let Some(name) = admitted.name() {
+                admitted.authorize(Target::of_name(name), args.peer)?;
+            }
             let principal = admitted.principal().map(str::to_owned);
             let command = admitted.name().map(str::to_owned);
             Ok(accepted(&view, Some((principal, command))))

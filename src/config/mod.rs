@@ -6,6 +6,7 @@
 //! without guessing; a key the engine does not know is an error too, since a
 //! misspelt key silently ignored is a setting silently not applied.
 
+mod engine;
 mod security;
 
 use std::ops::{Range, RangeInclusive};
@@ -19,6 +20,7 @@ use crate::codec::{check_version_form, check_version_major};
 use crate::error::{Code, Error};
 use crate::message::PROTOCOL_VERSION;
 
+pub use engine::{EngineConfig, Overflow, Topology};
 pub use security::{AuthorizationConfig, KeyConfig, RoleConfig, SecurityConfig};
 
 /// The smallest `max_message_size`: an Error envelope must always fit.
@@ -57,6 +59,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Roles, rules and IP ranges (`[authorization]`).
     pub authorization: AuthorizationConfig,
+    /// Threads, queues and bounds (`[engine]`).
+    pub engine: EngineConfig,
 }
 
 impl Default for Config {
@@ -68,6 +72,7 @@ impl Default for Config {
             replay_window_secs: 300,
             security: SecurityConfig::default(),
             authorization: AuthorizationConfig::default(),
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -83,6 +88,7 @@ struct ConfigFile {
     replay_window_secs: Option<Spanned<u64>>,
     security: Option<security::SecurityFile>,
     authorization: Option<security::AuthorizationFile>,
+    engine: Option<engine::EngineFile>,
 }
 
 impl Config {
@@ -168,6 +174,7 @@ impl Config {
             )?,
             security: security::security_config(file.security, &at, base)?,
             authorization: security::authorization_config(file.authorization, &at)?,
+            engine: engine::engine_config(file.engine, &at)?,
         };
         Ok(config)
     }

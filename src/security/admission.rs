@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{JsonKind, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
 use crate::message::{Field, Message, MessageType, MessageView, SecurityLevel};
-use crate::sync::{Arc, SwapCell};
+use crate::sync::{Arc, Snapshot, SwapCell};
 
 /// The settings that a reload replaces whole.
 #[derive(Debug)]
@@ -121,6 +121,8 @@ pub struct Admitted<'a> {
     /// How to protect the reply.
     pub protection: ReplyProtection,
     payload: Payload<'a>,
+    /// The settings the checks ran under; authorization uses the same.
+    settings: Snapshot<Settings>,
 }
 
 enum Payload<'a> {
@@ -158,6 +160,22 @@ impl Admitted<'_> {
         match self.kind {
             MessageType::Command => self.payload().get("resource").and_then(JsonRef::as_str),
             _ => None,
+        }
+    }
+
+    /// Authorizes the message against `declared`, the target its handler
+    /// declares (PROTOCOL.md section 10), narrowed to the Command's
+    /// `resource` instance when it names one. Uses the settings the other
+    /// checks ran under, so a reload in between cannot mix two policies.
+    pub fn authorize(&self, declared: Target<'_>, peer: IpAddr) -> Result<(), Error> {
+        let target = match self.resource() {
+            Some(instance) => declared.instance(instance)?,
+            None => declared,
+        };
+        let policy = &self.settings.policy;
+        match self.token {
+            Some(token) => policy.authorize(&token.roles, target, peer),
+            None => policy.authorize(&[ANONYMOUS_ROLE], target, peer),
         }
     }
 
@@ -209,10 +227,11 @@ impl Admission {
         &self.state
     }
 
-    /// Runs every check after decoding, in the fault table's order: the
-    /// client IP, the level's minimum, the token, the signature, replay,
-    /// decryption, the Command or Event payload's shape, authorization.
-    /// (Routing, between shape and authorization, is the engine's.)
+    /// Runs every check after decoding, in the fault table's order, up to
+    /// routing: the client IP, the level's minimum, the token, the
+    /// signature, replay, decryption, the Command or Event payload's shape.
+    /// Routing (`handler_not_found`) comes next and is the engine's; then
+    /// [`Admitted::authorize`] with the handler's declared target.
     pub fn admit<'a>(
         &'a mut self,
         message: &'a MessageView<'_>,
@@ -290,21 +309,14 @@ impl Admission {
                 encryption_key: encryption_key.map(str::to_owned),
             },
             payload,
+            settings,
         };
         let name_key = match message.kind() {
             MessageType::Command => "command",
             MessageType::Event => "event",
             MessageType::Response | MessageType::Error => return Ok(admitted),
         };
-        let (name, resource) = read_name(admitted.payload(), name_key)?;
-        let mut target = Target::of_name(name);
-        if let Some(instance) = resource {
-            target = target.instance(instance)?;
-        }
-        match token {
-            Some(token) => settings.policy.authorize(&token.roles, target, peer)?,
-            None => settings.policy.authorize(&[ANONYMOUS_ROLE], target, peer)?,
-        }
+        read_name(admitted.payload(), name_key)?;
         Ok(admitted)
     }
 

@@ -16,6 +16,7 @@ mod level;
 pub mod policy;
 mod replay;
 mod revocation;
+mod sealer;
 pub mod signature;
 pub mod token;
 mod token_cache;
@@ -29,6 +30,7 @@ pub use level::{Requirements, requirements};
 pub use policy::{Policy, Rule, Target};
 pub use replay::ReplayGuard;
 pub use revocation::{RevocationList, RevocationSnapshot, SharedRevocations};
+pub use sealer::Sealer;
 pub use token::{
     TokenClaims, TokenRules, TokenScratch, VerifiedToken, issue_token, jws_signature_valid,
     renew_token, verify_token,

@@ -1,0 +1,139 @@
+//! The `[engine]` section: threads, queues, and what happens when they are
+//! full.
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::bounded;
+use crate::error::Error;
+
+/// How messages cross threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// Run to completion: each worker runs every stage of a message; one
+    /// queue per worker; a connection's messages stay on one worker. The
+    /// default: on two cores it measured faster than staging (README).
+    Sharded,
+    /// Stage groups on their own threads joined by queues.
+    Staged,
+}
+
+/// What a submitter gets when a worker's queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overflow {
+    /// Refuse the message with `resource_exhausted` (the default).
+    Refuse,
+    /// Make the submitter wait for room.
+    Block,
+}
+
+/// Threads, queues and bounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// How messages cross threads (default `sharded`).
+    pub topology: Topology,
+    /// Worker threads (default: one per core).
+    pub workers: u64,
+    /// Each worker's queue, in messages (default 4096; rounded up to a power
+    /// of two).
+    pub queue_capacity: u64,
+    /// What a full queue does (default `refuse`).
+    pub overflow: Overflow,
+    /// Pin workers to cores, where there are cores enough (default true).
+    pub pin_threads: bool,
+    /// Deferred commands one worker may hold open (default 1024).
+    pub max_deferred: u64,
+    /// Worker stack size in KiB (default 256).
+    pub stack_kib: u64,
+    /// How long `shutdown` lets accepted messages finish before answering
+    /// the rest `unavailable`, in milliseconds (default 5000).
+    pub drain_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            topology: Topology::Sharded,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            queue_capacity: 4096,
+            overflow: Overflow::Refuse,
+            pin_threads: true,
+            max_deferred: 1024,
+            stack_kib: 256,
+            drain_ms: 5000,
+        }
+    }
+}
+
+/// The section as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EngineFile {
+    topology: Option<Topology>,
+    workers: Option<Spanned<u64>>,
+    queue_capacity: Option<Spanned<u64>>,
+    overflow: Option<Overflow>,
+    pin_threads: Option<bool>,
+    max_deferred: Option<Spanned<u64>>,
+    stack_kib: Option<Spanned<u64>>,
+    drain_ms: Option<Spanned<u64>>,
+}
+
+pub(super) fn engine_config(
+    file: Option<EngineFile>,
+    at: &impl Fn(Option<Range<usize>>, &str) -> Error,
+) -> Result<EngineConfig, Error> {
+    let defaults = EngineConfig::default();
+    let Some(file) = file else {
+        return Ok(defaults);
+    };
+    Ok(EngineConfig {
+        topology: file.topology.unwrap_or(defaults.topology),
+        workers: bounded(
+            at,
+            file.workers,
+            "engine.workers",
+            1..=256,
+            "threads",
+            defaults.workers,
+        )?,
+        queue_capacity: bounded(
+            at,
+            file.queue_capacity,
+            "engine.queue_capacity",
+            2..=1 << 24,
+            "messages",
+            defaults.queue_capacity,
+        )?,
+        overflow: file.overflow.unwrap_or(defaults.overflow),
+        pin_threads: file.pin_threads.unwrap_or(defaults.pin_threads),
+        max_deferred: bounded(
+            at,
+            file.max_deferred,
+            "engine.max_deferred",
+            2..=1 << 20,
+            "commands",
+            defaults.max_deferred,
+        )?,
+        stack_kib: bounded(
+            at,
+            file.stack_kib,
+            "engine.stack_kib",
+            64..=16_384,
+            "KiB",
+            defaults.stack_kib,
+        )?,
+        drain_ms: bounded(
+            at,
+            file.drain_ms,
+            "engine.drain_ms",
+            0..=600_000,
+            "milliseconds",
+            defaults.drain_ms,
+        )?,
+    })
+}

@@ -1,0 +1,123 @@
+//! A worker's inboxes, shared with everyone who hands it work: submitters
+//! push messages, responders push completions, and the worker's parker
+//! wakes it when either arrives.
+
+use std::net::IpAddr;
+
+use crate::codec::Codec;
+use crate::error::{Code, Error};
+use crate::sync::thread::Thread;
+use crate::sync::{AtomicUsize, Ordering};
+
+use super::idle::Parker;
+use super::pending::Completion;
+use super::ring::Ring;
+use super::sink::SinkId;
+use super::watch::CallWatch;
+
+/// A message handed to the engine: one frame body and where its reply goes.
+#[derive(Debug)]
+pub struct Submission {
+    /// The sink that gets the reply.
+    pub sink: SinkId,
+    /// A number of the caller's choosing, handed back with the reply.
+    pub tag: u64,
+    /// The client's address (for IP rules).
+    pub peer: IpAddr,
+    /// Messages with the same key go to the same worker, in order (a
+    /// connection's number, say).
+    pub key: u64,
+    /// The body's encoding.
+    pub codec: Codec,
+    /// The frame body (decoded in place: the engine owns it now).
+    pub body: Vec<u8>,
+}
+
+/// A submission as it waits in a worker's queue.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) submission: Submission,
+    /// When it was accepted, on the engine's clock.
+    pub(crate) accepted_at: u64,
+}
+
+/// One worker's inboxes.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    pub(crate) jobs: Ring<Job>,
+    pub(crate) completions: Ring<Completion>,
+    pub(crate) parker: Parker,
+    /// Deferred commands not yet finished; bounded by `completions`'
+    /// capacity, so a completion always finds room.
+    pub(crate) deferred: AtomicUsize,
+    pub(crate) watch: CallWatch,
+}
+
+impl Mailbox {
+    pub(crate) fn new(queue_capacity: usize, max_deferred: usize, worker: Thread) -> Mailbox {
+        Mailbox {
+            jobs: Ring::new(queue_capacity),
+            completions: Ring::new(max_deferred),
+            parker: Parker::new(worker),
+            deferred: AtomicUsize::new(0),
+            watch: CallWatch::default(),
+        }
+    }
+
+    /// Whether the worker has anything to do.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.jobs.is_empty() || !self.completions.is_empty()
+    }
+
+    /// Queues a job and wakes the worker; gives it back when full.
+    pub(crate) fn push(&self, job: Job) -> Result<(), Job> {
+        self.jobs.push(job)?;
+        self.parker.wake();
+        Ok(())
+    }
+
+    /// Reserves room for one more deferred command.
+    pub(crate) fn reserve_deferred(&self) -> Result<(), Error> {
+        let limit = self.completions.capacity();
+        let mut current = self.deferred.load(Ordering::Relaxed);
+        loop {
+            if current >= limit {
+                return Err(Error::new(
+                    Code::ResourceExhausted,
+                    "too many deferred commands on this worker",
+                ));
+            }
+            match self.deferred.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// A deferred command is finished; its room is free again.
+    pub(crate) fn release_deferred(&self) {
+        self.deferred.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Hands a deferred command's answer back to the worker. Room was
+    /// reserved when the command was deferred, so this does not fail; the
+    /// loop only covers a consumer that has not yet freed the slot it read.
+    pub(crate) fn complete(&self, completion: Completion) {
+        let mut completion = completion;
+        loop {
+            match self.completions.push(completion) {
+                Ok(()) => break,
+                Err(back) => {
+                    completion = back;
+                    crate::sync::thread::yield_now();
+                }
+            }
+        }
+        self.parker.wake();
+    }
+}

@@ -1,0 +1,32 @@
+//! The engine: workers that take frame bodies from bounded lock-free queues,
+//! run every stage on each (validate, admit, route, authorize, execute,
+//! respond), and hand one reply per message to a sink.
+//!
+//! Start one with [`EngineBuilder`]; see the crate docs for a complete
+//! example. `docs/thread-safety.md` says which thread owns what and which
+//! loom model checks each hand-over.
+
+mod handler;
+mod idle;
+mod mailbox;
+mod metrics;
+mod pending;
+mod registry;
+mod reply;
+mod ring;
+mod runtime;
+mod shared;
+mod sink;
+mod timer;
+mod watch;
+mod worker;
+
+pub use handler::{Answer, Caller, CommandHandler, Event, EventHandler, Request};
+pub use idle::{Idle, IdleStrategy, Parker};
+pub use mailbox::Submission;
+pub use metrics::{MetricsSnapshot, Stage, StageLatency};
+pub use pending::Responder;
+pub use registry::CommandSpec;
+pub use ring::Ring;
+pub use runtime::{Engine, EngineBuilder, OwnedReply};
+pub use sink::{Outcome, Reply, ReplySink, SinkId};

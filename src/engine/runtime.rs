@@ -1,0 +1,525 @@
+//! The embedding API: [`EngineBuilder`] starts an [`Engine`]; the engine
+//! takes submissions, answers through sinks, reloads its config, reports
+//! metrics and shuts down.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
+
+use crate::codec::{Codec, Decoder, Limits};
+use crate::config::{Config, Overflow};
+use crate::error::{Code, Error};
+use crate::message::unix_nanos_now;
+use crate::security::SecurityState;
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+
+use super::handler::{CommandHandler, EventHandler};
+use super::idle::IdleStrategy;
+use super::mailbox::{Job, Mailbox, Submission};
+use super::metrics::MetricsSnapshot;
+use super::registry::{CommandSpec, Registry};
+use super::reply::ReplyWriter;
+use super::shared::{Phase, Shared};
+use super::sink::{Destination, Outcome, Reply, ReplySink, SinkId};
+use super::timer::{self, TimerInbox};
+use super::worker::Worker;
+
+/// Starts an engine: a config, handlers, then [`EngineBuilder::start`].
+pub struct EngineBuilder {
+    config: Config,
+    registry: Registry,
+    idle: IdleStrategy,
+    error: Option<Error>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    /// A builder for an engine running `config`.
+    pub fn new(config: Config) -> EngineBuilder {
+        EngineBuilder {
+            config,
+            registry: Registry::with_builtins(),
+            idle: IdleStrategy::default(),
+            error: None,
+        }
+    }
+
+    /// Registers a command handler under `name`, declaring the default
+    /// resource and action of the name (`a.b`: resource `a`, action `b`).
+    pub fn command(self, name: &str, handler: impl CommandHandler) -> EngineBuilder {
+        self.command_with(CommandSpec::new(name), handler)
+    }
+
+    /// Registers a command handler as `spec` declares it.
+    pub fn command_with(
+        mut self,
+        spec: CommandSpec,
+        handler: impl CommandHandler,
+    ) -> EngineBuilder {
+        if let Err(error) = self.registry.command(spec, Arc::new(handler)) {
+            self.error.get_or_insert(error);
+        }
+        self
+    }
+
+    /// Subscribes `handler` to the event `name` (any number per event).
+    pub fn subscribe(mut self, name: &str, handler: impl EventHandler) -> EngineBuilder {
+        self.registry.subscribe(name, Arc::new(handler));
+        self
+    }
+
+    /// How idle workers wait (spins, then yields, then park).
+    pub fn idle_strategy(mut self, idle: IdleStrategy) -> EngineBuilder {
+        self.idle = idle;
+        self
+    }
+
+    /// Loads the keys, spawns the workers and the timer, and returns the
+    /// running engine. A registration error (a name used twice) or a key
+    /// that does not load is a `configuration_error`.
+    pub fn start(self) -> Result<Engine, Error> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let EngineBuilder {
+            config,
+            registry,
+            idle,
+            ..
+        } = self;
+        let security = Arc::new(SecurityState::from_config(&config, unix_nanos_now())?);
+        let engine = &config.engine;
+        let workers = usize::try_from(engine.workers).unwrap_or(1).max(1);
+        let queue_capacity = usize::try_from(engine.queue_capacity).unwrap_or(4096);
+        let max_deferred = usize::try_from(engine.max_deferred).unwrap_or(1024);
+        let stack = usize::try_from(engine.stack_kib).unwrap_or(256) * 1024;
+        let pin = engine.pin_threads;
+        let boot = boot_number();
+        let timer_inbox = TimerInbox::new(workers.saturating_mul(max_deferred).max(64));
+        let shared = Arc::new(Shared::new(
+            registry,
+            config,
+            security,
+            boot,
+            workers,
+            timer_inbox,
+        ));
+
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let pin_to = |index: usize| {
+            // Pinning helps only with a core per worker.
+            if pin && workers <= cores.len() {
+                cores.get(index).copied()
+            } else {
+                None
+            }
+        };
+        let mut threads = Vec::with_capacity(workers + 1);
+        let mut mailboxes = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let (mailbox_tx, mailbox_rx) = mpsc::sync_channel(1);
+            let shared_for_worker = Arc::clone(&shared);
+            let core = pin_to(index);
+            let handle = std::thread::Builder::new()
+                .name(format!("mcp-worker-{index}"))
+                .stack_size(stack)
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    let mailbox = Arc::new(Mailbox::new(
+                        queue_capacity,
+                        max_deferred,
+                        std::thread::current(),
+                    ));
+                    let _ = mailbox_tx.send(Arc::clone(&mailbox));
+                    supervise(index, &shared_for_worker, &mailbox, idle);
+                })
+                .map_err(|e| {
+                    Error::new(
+                        Code::ResourceExhausted,
+                        format!("cannot start a worker: {e}"),
+                    )
+                })?;
+            let mailbox = mailbox_rx
+                .recv()
+                .map_err(|_| Error::new(Code::InternalError, "a worker failed to start"))?;
+            mailboxes.push(mailbox);
+            threads.push(handle);
+        }
+        let _ = shared.mailboxes.set(mailboxes.into_boxed_slice());
+        let shared_for_timer = Arc::clone(&shared);
+        let timer = std::thread::Builder::new()
+            .name("mcp-timer".to_owned())
+            .stack_size(stack)
+            .spawn(move || timer::run(&shared_for_timer))
+            .map_err(|e| {
+                Error::new(
+                    Code::ResourceExhausted,
+                    format!("cannot start the timer: {e}"),
+                )
+            })?;
+
+        let calls = Arc::new(CallSink::default());
+        let call_sink = shared
+            .sinks
+            .register(Arc::clone(&calls) as Arc<dyn ReplySink>);
+        Ok(Engine {
+            shared,
+            workers: Mutex::new(threads),
+            timer: Mutex::new(Some(timer)),
+            calls,
+            call_sink,
+            next_call: AtomicU64::new(0),
+        })
+    }
+}
+
+/// A worker thread's life: run the loop; if a panic escapes it, answer the
+/// message it held and run it again with fresh state.
+fn supervise(index: usize, shared: &Arc<Shared>, mailbox: &Arc<Mailbox>, idle: IdleStrategy) {
+    loop {
+        let mut worker = Worker::new(index, Arc::clone(shared), Arc::clone(mailbox));
+        match catch_unwind(AssertUnwindSafe(|| worker.run(idle))) {
+            Ok(()) => return,
+            Err(_) => {
+                shared.metrics.counters(index).panic();
+                Worker::recover(shared, mailbox, index);
+                shared.metrics.restarted();
+            }
+        }
+    }
+}
+
+fn boot_number() -> u32 {
+    let mut bytes = [0u8; 4];
+    // A failing system RNG only makes reply ids less unique across runs.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
+/// A running engine. Dropping it shuts it down.
+pub struct Engine {
+    shared: Arc<Shared>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    timer: Mutex<Option<JoinHandle<()>>>,
+    calls: Arc<CallSink>,
+    call_sink: SinkId,
+    next_call: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("workers", &self.shared.mailboxes().len())
+            .field("phase", &self.shared.phase())
+            .finish()
+    }
+}
+
+/// A reply, owned (what [`Engine::call`] returns).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedReply {
+    /// What became of the message.
+    pub outcome: Outcome,
+    /// The id of the message answered, when known.
+    pub correlation_id: Option<String>,
+    /// The reply's codec.
+    pub codec: Codec,
+    /// The encoded reply envelope (empty when nothing is sent back).
+    pub body: Vec<u8>,
+}
+
+impl OwnedReply {
+    /// Copies a lent reply.
+    pub fn from_reply(reply: &Reply<'_>) -> OwnedReply {
+        OwnedReply {
+            outcome: reply.outcome,
+            correlation_id: reply.correlation_id.map(str::to_owned),
+            codec: reply.codec,
+            body: reply.body.to_vec(),
+        }
+    }
+}
+
+/// Routes the replies of [`Engine::call`] to their waiting callers.
+#[derive(Default)]
+struct CallSink {
+    waiting: Mutex<HashMap<u64, mpsc::SyncSender<OwnedReply>>>,
+}
+
+impl ReplySink for CallSink {
+    fn deliver(&self, reply: Reply<'_>) {
+        if let Some(waiter) = self.waiting.lock().remove(&reply.tag) {
+            let _ = waiter.send(OwnedReply::from_reply(&reply));
+        }
+    }
+}
+
+impl Engine {
+    /// Registers a sink for replies; submissions name it by the returned id.
+    pub fn register_sink(&self, sink: impl ReplySink) -> SinkId {
+        self.shared.sinks.register(Arc::new(sink))
+    }
+
+    /// Hands a message to the engine. Its one reply goes to the sink the
+    /// submission names, tagged with its tag. If the engine cannot take it
+    /// (the worker's queue is full and overflow is `refuse`, or the engine
+    /// is shutting down), that reply is an Error (`resource_exhausted` or
+    /// `unavailable`), sent before this returns, and the code comes back
+    /// here too.
+    pub fn submit(&self, submission: Submission) -> Result<(), Code> {
+        let shared = &*self.shared;
+        let mailboxes = shared.mailboxes();
+        let Some(mailbox) =
+            mailboxes.get((submission.key % mailboxes.len().max(1) as u64) as usize)
+        else {
+            return Err(self.refuse(submission, Code::Unavailable));
+        };
+        if shared.phase() != Phase::Running {
+            return Err(self.refuse(submission, Code::Unavailable));
+        }
+        let mut job = Job {
+            submission,
+            accepted_at: shared.clock.now(),
+        };
+        let overflow = shared.config.load().engine.overflow;
+        let backoff = Backoff::new();
+        loop {
+            match mailbox.push(job) {
+                Ok(()) => {
+                    shared.metrics.counters(shared.intake_slot()).accepted();
+                    return Ok(());
+                }
+                Err(back) => job = back,
+            }
+            if overflow == Overflow::Refuse {
+                return Err(self.refuse(job.submission, Code::ResourceExhausted));
+            }
+            if shared.phase() != Phase::Running {
+                return Err(self.refuse(job.submission, Code::Unavailable));
+            }
+            if backoff.is_completed() {
+                std::thread::sleep(Duration::from_micros(50));
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// Answers a submission the engine could not take.
+    fn refuse(&self, submission: Submission, code: Code) -> Code {
+        let shared = &*self.shared;
+        let error = match code {
+            Code::ResourceExhausted => Error::new(code, "the engine's queue is full"),
+            _ => Error::new(code, "the engine is not taking messages"),
+        };
+        let Submission {
+            sink,
+            tag,
+            codec,
+            mut body,
+            ..
+        } = submission;
+        INTAKE.with(|intake| {
+            let mut intake = intake.borrow_mut();
+            let Intake { decoder, writer } = &mut *intake;
+            let writer = writer.get_or_insert_with(|| ReplyWriter::new(shared.boot));
+            // The id, if the body has a readable one, for the correlation.
+            let id = decoder
+                .decode(codec, &mut body, unix_nanos_now())
+                .ok()
+                .map(|view| view.id().to_owned());
+            let to = Destination { sink, tag, codec };
+            writer.error(&shared.sinks, to, id.as_deref(), &error);
+        });
+        let counters = shared.metrics.counters(shared.intake_slot());
+        counters.refused_at_intake();
+        counters.error(code);
+        code
+    }
+
+    /// Submits one message and waits for its reply (for simple use and
+    /// tests; programs with many messages in flight use [`submit`](Self::submit)
+    /// and a sink).
+    pub fn call(&self, codec: Codec, body: Vec<u8>, peer: IpAddr) -> OwnedReply {
+        let tag = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.calls.waiting.lock().insert(tag, tx);
+        let _ = self.submit(Submission {
+            sink: self.call_sink,
+            tag,
+            peer,
+            key: tag,
+            codec,
+            body,
+        });
+        match rx.recv() {
+            Ok(reply) => reply,
+            // Cannot happen: every submission gets a reply, and the sender
+            // is only dropped after sending.
+            Err(_) => OwnedReply {
+                outcome: Outcome::Error(Code::InternalError),
+                correlation_id: None,
+                codec,
+                body: Vec::new(),
+            },
+        }
+    }
+
+    /// Applies a new configuration: keys rotate, rules, limits and timeouts
+    /// change for messages that start from now on (messages in flight finish
+    /// under the config they started with). Refused with
+    /// `configuration_error`, changing nothing, if a key does not load or
+    /// if `[engine]` thread or queue settings differ (those need a restart).
+    pub fn reload(&self, config: Config) -> Result<(), Error> {
+        let current = self.shared.config.load();
+        let (old, new) = (&current.engine, &config.engine);
+        for (field, same) in [
+            ("engine.workers", old.workers == new.workers),
+            (
+                "engine.queue_capacity",
+                old.queue_capacity == new.queue_capacity,
+            ),
+            ("engine.topology", old.topology == new.topology),
+            ("engine.max_deferred", old.max_deferred == new.max_deferred),
+            ("engine.stack_kib", old.stack_kib == new.stack_kib),
+            ("engine.pin_threads", old.pin_threads == new.pin_threads),
+        ] {
+            if !same {
+                return Err(Error::new(
+                    Code::ConfigurationError,
+                    format!("`{field}` cannot change while the engine runs"),
+                ));
+            }
+        }
+        self.shared.security.reload(&config, unix_nanos_now())?;
+        let config = Arc::new(config);
+        self.shared.config.update(|_| Arc::clone(&config));
+        Ok(())
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.shared.config.load())
+    }
+
+    /// A reading of the metrics.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let depths = self
+            .shared
+            .mailboxes()
+            .iter()
+            .map(|m| m.jobs.len())
+            .collect();
+        self.shared.metrics.snapshot(depths)
+    }
+
+    /// Forgets the latencies recorded so far (counters keep counting): a
+    /// benchmark calls it after its warm-up.
+    pub fn reset_latencies(&self) {
+        self.shared.metrics.reset_latencies();
+    }
+
+    /// The security state (keys, revocations), e.g. to revoke a token.
+    pub fn security(&self) -> &Arc<SecurityState> {
+        &self.shared.security
+    }
+
+    /// Stops taking messages, lets accepted ones finish for up to
+    /// `engine.drain_ms`, answers what is left `unavailable`, and joins the
+    /// threads. Calling it again does nothing.
+    pub fn shutdown(&self) {
+        let shared = &*self.shared;
+        if shared.phase() >= Phase::Stopped {
+            return;
+        }
+        shared.advance(Phase::Draining);
+        let drain = Duration::from_millis(shared.config.load().engine.drain_ms);
+        let deadline = Instant::now() + drain;
+        while !self.drained() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        shared.advance(Phase::Abandoning);
+        for mailbox in shared.mailboxes() {
+            mailbox.parker.wake();
+        }
+        // Workers now answer what is queued `unavailable`; the timer does
+        // the same for deferred commands and stuck handlers.
+        if let Some(timer) = &*self.timer.lock() {
+            timer.thread().unpark();
+        }
+        let grace = Instant::now() + Duration::from_secs(5);
+        while !self.drained() && Instant::now() < grace {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        shared.advance(Phase::Stopped);
+        for mailbox in shared.mailboxes() {
+            mailbox.parker.wake();
+        }
+        for handle in self.workers.lock().drain(..) {
+            // A worker stuck in a handler is not waited for: the timer has
+            // answered its message.
+            if handle.is_finished() || self.wait_finished(&handle) {
+                let _ = handle.join();
+            }
+        }
+        if let Some(timer) = self.timer.lock().take() {
+            timer.thread().unpark();
+            let _ = timer.join();
+        }
+    }
+
+    fn wait_finished(&self, handle: &JoinHandle<()>) -> bool {
+        let until = Instant::now() + Duration::from_millis(500);
+        while !handle.is_finished() {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// Whether nothing accepted is still unanswered.
+    fn drained(&self) -> bool {
+        self.shared.mailboxes().iter().all(|mailbox| {
+            mailbox.jobs.is_empty()
+                && mailbox.completions.is_empty()
+                && mailbox.deferred.load(Ordering::Acquire) == 0
+                && mailbox.watch.running_since().is_none()
+        })
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The decoder and writer a submitting thread uses to answer what the
+/// engine refuses at intake.
+struct Intake {
+    decoder: Decoder,
+    writer: Option<ReplyWriter>,
+}
+
+thread_local! {
+    static INTAKE: std::cell::RefCell<Intake> = std::cell::RefCell::new(Intake {
+        decoder: Decoder::new(Limits::default()),
+        writer: None,
+    });
+}
