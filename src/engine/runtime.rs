@@ -142,7 +142,7 @@ impl EngineBuilder {
                     let mailbox = Arc::new(Mailbox::new(
                         queue_capacity,
                         max_deferred,
-                        std::thread::current(),
+                        crate::sync::thread::current(),
                     ));
                     let _ = mailbox_tx.send(Arc::clone(&mailbox));
                     supervise(index, &shared_for_worker, &mailbox, idle);
