@@ -31,6 +31,19 @@ pub(crate) mod thread {
     pub(crate) use loom::thread::{Thread, current, park, yield_now};
 }
 
+/// One step of a busy wait on another thread's progress: a short spin
+/// normally; under loom a yield, which tells the model checker this thread
+/// cannot go on alone (a spin would look like an endless loop to it).
+pub(crate) fn spin(backoff: &crossbeam_utils::Backoff) {
+    #[cfg(not(loom))]
+    backoff.spin();
+    #[cfg(loom)]
+    {
+        let _ = backoff;
+        loom::thread::yield_now();
+    }
+}
+
 /// Interior mutability whose accesses loom can check: `with` and `with_mut`
 /// hand out raw pointers, and the caller's `unsafe` block states why the
 /// access is exclusive (or shared) at that point.

@@ -24,8 +24,16 @@ use mcp_engine::message::{Timestamp, unix_nanos_now};
 use mcp_engine::security::Sealer;
 use mcp_engine::{Code, Config, Error, Field, Message, MessageType, RawJson, SecurityLevel};
 
-const MILLION: usize = if cfg!(debug_assertions) { 50_000 } else { 1_000_000 };
-const STREAM: usize = if cfg!(debug_assertions) { 20_000 } else { 200_000 };
+const MILLION: usize = if cfg!(debug_assertions) {
+    50_000
+} else {
+    1_000_000
+};
+const STREAM: usize = if cfg!(debug_assertions) {
+    20_000
+} else {
+    200_000
+};
 
 /// Replies counted by tag (the message's index).
 struct Tally {
@@ -106,7 +114,11 @@ impl Tally {
                 _ => repeated += 1,
             }
         }
-        assert_eq!((missing, repeated), (0, 0), "messages without a reply, with several");
+        assert_eq!(
+            (missing, repeated),
+            (0, 0),
+            "messages without a reply, with several"
+        );
         assert_eq!(self.wrong_correlation.load(Ordering::Relaxed), 0);
     }
 }
@@ -117,7 +129,9 @@ fn message_id(index: usize) -> String {
 
 fn echo(request: &Request<'_>) -> Result<Answer, Error> {
     Ok(Answer::Result(
-        request.args().map_or_else(RawJson::null, RawJson::from_json),
+        request
+            .args()
+            .map_or_else(RawJson::null, RawJson::from_json),
     ))
 }
 
@@ -142,22 +156,68 @@ fn config(s: &mut Config) {
 fn mixed(sealer: &mut Sealer, index: usize, command: &str) -> (Codec, Vec<u8>) {
     let id = message_id(index);
     let (kind, level, payload, codec) = match index % 10 {
-        0 => (MessageType::Command, SecurityLevel::Low, r#"{"command":"sys.ping"}"#.to_owned(), Codec::Json),
-        1 | 2 => (MessageType::Command, SecurityLevel::Standard, format!(r#"{{"command":"{command}","args":{{"n":{index}}}}}"#), Codec::Json),
-        3 => (MessageType::Command, SecurityLevel::High, format!(r#"{{"command":"{command}","args":[{index}]}}"#), Codec::Binary),
-        4 => (MessageType::Command, SecurityLevel::Critical, format!(r#"{{"command":"{command}","args":"x"}}"#), Codec::Json),
-        5 => (MessageType::Event, SecurityLevel::Standard, r#"{"event":"demo.tick","data":1}"#.to_owned(), Codec::Json),
-        6 => (MessageType::Event, SecurityLevel::High, r#"{"event":"demo.tick"}"#.to_owned(), Codec::Binary),
-        7 => (MessageType::Response, SecurityLevel::Standard, r#"{"result":1}"#.to_owned(), Codec::Json),
-        8 => (MessageType::Command, SecurityLevel::Standard, r#"{"command":"no.such"}"#.to_owned(), Codec::Json),
-        _ => (MessageType::Command, SecurityLevel::Standard, r#"{"command":"sys.ping"}"#.to_owned(), Codec::Binary),
+        0 => (
+            MessageType::Command,
+            SecurityLevel::Low,
+            r#"{"command":"sys.ping"}"#.to_owned(),
+            Codec::Json,
+        ),
+        1 | 2 => (
+            MessageType::Command,
+            SecurityLevel::Standard,
+            format!(r#"{{"command":"{command}","args":{{"n":{index}}}}}"#),
+            Codec::Json,
+        ),
+        3 => (
+            MessageType::Command,
+            SecurityLevel::High,
+            format!(r#"{{"command":"{command}","args":[{index}]}}"#),
+            Codec::Binary,
+        ),
+        4 => (
+            MessageType::Command,
+            SecurityLevel::Critical,
+            format!(r#"{{"command":"{command}","args":"x"}}"#),
+            Codec::Json,
+        ),
+        5 => (
+            MessageType::Event,
+            SecurityLevel::Standard,
+            r#"{"event":"demo.tick","data":1}"#.to_owned(),
+            Codec::Json,
+        ),
+        6 => (
+            MessageType::Event,
+            SecurityLevel::High,
+            r#"{"event":"demo.tick"}"#.to_owned(),
+            Codec::Binary,
+        ),
+        7 => (
+            MessageType::Response,
+            SecurityLevel::Standard,
+            r#"{"result":1}"#.to_owned(),
+            Codec::Json,
+        ),
+        8 => (
+            MessageType::Command,
+            SecurityLevel::Standard,
+            r#"{"command":"no.such"}"#.to_owned(),
+            Codec::Json,
+        ),
+        _ => (
+            MessageType::Command,
+            SecurityLevel::Standard,
+            r#"{"command":"sys.ping"}"#.to_owned(),
+            Codec::Binary,
+        ),
     };
     let mut message = Message::new(id, kind, level, RawJson::parse(&payload).unwrap());
     if index % 20 == 6 {
         message.metadata = Field::Present(RawJson::parse(r#"{"ack":true}"#).unwrap());
     }
     if kind == MessageType::Response {
-        message.metadata = Field::Present(RawJson::parse(r#"{"correlation_id":"nobody"}"#).unwrap());
+        message.metadata =
+            Field::Present(RawJson::parse(r#"{"correlation_id":"nobody"}"#).unwrap());
     }
     let now = unix_nanos_now();
     message.timestamp = Timestamp::from_unix_nanos(now);
@@ -231,7 +291,12 @@ fn conservation_mixed_million() {
     assert_eq!(tally.errors_of(Code::AccessDenied), tenth);
     assert_eq!(tally.errors_of(Code::HandlerNotFound), tenth);
     assert_eq!(tally.absorbed.load(Ordering::Relaxed), tenth);
-    assert_eq!(tally.responses.load(Ordering::Relaxed), 5 * tenth, "{:?}", tally.errors());
+    assert_eq!(
+        tally.responses.load(Ordering::Relaxed),
+        5 * tenth,
+        "{:?}",
+        tally.errors()
+    );
     assert_eq!(tally.delivered.load(Ordering::Relaxed), 2 * tenth);
     let metrics = engine.metrics();
     assert_eq!(metrics.accepted, MILLION as u64);
@@ -246,13 +311,18 @@ fn conservation_with_panicking_handlers() {
     let s = setup(config);
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.flaky", |request: &Request<'_>| {
-            let n = request.args().and_then(|a| a.get("n")).and_then(|n| n.as_u64());
+            let n = request
+                .args()
+                .and_then(|a| a.get("n"))
+                .and_then(|n| n.as_u64());
             if n.is_some_and(|n| n % 10 == 1) {
                 panic!("flaky handler");
             }
             echo(request)
         })
-        .subscribe("demo.tick", |_: &Event<'_>| -> Result<(), Error> { panic!("flaky subscriber") })
+        .subscribe("demo.tick", |_: &Event<'_>| -> Result<(), Error> {
+            panic!("flaky subscriber")
+        })
         .start()
         .unwrap();
     let tally = Tally::new(STREAM);
@@ -275,39 +345,51 @@ fn conservation_with_handlers_overrunning_their_deadline() {
     });
     let n = STREAM / 10;
     let engine = EngineBuilder::new(s.config.clone())
-        .command_with(CommandSpec::new("demo.slow").timeout_ms(5), |request: &Request<'_>| {
-            let n = request.args().and_then(|a| a.get("n")).and_then(|n| n.as_u64());
-            match n {
-                // Blocks past its deadline on the worker.
-                Some(n) if n % 100 == 1 => std::thread::sleep(Duration::from_millis(8)),
-                // Defers and never answers.
-                Some(n) if n % 100 == 11 => {
-                    std::mem::forget(request.defer()?);
-                    return Ok(Answer::Deferred);
+        .command_with(
+            CommandSpec::new("demo.slow").timeout_ms(5),
+            |request: &Request<'_>| {
+                let n = request
+                    .args()
+                    .and_then(|a| a.get("n"))
+                    .and_then(|n| n.as_u64());
+                match n {
+                    // Blocks past its deadline on the worker.
+                    Some(n) if n % 100 == 1 => std::thread::sleep(Duration::from_millis(8)),
+                    // Defers and never answers.
+                    Some(n) if n % 100 == 11 => {
+                        std::mem::forget(request.defer()?);
+                        return Ok(Answer::Deferred);
+                    }
+                    // Defers and answers late, from another thread.
+                    Some(n) if n % 100 == 21 => {
+                        let responder = request.defer()?;
+                        std::thread::spawn(move || {
+                            std::thread::sleep(Duration::from_millis(10));
+                            responder.complete(Ok(RawJson::null()));
+                        });
+                        return Ok(Answer::Deferred);
+                    }
+                    _ => {}
                 }
-                // Defers and answers late, from another thread.
-                Some(n) if n % 100 == 21 => {
-                    let responder = request.defer()?;
-                    std::thread::spawn(move || {
-                        std::thread::sleep(Duration::from_millis(10));
-                        responder.complete(Ok(RawJson::null()));
-                    });
-                    return Ok(Answer::Deferred);
-                }
-                _ => {}
-            }
-            echo(request)
-        })
+                echo(request)
+            },
+        )
         .subscribe("demo.tick", tick)
         .start()
         .unwrap();
     let tally = Tally::new(n);
     let submitted = stream(&engine, &s, &tally, n, "demo.slow", &|_| {});
     tally.assert_exactly_once(submitted);
-    let slow = (0..n).filter(|i| i % 10 == 1 && [1, 11, 21].contains(&(i % 100))).count() as u64;
+    let slow = (0..n)
+        .filter(|i| i % 10 == 1 && [1, 11, 21].contains(&(i % 100)))
+        .count() as u64;
     // At least the overrunning ones time out; on a loaded machine others
     // may too, and each still has one reply.
-    assert!(tally.errors_of(Code::Timeout) >= slow, "{} < {slow}", tally.errors_of(Code::Timeout));
+    assert!(
+        tally.errors_of(Code::Timeout) >= slow,
+        "{} < {slow}",
+        tally.errors_of(Code::Timeout)
+    );
 }
 
 #[test]
@@ -327,7 +409,10 @@ fn conservation_with_queue_of_16_under_overload() {
     tally.assert_exactly_once(submitted);
     let metrics = engine.metrics();
     assert_eq!(metrics.accepted + metrics.refused_at_intake, STREAM as u64);
-    assert_eq!(tally.errors_of(Code::ResourceExhausted), metrics.refused_at_intake);
+    assert_eq!(
+        tally.errors_of(Code::ResourceExhausted),
+        metrics.refused_at_intake
+    );
 }
 
 #[test]
@@ -357,7 +442,13 @@ fn conservation_with_key_rotation() {
                     key.active = false;
                 }
             }
-            let mut fresh = base.security.keys.iter().find(|k| k.id == "dev-sign-1").unwrap().clone();
+            let mut fresh = base
+                .security
+                .keys
+                .iter()
+                .find(|k| k.id == "dev-sign-1")
+                .unwrap()
+                .clone();
             fresh.id = format!("sign-{round}");
             fresh.file = file;
             fresh.active = true;
@@ -396,7 +487,11 @@ fn conservation_with_reload() {
     let tally = Tally::new(STREAM);
     let submitted = stream(&engine, &s, &tally, STREAM, "demo.echo", &|index| {
         if index % 1000 == 0 {
-            let next = if (index / 1000) % 2 == 0 { &closed } else { &open };
+            let next = if (index / 1000) % 2 == 0 {
+                &closed
+            } else {
+                &open
+            };
             engine.reload(next.clone()).unwrap();
         }
     });

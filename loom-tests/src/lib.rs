@@ -5,8 +5,12 @@
 //! names loom's primitives instead of std's). Run them with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release --target-dir target/loom
 //! ```
+//!
+//! Without `--cfg loom` (plain `cargo test`) the same models run as stress
+//! tests on real threads, [`STRESS_RUNS`] times each: not exhaustive, but
+//! they run, and they keep compiling.
 //!
 //! | file | handover |
 //! | --- | --- |
@@ -14,3 +18,38 @@
 //! | `revocations.rs` | concurrent revocations, and a reader during them |
 //! | `replay_guard.rs` | one id submitted on two threads at once |
 //! | `nonce_sequence.rs` | two threads drawing nonces from one sequence |
+//! | `ring.rs` | the queue: empty, full, wrap-around, two producers and a consumer |
+//! | `parker.rs` | a worker parking while a producer pushes: no lost wake-up |
+//! | `config_swap.rs` | a reader's config snapshot while a reload swaps it |
+//! | `watch.rs` | a handler finishing while the timer takes it as overdue |
+//! | `completion_vs_timeout.rs` | a responder answering while the deadline passes |
+//! | `shutdown_drain.rs` | submitters racing shutdown: every queued job is taken |
+
+/// Threads: loom's under `--cfg loom`, std's otherwise.
+#[cfg(loom)]
+pub use loom::thread;
+#[cfg(not(loom))]
+pub use std::thread;
+
+/// `Arc`: loom's under `--cfg loom`, std's otherwise.
+#[cfg(loom)]
+pub use loom::sync::Arc;
+#[cfg(not(loom))]
+pub use std::sync::Arc;
+
+/// How often a model runs as a stress test without loom.
+pub const STRESS_RUNS: usize = 2_000;
+
+/// Explores every interleaving of `model` under loom; without loom, runs it
+/// [`STRESS_RUNS`] times on real threads.
+pub fn model<F>(model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    #[cfg(loom)]
+    loom::model(model);
+    #[cfg(not(loom))]
+    for _ in 0..STRESS_RUNS {
+        model();
+    }
+}

@@ -1,9 +1,8 @@
 //! Key rotation: a reader sees one whole keyring, before or after, never a
 //! mix; two rotations racing are both applied (neither key set is lost).
-#![cfg(loom)]
 
-use loom::sync::Arc;
-use loom::thread;
+use loom_tests::Arc;
+use loom_tests::thread;
 use mcp_engine::security::{Key, KeyUse, Keyring, SharedKeyring};
 
 fn generation(n: u8) -> Keyring {
@@ -27,7 +26,7 @@ fn active_generations(shared: &SharedKeyring) -> (String, String) {
 
 #[test]
 fn a_reader_sees_the_old_or_the_new_keyring_whole() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let shared = Arc::new(SharedKeyring::new(generation(0), 60));
         let rotator = {
             let shared = Arc::clone(&shared);
@@ -44,7 +43,7 @@ fn a_reader_sees_the_old_or_the_new_keyring_whole() {
 
 #[test]
 fn two_racing_rotations_are_both_applied() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let shared = Arc::new(SharedKeyring::new(generation(0), 60));
         let threads: Vec<_> = [1u8, 2]
             .into_iter()

@@ -1,15 +1,14 @@
 //! Nonces: two threads drawing from one sequence, with blocks small enough
 //! to refill mid-model, never get the same nonce.
-#![cfg(loom)]
 
 use std::collections::HashSet;
 
-use loom::thread;
+use loom_tests::thread;
 use mcp_engine::security::{NonceSequence, NonceSource};
 
 #[test]
 fn two_threads_never_draw_the_same_nonce() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let sequence = std::sync::Arc::new(NonceSequence::starting_at([1, 2, 3, 4], 100));
         let draw = |sequence: std::sync::Arc<NonceSequence>| {
             let mut source = NonceSource::with_block(sequence, 2);

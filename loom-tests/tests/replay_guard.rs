@@ -1,14 +1,13 @@
 //! The replay guard: one id submitted on two threads at once is accepted
 //! exactly once; distinct ids are both accepted.
-#![cfg(loom)]
 
-use loom::sync::Arc;
-use loom::thread;
+use loom_tests::Arc;
+use loom_tests::thread;
 use mcp_engine::Code;
 use mcp_engine::security::ReplayGuard;
 
 fn race(first: &'static str, second: &'static str) -> Vec<Result<(), Code>> {
-    let guard = Arc::new(ReplayGuard::new(16, 300, 0));
+    let guard = Arc::new(ReplayGuard::new(1024, 300, 0));
     let other = {
         let guard = Arc::clone(&guard);
         thread::spawn(move || guard.check("alice", second, 0, 0).map_err(|e| e.code()))
@@ -19,7 +18,7 @@ fn race(first: &'static str, second: &'static str) -> Vec<Result<(), Code>> {
 
 #[test]
 fn one_id_on_two_threads_is_accepted_once() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let outcomes = race("m-1", "m-1");
         assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
         assert!(outcomes.contains(&Err(Code::ReplayDetected)));
@@ -28,7 +27,7 @@ fn one_id_on_two_threads_is_accepted_once() {
 
 #[test]
 fn two_ids_on_two_threads_are_both_accepted() {
-    loom::model(|| {
+    loom_tests::model(|| {
         assert_eq!(race("m-1", "m-2"), vec![Ok(()), Ok(())]);
     });
 }

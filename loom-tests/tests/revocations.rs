@@ -1,14 +1,13 @@
 //! Revocation: two revocations racing are both kept; a reader sees each one
 //! either not yet or for good.
-#![cfg(loom)]
 
-use loom::sync::Arc;
-use loom::thread;
+use loom_tests::Arc;
+use loom_tests::thread;
 use mcp_engine::security::{RevocationList, SharedRevocations};
 
 #[test]
 fn racing_revocations_are_all_kept() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let shared = Arc::new(SharedRevocations::new(RevocationList::default()));
         let threads: Vec<_> = ["a", "b"]
             .into_iter()

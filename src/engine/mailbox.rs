@@ -7,13 +7,16 @@ use std::net::IpAddr;
 use crate::codec::Codec;
 use crate::error::{Code, Error};
 use crate::sync::thread::Thread;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
 use super::idle::Parker;
 use super::pending::Completion;
 use super::ring::Ring;
 use super::sink::SinkId;
 use super::watch::CallWatch;
+
+/// The intake word's closed bit.
+const CLOSED: u64 = 1 << 63;
 
 /// A message handed to the engine: one frame body and where its reply goes.
 #[derive(Debug)]
@@ -51,6 +54,12 @@ pub(crate) struct Mailbox {
     /// capacity, so a completion always finds room.
     pub(crate) deferred: AtomicUsize,
     pub(crate) watch: CallWatch,
+    /// `CLOSED` once shutdown closed intake, plus the number of submitters
+    /// inside `enter`..`leave`. One atomic for both, so a submitter's entry
+    /// and the closing are ordered by the variable's own modification order:
+    /// a submitter either counts itself before the close (and shutdown
+    /// waits for it) or sees the close and refuses.
+    intake: AtomicU64,
 }
 
 impl Mailbox {
@@ -61,12 +70,47 @@ impl Mailbox {
             parker: Parker::new(worker),
             deferred: AtomicUsize::new(0),
             watch: CallWatch::default(),
+            intake: AtomicU64::new(0),
         }
     }
 
     /// Whether the worker has anything to do.
     pub(crate) fn has_work(&self) -> bool {
         !self.jobs.is_empty() || !self.completions.is_empty()
+    }
+
+    /// A submitter wants to push: false (and nothing to undo) if intake is
+    /// closed; otherwise it must call [`leave`](Self::leave) after pushing.
+    pub(crate) fn enter(&self) -> bool {
+        let before = self.intake.fetch_add(1, Ordering::AcqRel);
+        if before & CLOSED != 0 {
+            self.intake.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// The submitter is done pushing (or gave up).
+    pub(crate) fn leave(&self) {
+        self.intake.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Closes intake and waits for the submitters inside to leave; after
+    /// this returns nothing is pushed here again.
+    pub(crate) fn close_intake(&self) {
+        // Each turn is a read-modify-write: it reads the latest count,
+        // where a plain load could keep returning an older one.
+        while self.intake.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED != 0 {
+            crate::sync::thread::yield_now();
+        }
+    }
+
+    /// Whether nothing accepted here is still unanswered.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.jobs.is_empty()
+            && self.completions.is_empty()
+            && self.deferred.load(Ordering::Acquire) == 0
+            && self.watch.running_since().is_none()
     }
 
     /// Queues a job and wakes the worker; gives it back when full.

@@ -10,6 +10,8 @@ mod handler;
 mod idle;
 mod mailbox;
 mod metrics;
+#[doc(hidden)]
+pub mod models;
 mod pending;
 mod registry;
 mod reply;

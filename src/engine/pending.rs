@@ -86,6 +86,10 @@ pub struct Responder {
 }
 
 impl Responder {
+    pub(crate) fn for_call(call: Arc<PendingCall>) -> Responder {
+        Responder { call: Some(call) }
+    }
+
     /// Answers with `result` (`Ok` becomes the Response's `result`, `Err`
     /// the Error). Returns false if the command was already answered: its
     /// deadline passed, or the engine shut down.
@@ -160,7 +164,7 @@ impl<'a> Deferral<'a> {
         }
         let call = (self.open)()?;
         *taken = Some(Arc::clone(&call));
-        Ok(Responder { call: Some(call) })
+        Ok(Responder::for_call(call))
     }
 
     /// The pending call, if the handler took a responder.

@@ -122,9 +122,11 @@ impl<T> Ring<T> {
                 // The slot still holds the value from one lap ago: full.
                 return Err(value);
             } else {
-                // Another producer claimed this position; catch up.
-                backoff.spin();
-                position = self.tail.load(Ordering::Relaxed);
+                // Another producer claimed this position; catch up. A
+                // read-modify-write reads the latest tail (a plain load may
+                // return an older one, and loom explores exactly that).
+                crate::sync::spin(&backoff);
+                position = self.tail.fetch_add(0, Ordering::Relaxed);
             }
         }
     }
@@ -161,8 +163,8 @@ impl<T> Ring<T> {
                 // Not written yet: empty (or a producer is mid-write).
                 return None;
             } else {
-                backoff.spin();
-                position = self.head.load(Ordering::Relaxed);
+                crate::sync::spin(&backoff);
+                position = self.head.fetch_add(0, Ordering::Relaxed);
             }
         }
     }

@@ -283,13 +283,30 @@ impl Engine {
     pub fn submit(&self, submission: Submission) -> Result<(), Code> {
         let shared = &*self.shared;
         let mailboxes = shared.mailboxes();
-        let Some(mailbox) =
-            mailboxes.get((submission.key % mailboxes.len().max(1) as u64) as usize)
-        else {
+        let index = submission.key % mailboxes.len().max(1) as u64;
+        let Some(mailbox) = mailboxes.get(index as usize) else {
             return Err(self.refuse(submission, Code::Unavailable));
         };
-        if shared.phase() != Phase::Running {
+        if !mailbox.enter() {
             return Err(self.refuse(submission, Code::Unavailable));
+        }
+        let pushed = self.push(mailbox, submission);
+        mailbox.leave();
+        match pushed {
+            Ok(()) => {
+                shared.metrics.counters(shared.intake_slot()).accepted();
+                Ok(())
+            }
+            Err((submission, code)) => Err(self.refuse(submission, code)),
+        }
+    }
+
+    /// Pushes, waiting for room if overflow is `block`; gives the
+    /// submission back with the refusal's code otherwise.
+    fn push(&self, mailbox: &Mailbox, submission: Submission) -> Result<(), (Submission, Code)> {
+        let shared = &*self.shared;
+        if shared.phase() != Phase::Running {
+            return Err((submission, Code::Unavailable));
         }
         let mut job = Job {
             submission,
@@ -299,17 +316,14 @@ impl Engine {
         let backoff = Backoff::new();
         loop {
             match mailbox.push(job) {
-                Ok(()) => {
-                    shared.metrics.counters(shared.intake_slot()).accepted();
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 Err(back) => job = back,
             }
             if overflow == Overflow::Refuse {
-                return Err(self.refuse(job.submission, Code::ResourceExhausted));
+                return Err((job.submission, Code::ResourceExhausted));
             }
             if shared.phase() != Phase::Running {
-                return Err(self.refuse(job.submission, Code::Unavailable));
+                return Err((job.submission, Code::Unavailable));
             }
             if backoff.is_completed() {
                 std::thread::sleep(Duration::from_micros(50));
@@ -446,7 +460,7 @@ impl Engine {
         if shared.phase() >= Phase::Stopped {
             return;
         }
-        shared.advance(Phase::Draining);
+        shared.lifecycle.close_intake(shared.mailboxes());
         let drain = Duration::from_millis(shared.config.load().engine.drain_ms);
         let deadline = Instant::now() + drain;
         while !self.drained() && Instant::now() < deadline {
@@ -495,12 +509,7 @@ impl Engine {
 
     /// Whether nothing accepted is still unanswered.
     fn drained(&self) -> bool {
-        self.shared.mailboxes().iter().all(|mailbox| {
-            mailbox.jobs.is_empty()
-                && mailbox.completions.is_empty()
-                && mailbox.deferred.load(Ordering::Acquire) == 0
-                && mailbox.watch.running_since().is_none()
-        })
+        self.shared.mailboxes().iter().all(|m| m.is_drained())
     }
 }
 

@@ -46,6 +46,46 @@ pub(crate) enum Phase {
     Stopped = 3,
 }
 
+/// The engine's phase, shared by submitters, workers, the timer and
+/// shutdown.
+#[derive(Debug)]
+pub(crate) struct Lifecycle {
+    phase: AtomicU32,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Lifecycle {
+        Lifecycle {
+            phase: AtomicU32::new(Phase::Running as u32),
+        }
+    }
+}
+
+impl Lifecycle {
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::SeqCst) {
+            0 => Phase::Running,
+            1 => Phase::Draining,
+            2 => Phase::Abandoning,
+            _ => Phase::Stopped,
+        }
+    }
+
+    /// Moves to `phase` if that is forward.
+    pub(crate) fn advance(&self, phase: Phase) {
+        self.phase.fetch_max(phase as u32, Ordering::SeqCst);
+    }
+
+    /// Closes intake: after this returns, no submitter pushes to any of
+    /// `mailboxes` again (see [`Mailbox::close_intake`]).
+    pub(crate) fn close_intake(&self, mailboxes: &[Arc<Mailbox>]) {
+        self.advance(Phase::Draining);
+        for mailbox in mailboxes {
+            mailbox.close_intake();
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) sinks: SinkTable,
@@ -56,7 +96,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// A random number naming this run, in reply ids.
     pub(crate) boot: u32,
-    phase: AtomicU32,
+    pub(crate) lifecycle: Lifecycle,
     pub(crate) mailboxes: OnceLock<Box<[Arc<Mailbox>]>>,
     pub(crate) timer: TimerInbox,
 }
@@ -79,24 +119,19 @@ impl Shared {
             // Workers, the timer, and one slot for submitting threads.
             metrics: Metrics::new(workers + 2),
             boot,
-            phase: AtomicU32::new(Phase::Running as u32),
+            lifecycle: Lifecycle::default(),
             mailboxes: OnceLock::new(),
             timer,
         }
     }
 
     pub(crate) fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::Acquire) {
-            0 => Phase::Running,
-            1 => Phase::Draining,
-            2 => Phase::Abandoning,
-            _ => Phase::Stopped,
-        }
+        self.lifecycle.phase()
     }
 
     /// Moves to `phase` if that is forward.
     pub(crate) fn advance(&self, phase: Phase) {
-        self.phase.fetch_max(phase as u32, Ordering::AcqRel);
+        self.lifecycle.advance(phase);
     }
 
     pub(crate) fn mailboxes(&self) -> &[Arc<Mailbox>] {

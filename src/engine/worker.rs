@@ -98,7 +98,12 @@ impl Worker {
                 idle.reset();
                 continue;
             }
-            if self.shared.phase() == Phase::Stopped {
+            // Intake closed before `Stopped`, so an empty queue now stays
+            // empty: nothing accepted is left behind.
+            if self.shared.phase() == Phase::Stopped
+                && self.mailbox.jobs.is_empty()
+                && self.mailbox.completions.is_empty()
+            {
                 return;
             }
             self.hand_over_latencies();

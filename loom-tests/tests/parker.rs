@@ -1,0 +1,34 @@
+//! The park/wake-up handshake: a worker that finds its queue empty and
+//! parks is always woken by a producer that pushes meanwhile; no wake-up
+//! is lost, whatever the interleaving.
+
+use loom_tests::{Arc, thread};
+use mcp_engine::engine::{Parker, Ring};
+
+#[test]
+fn a_push_racing_the_park_always_wakes_the_worker() {
+    loom_tests::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        let parker = Arc::new(Parker::for_current_thread());
+        let producer = {
+            let (ring, parker) = (Arc::clone(&ring), Arc::clone(&parker));
+            thread::spawn(move || {
+                ring.push(7u32).unwrap();
+                parker.wake();
+            })
+        };
+        // The worker's loop: poll, and park when empty. If the wake-up were
+        // lost, loom would report this thread parked forever (deadlock).
+        let got = loop {
+            if let Some(value) = ring.pop() {
+                break value;
+            }
+            parker.park_unless(|| !ring.is_empty());
+            // The push may be half done (claimed, not yet published): give
+            // the producer the core, as the worker's idle loop does.
+            thread::yield_now();
+        };
+        assert_eq!(got, 7);
+        producer.join().unwrap();
+    });
+}

@@ -1,0 +1,224 @@
+//! Thin handles on the engine's private concurrent pieces, for the loom
+//! models in `loom-tests/` (and for stress tests without loom). Not part of
+//! the API.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::codec::Codec;
+use crate::error::Error;
+use crate::json::RawJson;
+use crate::message::SecurityLevel;
+use crate::security::ReplyProtection;
+use crate::sync::{Arc, SwapCell, thread};
+
+use super::mailbox::{Job, Mailbox, Submission};
+use super::pending::{PendingCall, Responder};
+use super::reply::ReplyTo;
+use super::shared::{Lifecycle, Phase};
+use super::sink::{Destination, SinkId};
+use super::watch::{Address, CallWatch, IdBytes, Ticket};
+
+/// A worker's call watch (see `watch.rs`).
+#[derive(Debug, Default)]
+pub struct WatchModel {
+    watch: CallWatch,
+}
+
+/// The worker's proof of which message it started.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchTicket(Ticket);
+
+impl WatchModel {
+    /// Worker: message `sequence` with id `id` starts, deadline `deadline`.
+    pub fn begin(&self, sequence: u64, id: &str, deadline: u64) -> WatchTicket {
+        let address = Address {
+            to: Destination {
+                sink: SinkId(7),
+                tag: sequence,
+                codec: Codec::Json,
+            },
+            id: IdBytes::new(id),
+        };
+        let ticket = self.watch.begin(sequence, 0, &address);
+        self.watch.set_deadline(deadline);
+        WatchTicket(ticket)
+    }
+
+    /// Worker: done; false if the timer took the message first.
+    pub fn finish(&self, ticket: WatchTicket) -> bool {
+        self.watch.finish(ticket.0)
+    }
+
+    /// Timer: takes the running message if past its deadline at `now`;
+    /// returns its tag and id.
+    pub fn take_overdue(&self, now: u64) -> Option<(u64, String)> {
+        self.watch.take_overdue(now, false).map(|a| {
+            (
+                a.to.tag,
+                a.id.map(|id| id.as_str().to_owned()).unwrap_or_default(),
+            )
+        })
+    }
+}
+
+/// A deferred command with its worker's mailbox (see `pending.rs`).
+#[derive(Debug)]
+pub struct PendingModel {
+    mailbox: Arc<Mailbox>,
+    call: Arc<PendingCall>,
+}
+
+impl PendingModel {
+    /// A deferred command owned by a worker that is the calling thread.
+    pub fn new() -> (PendingModel, Responder) {
+        let mailbox = Arc::new(Mailbox::new(4, 2, thread::current()));
+        let reply_to = ReplyTo {
+            to: Destination {
+                sink: SinkId(0),
+                tag: 1,
+                codec: Codec::Json,
+            },
+            id: Box::from("c-1"),
+            level: SecurityLevel::Standard,
+            protection: ReplyProtection::default(),
+            accepted_at: 0,
+        };
+        let _ = mailbox.reserve_deferred();
+        let call = Arc::new(PendingCall::new(reply_to, 10, Arc::clone(&mailbox)));
+        let responder = Responder::for_call(Arc::clone(&call));
+        (PendingModel { mailbox, call }, responder)
+    }
+
+    /// Timer: closes the call at its deadline; true if that answered it.
+    pub fn time_out(&self) -> bool {
+        let closed = self.call.close();
+        if closed {
+            self.mailbox.release_deferred();
+        }
+        closed
+    }
+
+    /// Worker: takes a completion handed back, if any (and frees its room).
+    pub fn take_completion(&self) -> Option<Result<RawJson, Error>> {
+        let completion = self.mailbox.completions.pop()?;
+        self.mailbox.release_deferred();
+        Some(completion.result)
+    }
+
+    /// Deferred commands still counted against the worker.
+    pub fn outstanding(&self) -> usize {
+        self.mailbox.deferred.load(crate::sync::Ordering::Acquire)
+    }
+}
+
+/// The submit and shutdown protocol around one worker's queue.
+#[derive(Debug)]
+pub struct IntakeModel {
+    lifecycle: Lifecycle,
+    mailboxes: [Arc<Mailbox>; 1],
+}
+
+impl IntakeModel {
+    /// Intake for one worker, the calling thread.
+    pub fn new(capacity: usize) -> IntakeModel {
+        IntakeModel {
+            lifecycle: Lifecycle::default(),
+            mailboxes: [Arc::new(Mailbox::new(capacity, 2, thread::current()))],
+        }
+    }
+
+    /// Submitter: queues job `n` unless intake is closed (the engine's
+    /// submit protocol). True if queued.
+    pub fn submit(&self, n: u64) -> bool {
+        let [mailbox] = &self.mailboxes;
+        if !mailbox.enter() {
+            return false;
+        }
+        let queued = self.lifecycle.phase() == Phase::Running
+            && mailbox
+                .push(Job {
+                    submission: Submission {
+                        sink: SinkId(0),
+                        tag: n,
+                        peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        key: 0,
+                        codec: Codec::Json,
+                        body: Vec::new(),
+                    },
+                    accepted_at: 0,
+                })
+                .is_ok();
+        mailbox.leave();
+        queued
+    }
+
+    /// Shutdown: closes intake, then tells the worker to stop and wakes it.
+    pub fn shut_down(&self) {
+        let [mailbox] = &self.mailboxes;
+        self.lifecycle.close_intake(&self.mailboxes);
+        self.lifecycle.advance(Phase::Stopped);
+        mailbox.parker.wake();
+    }
+
+    /// Worker: one turn of its loop: takes a job (`Some(n)`), or parks
+    /// until there is work or a stop (`Some(None)`), or finds the engine
+    /// stopped with nothing queued (`None`: the loop exits).
+    pub fn worker_turn(&self) -> Option<Option<u64>> {
+        let [mailbox] = &self.mailboxes;
+        if let Some(job) = mailbox.jobs.pop() {
+            return Some(Some(job.submission.tag));
+        }
+        if self.lifecycle.phase() == Phase::Stopped && mailbox.jobs.is_empty() {
+            return None;
+        }
+        mailbox
+            .parker
+            .park_unless(|| mailbox.has_work() || self.lifecycle.phase() == Phase::Stopped);
+        Some(None)
+    }
+}
+
+/// The config cell: a value swapped whole while readers hold snapshots.
+#[derive(Debug)]
+pub struct SwapModel {
+    cell: SwapCell<(u64, u64)>,
+}
+
+impl SwapModel {
+    /// A cell holding `(0, 0)`.
+    pub fn new() -> SwapModel {
+        SwapModel {
+            cell: SwapCell::new(Arc::new((0, 0))),
+        }
+    }
+
+    /// Reader: a snapshot, read twice with a yield between (it must not
+    /// change under the reader).
+    pub fn read_twice(&self) -> ((u64, u64), (u64, u64)) {
+        let snapshot = self.cell.load();
+        let value: &(u64, u64) = &snapshot;
+        let first = *value;
+        thread::yield_now();
+        let value: &(u64, u64) = &snapshot;
+        (first, *value)
+    }
+
+    /// Writer: replaces `(n, n)` with `(n + 1, n + 1)`.
+    pub fn bump(&self) {
+        self.cell
+            .update(|value| Arc::new((value.0 + 1, value.1 + 1)));
+    }
+
+    /// The current value.
+    pub fn get(&self) -> (u64, u64) {
+        let snapshot = self.cell.load();
+        let value: &(u64, u64) = &snapshot;
+        *value
+    }
+}
+
+impl Default for SwapModel {
+    fn default() -> SwapModel {
+        SwapModel::new()
+    }
+}
