@@ -77,7 +77,10 @@ fn hop(queue: Arc<dyn Queue>, n: u64) -> Duration {
     elapsed
 }
 
-fn queues() -> Vec<(&'static str, Box<dyn Fn() -> Arc<dyn Queue>>)> {
+/// Makes a fresh, empty queue.
+type MakeQueue = Box<dyn Fn() -> Arc<dyn Queue>>;
+
+fn queues() -> Vec<(&'static str, MakeQueue)> {
     vec![
         (
             "ring",
