@@ -52,6 +52,10 @@ pub struct EngineConfig {
     /// How long `shutdown` lets accepted messages finish before answering
     /// the rest `unavailable`, in milliseconds (default 5000).
     pub drain_ms: u64,
+    /// Errors kept in the error history, over all threads (default 1024).
+    pub max_error_history: u64,
+    /// Recent message ids (with outcomes) kept per worker (default 1024).
+    pub message_history: u64,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +69,8 @@ impl Default for EngineConfig {
             max_deferred: 1024,
             stack_kib: 256,
             drain_ms: 5000,
+            max_error_history: 1024,
+            message_history: 1024,
         }
     }
 }
@@ -81,6 +87,8 @@ pub(super) struct EngineFile {
     max_deferred: Option<Spanned<u64>>,
     stack_kib: Option<Spanned<u64>>,
     drain_ms: Option<Spanned<u64>>,
+    max_error_history: Option<Spanned<u64>>,
+    message_history: Option<Spanned<u64>>,
 }
 
 pub(super) fn engine_config(
@@ -134,6 +142,22 @@ pub(super) fn engine_config(
             0..=600_000,
             "milliseconds",
             defaults.drain_ms,
+        )?,
+        max_error_history: bounded(
+            at,
+            file.max_error_history,
+            "engine.max_error_history",
+            0..=1 << 20,
+            "errors",
+            defaults.max_error_history,
+        )?,
+        message_history: bounded(
+            at,
+            file.message_history,
+            "engine.message_history",
+            1..=1 << 20,
+            "messages",
+            defaults.message_history,
         )?,
     })
 }

@@ -13,6 +13,7 @@ use super::idle::Parker;
 use super::pending::Completion;
 use super::ring::Ring;
 use super::sink::SinkId;
+use super::state::RecentIds;
 use super::watch::CallWatch;
 
 /// The intake word's closed bit.
@@ -54,6 +55,8 @@ pub(crate) struct Mailbox {
     /// capacity, so a completion always finds room.
     pub(crate) deferred: AtomicUsize,
     pub(crate) watch: CallWatch,
+    /// Recent message ids and outcomes.
+    pub(crate) recent: RecentIds,
     /// `CLOSED` once shutdown closed intake, plus the number of submitters
     /// inside `enter`..`leave`. One atomic for both, so a submitter's entry
     /// and the closing are ordered by the variable's own modification order:
@@ -63,13 +66,19 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
-    pub(crate) fn new(queue_capacity: usize, max_deferred: usize, worker: Thread) -> Mailbox {
+    pub(crate) fn new(
+        queue_capacity: usize,
+        max_deferred: usize,
+        history: usize,
+        worker: Thread,
+    ) -> Mailbox {
         Mailbox {
             jobs: Ring::new(queue_capacity),
             completions: Ring::new(max_deferred),
             parker: Parker::new(worker),
             deferred: AtomicUsize::new(0),
             watch: CallWatch::default(),
+            recent: RecentIds::new(history),
             intake: AtomicU64::new(0),
         }
     }

@@ -6,6 +6,7 @@
 //! example. `docs/thread-safety.md` says which thread owns what and which
 //! loom model checks each hand-over.
 
+mod errors;
 mod handler;
 mod idle;
 mod mailbox;
@@ -13,22 +14,27 @@ mod metrics;
 #[doc(hidden)]
 pub mod models;
 mod pending;
+mod recovery;
 mod registry;
 mod reply;
 mod ring;
 mod runtime;
 mod shared;
 mod sink;
+mod state;
 mod timer;
 mod watch;
 mod worker;
 
+pub use errors::{ErrorHook, ErrorRecord};
 pub use handler::{Answer, Caller, CommandHandler, Event, EventHandler, Request};
 pub use idle::{Idle, IdleStrategy, Parker};
 pub use mailbox::Submission;
 pub use metrics::{MetricsSnapshot, Stage, StageLatency};
 pub use pending::Responder;
+pub use recovery::{BreakerPolicy, RetryPolicy, is_failure};
 pub use registry::CommandSpec;
 pub use ring::Ring;
 pub use runtime::{Engine, EngineBuilder, OwnedReply};
 pub use sink::{Outcome, Reply, ReplySink, SinkId};
+pub use state::{ProtocolState, RecentMessage, Status};

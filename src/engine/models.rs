@@ -71,7 +71,7 @@ pub struct PendingModel {
 impl PendingModel {
     /// A deferred command owned by a worker that is the calling thread.
     pub fn new() -> (PendingModel, Responder) {
-        let mailbox = Arc::new(Mailbox::new(4, 2, thread::current()));
+        let mailbox = Arc::new(Mailbox::new(4, 2, 1, thread::current()));
         let reply_to = ReplyTo {
             to: Destination {
                 sink: SinkId(0),
@@ -81,6 +81,7 @@ impl PendingModel {
             id: Box::from("c-1"),
             level: SecurityLevel::Standard,
             protection: ReplyProtection::default(),
+            handler: None,
             accepted_at: 0,
         };
         let _ = mailbox.reserve_deferred();
@@ -123,7 +124,7 @@ impl IntakeModel {
     pub fn new(capacity: usize) -> IntakeModel {
         IntakeModel {
             lifecycle: Lifecycle::default(),
-            mailboxes: [Arc::new(Mailbox::new(capacity, 2, thread::current()))],
+            mailboxes: [Arc::new(Mailbox::new(capacity, 2, 1, thread::current()))],
         }
     }
 

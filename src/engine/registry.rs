@@ -8,6 +8,7 @@ use crate::error::{Code, Error};
 use crate::security::Target;
 
 use super::handler::{CommandHandler, EventHandler};
+use super::recovery::{Breaker, BreakerPolicy, RetryPolicy};
 
 /// How a command is registered: its name, the target authorization checks,
 /// and its own deadline.
@@ -17,6 +18,8 @@ pub struct CommandSpec {
     resource: String,
     action: String,
     timeout_ms: Option<u64>,
+    retry: RetryPolicy,
+    breaker: BreakerPolicy,
 }
 
 impl CommandSpec {
@@ -31,6 +34,8 @@ impl CommandSpec {
             resource,
             action,
             timeout_ms: None,
+            retry: RetryPolicy::NONE,
+            breaker: BreakerPolicy::default(),
         }
     }
 
@@ -51,6 +56,30 @@ impl CommandSpec {
     pub fn timeout_ms(mut self, timeout_ms: u64) -> CommandSpec {
         self.timeout_ms = Some(timeout_ms.max(1));
         self
+    }
+
+    /// Retries failures that say they may pass (`resource_exhausted`,
+    /// `timeout`, `unavailable`, `network_error`) as `retry` says, within
+    /// the command's deadline. The waits happen on the worker: keep them
+    /// short. Default: no retries.
+    pub fn retry(mut self, retry: RetryPolicy) -> CommandSpec {
+        self.retry = retry;
+        self
+    }
+
+    /// The handler's circuit breaker (default: open after 20 consecutive
+    /// failures, for 1 s).
+    pub fn breaker(mut self, breaker: BreakerPolicy) -> CommandSpec {
+        self.breaker = breaker;
+        self
+    }
+
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    pub(crate) fn breaker_policy(&self) -> &BreakerPolicy {
+        &self.breaker
     }
 
     /// The command name.
@@ -80,6 +109,7 @@ pub(crate) enum Action {
 pub(crate) struct CommandEntry {
     pub(crate) spec: CommandSpec,
     pub(crate) action: Action,
+    pub(crate) breaker: Breaker,
 }
 
 impl CommandEntry {
@@ -126,7 +156,11 @@ impl Registry {
         let index = self.commands.len();
         self.by_name
             .insert(spec.name.clone().into_boxed_str(), index);
-        self.commands.push(CommandEntry { spec, action });
+        self.commands.push(CommandEntry {
+            spec,
+            action,
+            breaker: Breaker::default(),
+        });
     }
 
     /// Registers a command; a name taken already (built-ins included) is a
@@ -160,12 +194,17 @@ impl Registry {
             .push(handler);
     }
 
-    /// The command named `name`.
-    pub(crate) fn command_named(&self, name: &str) -> Result<&CommandEntry, Error> {
+    /// The command named `name`, and its index.
+    pub(crate) fn command_named(&self, name: &str) -> Result<(usize, &CommandEntry), Error> {
         self.by_name
             .get(name)
-            .and_then(|&index| self.commands.get(index))
+            .and_then(|&index| Some((index, self.commands.get(index)?)))
             .ok_or_else(|| Error::new(Code::HandlerNotFound, "no handler for this command"))
+    }
+
+    /// Command `index`'s entry.
+    pub(crate) fn command_at(&self, index: usize) -> Option<&CommandEntry> {
+        self.commands.get(index)
     }
 
     /// The subscribers of event `name` (none: an empty slice).

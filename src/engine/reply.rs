@@ -11,6 +11,7 @@ use crate::message::{
 use crate::security::{Admission, ReplyProtection};
 use crate::sync::{Ordering, StaticCounter};
 
+use super::recovery::Admission as BreakerAdmission;
 use super::sink::{Destination, Outcome, Reply, SinkTable};
 
 /// Everything needed to answer a message after its buffers are gone (a
@@ -21,6 +22,9 @@ pub(crate) struct ReplyTo {
     pub(crate) id: Box<str>,
     pub(crate) level: SecurityLevel,
     pub(crate) protection: ReplyProtection,
+    /// The command's handler (its index) and whether this call is its
+    /// breaker's probe, to report the outcome to the breaker.
+    pub(crate) handler: Option<(usize, BreakerAdmission)>,
     /// When the message was accepted (engine clock).
     pub(crate) accepted_at: u64,
 }
@@ -95,7 +99,7 @@ impl ReplyWriter {
     }
 
     /// Encodes `message` in `codec` and hands it to the sink.
-    fn send(
+    pub(crate) fn send(
         &mut self,
         sinks: &SinkTable,
         to: Destination,
@@ -177,17 +181,15 @@ impl ReplyWriter {
         );
     }
 
-    /// Answers with a Response carrying `{"result": result}`, protected as
-    /// the request was. If protecting fails (a key rotated away), the answer
-    /// is that Error instead.
-    pub(crate) fn response(
+    /// Builds the Response carrying `{"result": result}`, protected as the
+    /// request was; [`send`](Self::send) delivers it. If protecting fails (a
+    /// key rotated away), the answer must be that Error instead.
+    pub(crate) fn seal_response(
         &mut self,
-        sinks: &SinkTable,
         admission: &mut Admission,
         reply_to: ReplyHeader<'_>,
         result: &RawJson,
-        outcome: Outcome,
-    ) {
+    ) -> Result<Message, Error> {
         self.scratch.clear();
         self.scratch.extend_from_slice(b"{\"result\":");
         self.scratch.extend_from_slice(result.as_bytes());
@@ -211,10 +213,8 @@ impl ReplyWriter {
             timestamp: Timestamp::now(),
         };
         let now = message.timestamp.unix_nanos();
-        match admission.protect_reply(&mut message, payload, reply_to.protection, now) {
-            Ok(()) => self.send(sinks, reply_to.to, &message, Some(reply_to.id), outcome),
-            Err(error) => self.error(sinks, reply_to.to, Some(reply_to.id), &error),
-        }
+        admission.protect_reply(&mut message, payload, reply_to.protection, now)?;
+        Ok(message)
     }
 }
 

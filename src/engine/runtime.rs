@@ -18,15 +18,17 @@ use crate::message::unix_nanos_now;
 use crate::security::SecurityState;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 
+use super::errors::{ErrorHook, ErrorLog, ErrorRecord};
 use super::handler::{CommandHandler, EventHandler};
 use super::idle::IdleStrategy;
 use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::MetricsSnapshot;
 use super::registry::{CommandSpec, Registry};
 use super::reply::ReplyWriter;
-use super::shared::{Phase, Shared};
+use super::shared::{Phase, Shared, ThreadPlan};
 use super::sink::{Destination, Outcome, Reply, ReplySink, SinkId};
-use super::timer::{self, TimerInbox};
+use super::state::{ProtocolState, RecentMessage, Status};
+use super::timer;
 use super::worker::Worker;
 
 /// Starts an engine: a config, handlers, then [`EngineBuilder::start`].
@@ -34,6 +36,7 @@ pub struct EngineBuilder {
     config: Config,
     registry: Registry,
     idle: IdleStrategy,
+    hooks: HashMap<Code, Vec<ErrorHook>>,
     error: Option<Error>,
 }
 
@@ -52,8 +55,21 @@ impl EngineBuilder {
             config,
             registry: Registry::with_builtins(),
             idle: IdleStrategy::default(),
+            hooks: HashMap::new(),
             error: None,
         }
+    }
+
+    /// Runs `hook` whenever the engine sends an Error with `code` (the
+    /// seed's recovery hooks): on the engine thread that sent it, so it
+    /// must be quick. A panic in it is caught.
+    pub fn on_error(
+        mut self,
+        code: Code,
+        hook: impl Fn(&ErrorRecord) + Send + Sync + 'static,
+    ) -> EngineBuilder {
+        self.hooks.entry(code).or_default().push(Arc::new(hook));
+        self
     }
 
     /// Registers a command handler under `name`, declaring the default
@@ -97,25 +113,25 @@ impl EngineBuilder {
             config,
             registry,
             idle,
+            hooks,
             ..
         } = self;
         let security = Arc::new(SecurityState::from_config(&config, unix_nanos_now())?);
-        let engine = &config.engine;
-        let workers = usize::try_from(engine.workers).unwrap_or(1).max(1);
-        let queue_capacity = usize::try_from(engine.queue_capacity).unwrap_or(4096);
-        let max_deferred = usize::try_from(engine.max_deferred).unwrap_or(1024);
-        let stack = usize::try_from(engine.stack_kib).unwrap_or(256) * 1024;
-        let pin = engine.pin_threads;
-        let boot = boot_number();
-        let timer_inbox = TimerInbox::new(workers.saturating_mul(max_deferred).max(64));
-        let shared = Arc::new(Shared::new(
-            registry,
-            config,
-            security,
-            boot,
+        let plan = ThreadPlan::of(&config);
+        let ThreadPlan {
             workers,
-            timer_inbox,
-        ));
+            queue_capacity,
+            max_deferred,
+            history,
+            stack_bytes: stack,
+            pin,
+        } = plan;
+        let errors = ErrorLog::new(
+            workers + 2,
+            usize::try_from(config.engine.max_error_history).unwrap_or(1024),
+            hooks,
+        );
+        let shared = Arc::new(Shared::new(registry, config, security, &plan, errors));
 
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let pin_to = |index: usize| {
@@ -142,6 +158,7 @@ impl EngineBuilder {
                     let mailbox = Arc::new(Mailbox::new(
                         queue_capacity,
                         max_deferred,
+                        history,
                         crate::sync::thread::current(),
                     ));
                     let _ = mailbox_tx.send(Arc::clone(&mailbox));
@@ -201,13 +218,6 @@ fn supervise(index: usize, shared: &Arc<Shared>, mailbox: &Arc<Mailbox>, idle: I
             }
         }
     }
-}
-
-fn boot_number() -> u32 {
-    let mut bytes = [0u8; 4];
-    // A failing system RNG only makes reply ids less unique across runs.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    u32::from_le_bytes(bytes)
 }
 
 /// A running engine. Dropping it shuts it down.
@@ -358,10 +368,12 @@ impl Engine {
                 .map(|view| view.id().to_owned());
             let to = Destination { sink, tag, codec };
             writer.error(&shared.sinks, to, id.as_deref(), &error);
+            shared.sent_error(shared.intake_slot(), &error, id.as_deref());
         });
-        let counters = shared.metrics.counters(shared.intake_slot());
-        counters.refused_at_intake();
-        counters.error(code);
+        shared
+            .metrics
+            .counters(shared.intake_slot())
+            .refused_at_intake();
         code
     }
 
@@ -439,6 +451,56 @@ impl Engine {
             .map(|m| m.jobs.len())
             .collect();
         self.shared.metrics.snapshot(depths)
+    }
+
+    /// The engine's state: status, the last message, pending commands,
+    /// counts (the seed's `ProtocolState`).
+    pub fn state(&self) -> ProtocolState {
+        let shared = &*self.shared;
+        let status = match shared.phase() {
+            Phase::Running => Status::Running,
+            Phase::Draining | Phase::Abandoning => Status::Draining,
+            Phase::Stopped => Status::Stopped,
+        };
+        let newest = shared
+            .mailboxes()
+            .iter()
+            .filter_map(|m| m.recent.newest())
+            .chain(shared.timer_recent.newest())
+            .max_by_key(|m| m.at);
+        ProtocolState {
+            status,
+            last_message_id: newest.as_ref().map(|m| m.id.clone()),
+            pending_commands: shared
+                .mailboxes()
+                .iter()
+                .map(|m| m.deferred.load(Ordering::Acquire))
+                .sum(),
+            message_count: self.metrics().accepted,
+            last_activity: newest.map_or(0, |m| m.at),
+        }
+    }
+
+    /// The most recent messages (ids and outcomes, never payloads), newest
+    /// first, up to `limit`; each worker keeps `engine.message_history`.
+    pub fn recent_messages(&self, limit: usize) -> Vec<RecentMessage> {
+        let shared = &*self.shared;
+        let mut all: Vec<RecentMessage> = shared
+            .mailboxes()
+            .iter()
+            .map(|m| &m.recent)
+            .chain(std::iter::once(&shared.timer_recent))
+            .flat_map(|recent| recent.recent(limit))
+            .collect();
+        all.sort_by_key(|m| std::cmp::Reverse(m.at));
+        all.truncate(limit);
+        all
+    }
+
+    /// The errors the engine sent, oldest first (the newest
+    /// `engine.max_error_history`).
+    pub fn recent_errors(&self) -> Vec<ErrorRecord> {
+        self.shared.errors.recent()
     }
 
     /// Forgets the latencies recorded so far (counters keep counting): a

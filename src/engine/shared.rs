@@ -5,13 +5,18 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::error::Error;
+use crate::message::unix_nanos_now;
 use crate::security::SecurityState;
 use crate::sync::{Arc, AtomicU32, Ordering, SwapCell};
 
+use super::errors::ErrorLog;
 use super::mailbox::Mailbox;
 use super::metrics::Metrics;
+use super::recovery::Admission as BreakerAdmission;
 use super::registry::Registry;
 use super::sink::SinkTable;
+use super::state::RecentIds;
 use super::timer::TimerInbox;
 
 /// The engine's monotonic clock: nanoseconds since it started.
@@ -86,6 +91,40 @@ impl Lifecycle {
     }
 }
 
+/// The engine's threads and per-thread bounds, from `[engine]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ThreadPlan {
+    pub(crate) workers: usize,
+    pub(crate) queue_capacity: usize,
+    pub(crate) max_deferred: usize,
+    pub(crate) history: usize,
+    pub(crate) stack_bytes: usize,
+    pub(crate) pin: bool,
+}
+
+impl ThreadPlan {
+    pub(crate) fn of(config: &Config) -> ThreadPlan {
+        let engine = &config.engine;
+        let size = |n: u64, default: usize| usize::try_from(n).unwrap_or(default);
+        ThreadPlan {
+            workers: size(engine.workers, 1).max(1),
+            queue_capacity: size(engine.queue_capacity, 4096),
+            max_deferred: size(engine.max_deferred, 1024),
+            history: size(engine.message_history, 1024),
+            stack_bytes: size(engine.stack_kib, 256).saturating_mul(1024),
+            pin: engine.pin_threads,
+        }
+    }
+}
+
+/// A random number naming this run (in reply ids).
+fn boot_number() -> u32 {
+    let mut bytes = [0u8; 4];
+    // A failing system RNG only makes reply ids less unique across runs.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) sinks: SinkTable,
@@ -99,17 +138,28 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: Lifecycle,
     pub(crate) mailboxes: OnceLock<Box<[Arc<Mailbox>]>>,
     pub(crate) timer: TimerInbox,
+    pub(crate) errors: ErrorLog,
+    /// What the timer answered (deadlines, shutdown), as worker histories
+    /// keep what the workers answered.
+    pub(crate) timer_recent: RecentIds,
 }
 
 impl Shared {
+    /// The shared state of an engine with `threads` (its workers and
+    /// bounds come from `threads`).
     pub(crate) fn new(
         registry: Registry,
         config: Config,
         security: Arc<SecurityState>,
-        boot: u32,
-        workers: usize,
-        timer: TimerInbox,
+        threads: &ThreadPlan,
+        errors: ErrorLog,
     ) -> Shared {
+        let ThreadPlan {
+            workers,
+            max_deferred,
+            history,
+            ..
+        } = *threads;
         Shared {
             sinks: SinkTable::default(),
             registry,
@@ -118,10 +168,12 @@ impl Shared {
             clock: Clock::new(),
             // Workers, the timer, and one slot for submitting threads.
             metrics: Metrics::new(workers + 2),
-            boot,
+            boot: boot_number(),
             lifecycle: Lifecycle::default(),
             mailboxes: OnceLock::new(),
-            timer,
+            timer: TimerInbox::new(workers.saturating_mul(max_deferred).max(64)),
+            errors,
+            timer_recent: RecentIds::new(history),
         }
     }
 
@@ -136,6 +188,28 @@ impl Shared {
 
     pub(crate) fn mailboxes(&self) -> &[Arc<Mailbox>] {
         self.mailboxes.get().map_or(&[], |m| m)
+    }
+
+    /// Thread `slot` sent `error` in answer to message `correlation_id`:
+    /// count it, keep it in the history, run its hooks.
+    pub(crate) fn sent_error(&self, slot: usize, error: &Error, correlation_id: Option<&str>) {
+        self.metrics.counters(slot).error(error.code());
+        self.errors
+            .record(slot, error, correlation_id, unix_nanos_now());
+    }
+
+    /// Reports a command's outcome to its handler's breaker.
+    pub(crate) fn report(&self, handler: Option<(usize, BreakerAdmission)>, failed: bool) {
+        if let Some((index, admission)) = handler
+            && let Some(entry) = self.registry.command_at(index)
+        {
+            entry.breaker.record(
+                entry.spec.breaker_policy(),
+                admission,
+                failed,
+                self.clock.now(),
+            );
+        }
     }
 
     /// The timer's counters slot.

@@ -10,12 +10,14 @@ use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use crate::error::{Code, Error};
+use crate::message::unix_nanos_now;
 use crate::sync::Arc;
 
 use super::pending::PendingCall;
 use super::reply::{ReplyWriter, shutting_down};
 use super::ring::Ring;
 use super::shared::{Phase, Shared};
+use super::sink::Outcome;
 use super::watch::Address;
 
 /// Deferred commands on their way to the timer.
@@ -74,7 +76,7 @@ pub(crate) fn run(shared: &Shared) {
     let mut due: BinaryHeap<Reverse<Due>> = BinaryHeap::new();
     let mut sequence = 0u64;
     let mut writer = ReplyWriter::new(shared.boot);
-    let counters = shared.metrics.counters(shared.timer_slot());
+    let slot = shared.timer_slot();
     loop {
         while let Some(call) = shared.timer.calls.pop() {
             sequence += 1;
@@ -104,7 +106,13 @@ pub(crate) fn run(shared: &Shared) {
                 };
                 let reply_to = &call.reply_to;
                 writer.error(&shared.sinks, reply_to.to, Some(&reply_to.id), &error);
-                counters.error(error.code());
+                shared.sent_error(slot, &error, Some(&reply_to.id));
+                shared.timer_recent.push(
+                    Some(&reply_to.id),
+                    Outcome::Error(error.code()),
+                    unix_nanos_now(),
+                );
+                shared.report(reply_to.handler, true);
                 call.mailbox.release_deferred();
             }
         }
@@ -118,7 +126,11 @@ pub(crate) fn run(shared: &Shared) {
                     Error::new(Code::Timeout, "the command did not answer in time")
                 };
                 answer(shared, &mut writer, &address, &error);
-                counters.error(error.code());
+                let id = address.id.as_ref().map(|id| id.as_str());
+                shared.sent_error(slot, &error, id);
+                shared
+                    .timer_recent
+                    .push(id, Outcome::Error(error.code()), unix_nanos_now());
             }
         }
 

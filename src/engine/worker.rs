@@ -21,6 +21,7 @@ use super::idle::{Idle, IdleStrategy};
 use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::{Counters, Stage, StageHistograms};
 use super::pending::{Completion, Deferral, PendingCall};
+use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::registry::{Action, Builtin};
 use super::reply::{ReplyHeader, ReplyTo, ReplyWriter, shutting_down};
 use super::shared::{Phase, Shared};
@@ -52,6 +53,8 @@ struct Replying {
     level: crate::message::SecurityLevel,
     protection: crate::security::ReplyProtection,
     kind: MessageType,
+    /// The command's handler and its breaker admission, once routed.
+    handler: Option<(usize, BreakerAdmission)>,
 }
 
 pub(crate) struct Worker {
@@ -172,6 +175,7 @@ impl Worker {
                     level: crate::message::SecurityLevel::Low,
                     protection: Default::default(),
                     kind: MessageType::Command,
+                    handler: None,
                 },
             ),
             Ok(view) => {
@@ -185,11 +189,12 @@ impl Worker {
                         Err(error) => (Verdict::Fail(error), replying_to(id, view.kind())),
                         Ok(admitted) => {
                             lap(&mut self.histograms, Stage::Admit);
-                            let replying = Replying {
+                            let mut replying = Replying {
                                 id,
                                 level: admitted.level,
                                 protection: admitted.protection.clone(),
                                 kind: admitted.kind,
+                                handler: None,
                             };
                             let context = Context {
                                 shared: &shared,
@@ -202,9 +207,12 @@ impl Worker {
                                 accepted_at,
                                 started,
                             };
-                            let verdict = dispatch(&context, &admitted, &mut |stage| {
-                                lap(&mut self.histograms, stage)
-                            });
+                            let verdict = dispatch(
+                                &context,
+                                &admitted,
+                                &mut replying.handler,
+                                &mut |stage| lap(&mut self.histograms, stage),
+                            );
                             (verdict, replying)
                         }
                     }
@@ -215,7 +223,16 @@ impl Worker {
 
         // Stage: respond. Only if the timer did not answer first.
         if !self.mailbox.watch.finish(ticket) {
+            // The timer answered `timeout` (or `unavailable`) already.
             self.counters().late_answer();
+            shared.report(replying.handler, true);
+            let id = replying.id.as_ref().map(IdBytes::as_str);
+            let code = if shared.phase() >= Phase::Abandoning {
+                Code::Unavailable
+            } else {
+                Code::Timeout
+            };
+            self.mailbox.recent.push(id, Outcome::Error(code), wall_now);
             if let Verdict::Deferred(Some(call)) = verdict {
                 // Answered `timeout` already: whatever the responder says
                 // is late.
@@ -230,29 +247,27 @@ impl Worker {
         let counters = shared.metrics.counters(self.index);
         match verdict {
             Verdict::Respond(result) => {
+                shared.report(replying.handler, false);
                 let header = ReplyHeader {
                     to,
                     id: id.unwrap_or_default(),
                     level: replying.level,
                     protection: &replying.protection,
                 };
-                self.writer.response(
-                    &shared.sinks,
-                    &mut self.admission,
-                    header,
-                    &result,
-                    Outcome::Response,
-                );
-                counters.response();
+                self.respond(header, &result, Outcome::Response, wall_now);
             }
             Verdict::Fail(error) => {
+                shared.report(replying.handler, is_failure(&error));
                 if matches!(replying.kind, MessageType::Response | MessageType::Error) {
                     // Never answer an answer: two engines would loop.
-                    self.writer.silent(&shared.sinks, to, id, Outcome::Absorbed);
                     counters.unmatched_reply();
+                    self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
+                    self.writer.silent(&shared.sinks, to, id, Outcome::Absorbed);
                 } else {
+                    shared.sent_error(self.index, &error, id);
+                    let outcome = Outcome::Error(error.code());
+                    self.mailbox.recent.push(id, outcome, wall_now);
                     self.writer.error(&shared.sinks, to, id, &error);
-                    counters.error(error.code());
                 }
             }
             Verdict::Deferred(call) => {
@@ -271,20 +286,15 @@ impl Worker {
                         level: replying.level,
                         protection: &replying.protection,
                     };
-                    self.writer.response(
-                        &shared.sinks,
-                        &mut self.admission,
-                        header,
-                        &result,
-                        Outcome::Delivered(count),
-                    );
-                    counters.response();
+                    self.respond(header, &result, Outcome::Delivered(count), wall_now);
                 } else {
-                    self.writer
-                        .silent(&shared.sinks, to, id, Outcome::Delivered(count));
+                    let outcome = Outcome::Delivered(count);
+                    self.mailbox.recent.push(id, outcome, wall_now);
+                    self.writer.silent(&shared.sinks, to, id, outcome);
                 }
             }
             Verdict::Absorbed => {
+                self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
                 self.writer.silent(&shared.sinks, to, id, Outcome::Absorbed);
             }
         }
@@ -299,6 +309,32 @@ impl Worker {
         }
     }
 
+    /// Sends a Response (its history entry first, so that whoever gets the
+    /// reply finds it recorded); the Error instead if it cannot be
+    /// protected.
+    fn respond(&mut self, header: ReplyHeader<'_>, result: &RawJson, outcome: Outcome, at: i128) {
+        let shared = &*self.shared;
+        let id = Some(header.id);
+        match self
+            .writer
+            .seal_response(&mut self.admission, header, result)
+        {
+            Ok(message) => {
+                shared.metrics.counters(self.index).response();
+                self.mailbox.recent.push(id, outcome, at);
+                self.writer
+                    .send(&shared.sinks, header.to, &message, id, outcome);
+            }
+            Err(error) => {
+                shared.sent_error(self.index, &error, id);
+                self.mailbox
+                    .recent
+                    .push(id, Outcome::Error(error.code()), at);
+                self.writer.error(&shared.sinks, header.to, id, &error);
+            }
+        }
+    }
+
     /// A deferred command's answer came back: protect and send it.
     fn finish_deferred(&mut self, completion: Completion) {
         let Completion { call, result } = completion;
@@ -310,21 +346,19 @@ impl Worker {
             return;
         }
         let to = &call.reply_to;
+        let now = unix_nanos_now();
         match result {
             Ok(result) => {
-                self.writer.response(
-                    &shared.sinks,
-                    &mut self.admission,
-                    to.header(),
-                    &result,
-                    Outcome::Response,
-                );
-                counters.response();
+                shared.report(to.handler, false);
+                self.respond(to.header(), &result, Outcome::Response, now);
             }
             Err(error) => {
+                shared.report(to.handler, is_failure(&error));
+                shared.sent_error(self.index, &error, Some(&to.id));
+                let outcome = Outcome::Error(error.code());
+                self.mailbox.recent.push(Some(&to.id), outcome, now);
                 self.writer
                     .error(&shared.sinks, to.to, Some(&to.id), &error);
-                counters.error(error.code());
             }
         }
         if self.sequence.is_multiple_of(4) {
@@ -341,7 +375,8 @@ impl Worker {
             let mut writer = ReplyWriter::new(shared.boot);
             let error = Error::new(Code::InternalError, "the worker failed and was restarted");
             timer::answer(shared, &mut writer, &address, &error);
-            shared.metrics.counters(index).error(Code::InternalError);
+            let id = address.id.as_ref().map(IdBytes::as_str);
+            shared.sent_error(index, &error, id);
         }
     }
 }
@@ -352,6 +387,7 @@ fn replying_to(id: Option<IdBytes>, kind: MessageType) -> Replying {
         level: crate::message::SecurityLevel::Low,
         protection: Default::default(),
         kind,
+        handler: None,
     }
 }
 
@@ -369,10 +405,15 @@ struct Context<'a> {
 }
 
 /// Stages route, authorize and execute, by the message's type.
-fn dispatch(context: &Context<'_>, admitted: &Admitted<'_>, lap: &mut dyn FnMut(Stage)) -> Verdict {
+fn dispatch(
+    context: &Context<'_>,
+    admitted: &Admitted<'_>,
+    handler: &mut Option<(usize, BreakerAdmission)>,
+    lap: &mut dyn FnMut(Stage),
+) -> Verdict {
     match admitted.kind {
         MessageType::Command => {
-            let verdict = command(context, admitted, lap);
+            let verdict = command(context, admitted, handler, lap);
             lap(Stage::Execute);
             verdict
         }
@@ -397,7 +438,12 @@ fn caller<'a>(context: &Context<'_>, admitted: &'a Admitted<'_>) -> Caller<'a> {
     }
 }
 
-fn command(context: &Context<'_>, admitted: &Admitted<'_>, lap: &mut dyn FnMut(Stage)) -> Verdict {
+fn command(
+    context: &Context<'_>,
+    admitted: &Admitted<'_>,
+    handler_out: &mut Option<(usize, BreakerAdmission)>,
+    lap: &mut dyn FnMut(Stage),
+) -> Verdict {
     let shared = context.shared;
     let Some(name) = admitted.name() else {
         return Verdict::Fail(Error::new(
@@ -406,7 +452,7 @@ fn command(context: &Context<'_>, admitted: &Admitted<'_>, lap: &mut dyn FnMut(S
         ));
     };
     // Stage: route.
-    let entry = match shared.registry.command_named(name) {
+    let (index, entry) = match shared.registry.command_named(name) {
         Ok(found) => found,
         Err(error) => return Verdict::Fail(error),
     };
@@ -432,6 +478,14 @@ fn command(context: &Context<'_>, admitted: &Admitted<'_>, lap: &mut dyn FnMut(S
         Action::Builtin(builtin) => return builtin_result(shared, *builtin, admitted),
         Action::Handler(handler) => handler,
     };
+    let breaker = match entry
+        .breaker
+        .admit(entry.spec.breaker_policy(), shared.clock.now())
+    {
+        Ok(admission) => admission,
+        Err(error) => return Verdict::Fail(error),
+    };
+    *handler_out = Some((index, breaker));
     let open = || -> Result<Arc<PendingCall>, Error> {
         context.mailbox.reserve_deferred()?;
         let reply_to = ReplyTo {
@@ -439,6 +493,7 @@ fn command(context: &Context<'_>, admitted: &Admitted<'_>, lap: &mut dyn FnMut(S
             id: Box::from(context.id),
             level: admitted.level,
             protection: admitted.protection.clone(),
+            handler: Some((index, breaker)),
             accepted_at: context.accepted_at,
         };
         Ok(Arc::new(PendingCall::new(
@@ -447,26 +502,48 @@ fn command(context: &Context<'_>, admitted: &Admitted<'_>, lap: &mut dyn FnMut(S
             Arc::clone(context.mailbox),
         )))
     };
-    let deferral = Deferral::new(&open);
-    let request = Request {
-        id: context.id,
-        command: name,
-        args: payload.get("args"),
-        resource: admitted.resource(),
-        caller: caller(context, admitted),
-        deferral: Some(&deferral),
-    };
-    let returned = catch_unwind(AssertUnwindSafe(|| handler.handle(&request)));
-    let answer = match returned {
-        Ok(answer) => answer,
-        Err(_) => {
-            context.counters.panic();
-            Err(Error::new(Code::InternalError, "the handler failed"))
+    let retry = entry.spec.retry_policy();
+    let mut attempt = 0u32;
+    let (answer, taken) = loop {
+        let deferral = Deferral::new(&open);
+        let request = Request {
+            id: context.id,
+            command: name,
+            args: payload.get("args"),
+            resource: admitted.resource(),
+            caller: caller(context, admitted),
+            deferral: Some(&deferral),
+        };
+        let returned = catch_unwind(AssertUnwindSafe(|| handler.handle(&request)));
+        let answer = match returned {
+            Ok(answer) => answer,
+            Err(_) => {
+                context.counters.panic();
+                Err(Error::new(Code::InternalError, "the handler failed"))
+            }
+        };
+        let taken = deferral.into_taken();
+        attempt += 1;
+        if let Err(error) = &answer
+            && taken.is_none()
+            && error.is_retryable()
+            && attempt < retry.max_attempts
+        {
+            let delay = retry.delay(attempt - 1, jitter(context.started, attempt));
+            let delay_nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+            if shared.clock.now().saturating_add(delay_nanos) < deadline {
+                std::thread::sleep(delay);
+                continue;
+            }
         }
+        break (answer, taken);
     };
-    let _ = context.started;
-    match (answer, deferral.into_taken()) {
-        (Ok(Answer::Deferred), Some(call)) => Verdict::Deferred(Some(call)),
+    match (answer, taken) {
+        (Ok(Answer::Deferred), Some(call)) => {
+            // The completion (or the timer) reports to the breaker.
+            *handler_out = None;
+            Verdict::Deferred(Some(call))
+        }
         (Ok(Answer::Deferred), None) => Verdict::Fail(Error::new(
             Code::InternalError,
             "the handler deferred without taking its responder",
@@ -487,11 +564,22 @@ fn command(context: &Context<'_>, admitted: &Admitted<'_>, lap: &mut dyn FnMut(S
                     Err(error) => Verdict::Fail(error),
                 }
             } else {
-                // The responder answered already; its completion is queued.
+                // The responder answered already; its completion is queued
+                // and reports to the breaker.
+                *handler_out = None;
                 Verdict::Deferred(Some(call))
             }
         }
     }
+}
+
+/// A well-mixed number for retry jitter (splitmix64 of the message's start
+/// time and the attempt): spreads retries without a shared generator.
+fn jitter(started: u64, attempt: u32) -> u64 {
+    let mut z = started.wrapping_add(u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn authorize_builtin(builtin: Builtin, admitted: &Admitted<'_>) -> Result<(), Error> {
