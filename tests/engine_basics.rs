@@ -341,3 +341,113 @@ fn reload_swaps_rules_and_refuses_bad_changes() {
     // The stricter config stayed.
     assert_eq!(call("l-3"), Outcome::Error(Code::AccessDenied));
 }
+
+#[test]
+fn commands_sent_to_a_peer_complete_with_its_correlated_answer() {
+    use mcp_engine::engine::{Reply, Submission};
+    use std::sync::{Arc, Mutex};
+    let s = setup(|_| {});
+    let engine = EngineBuilder::new(s.config.clone()).start().unwrap();
+    // The peer's connection: what the engine sends it lands here.
+    let outbox: Arc<Mutex<Vec<(u64, Outcome, Vec<u8>)>>> = Arc::default();
+    let peer = {
+        let outbox = Arc::clone(&outbox);
+        engine.register_sink(move |reply: Reply<'_>| {
+            outbox
+                .lock()
+                .unwrap()
+                .push((reply.tag, reply.outcome, reply.body.to_vec()));
+        })
+    };
+    let mut peer_sealer = s.sealer(&s.admin);
+    let mut engine_side = s.sealer(&s.admin);
+    let command = message(
+        &mut engine_side,
+        "out-1",
+        MessageType::Command,
+        SecurityLevel::Standard,
+        r#"{"command":"peer.work"}"#,
+    );
+    let pending = engine
+        .send_command(
+            peer,
+            5,
+            Codec::Json,
+            &command,
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap();
+    {
+        let sent = outbox.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].0, sent[0].1), (5, Outcome::Sent));
+        assert_eq!(decode_reply(Codec::Json, &sent[0].2).id, "out-1");
+    }
+    let answer = |id: &str, sealer: &mut mcp_engine::security::Sealer| {
+        let mut m = message(
+            sealer,
+            id,
+            MessageType::Response,
+            SecurityLevel::Standard,
+            r#"{"result":7}"#,
+        );
+        m.metadata =
+            mcp_engine::Field::Present(RawJson::parse(r#"{"correlation_id":"out-1"}"#).unwrap());
+        sealer
+            .seal(&mut m, mcp_engine::message::unix_nanos_now())
+            .unwrap();
+        encode(&m, Codec::Json)
+    };
+    // An answer from another connection (tag) does not complete it.
+    engine
+        .submit(Submission {
+            sink: peer,
+            tag: 6,
+            peer: LOCAL,
+            key: 0,
+            codec: Codec::Json,
+            body: answer("in-1", &mut peer_sealer),
+        })
+        .unwrap();
+    // The right one does.
+    engine
+        .submit(Submission {
+            sink: peer,
+            tag: 5,
+            peer: LOCAL,
+            key: 0,
+            codec: Codec::Json,
+            body: answer("in-2", &mut peer_sealer),
+        })
+        .unwrap();
+    let reply = pending.wait().unwrap();
+    assert_eq!(reply.kind, MessageType::Response);
+    assert_eq!(reply.payload.as_str(), r#"{"result":7}"#);
+    // Nothing is answered back to an answer: the peer got only the command
+    // and two silent outcomes.
+    let outcomes: Vec<Outcome> = outbox.lock().unwrap().iter().map(|e| e.1).collect();
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Sent, Outcome::Absorbed, Outcome::Absorbed]
+    );
+    assert_eq!(engine.metrics().unmatched_replies, 1);
+
+    // No answer: `timeout` at the deadline.
+    let quiet = message(
+        &mut engine_side,
+        "out-2",
+        MessageType::Command,
+        SecurityLevel::Standard,
+        r#"{"command":"peer.work"}"#,
+    );
+    let pending = engine
+        .send_command(
+            peer,
+            5,
+            Codec::Json,
+            &quiet,
+            Some(Duration::from_millis(20)),
+        )
+        .unwrap();
+    assert_eq!(pending.wait().unwrap_err().code(), Code::Timeout);
+}

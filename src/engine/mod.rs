@@ -13,6 +13,7 @@ mod mailbox;
 mod metrics;
 #[doc(hidden)]
 pub mod models;
+mod outbound;
 mod pending;
 mod recovery;
 mod registry;
@@ -31,6 +32,7 @@ pub use handler::{Answer, Caller, CommandHandler, Event, EventHandler, Request};
 pub use idle::{Idle, IdleStrategy, Parker};
 pub use mailbox::Submission;
 pub use metrics::{MetricsSnapshot, Stage, StageLatency};
+pub use outbound::{PeerReply, PendingReply};
 pub use pending::Responder;
 pub use recovery::{BreakerPolicy, RetryPolicy, is_failure};
 pub use registry::CommandSpec;

@@ -14,7 +14,7 @@ use crossbeam_utils::Backoff;
 use crate::codec::{Codec, Decoder, Limits};
 use crate::config::{Config, Overflow};
 use crate::error::{Code, Error};
-use crate::message::unix_nanos_now;
+use crate::message::{Message, MessageType, unix_nanos_now};
 use crate::security::SecurityState;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 
@@ -23,6 +23,7 @@ use super::handler::{CommandHandler, EventHandler};
 use super::idle::IdleStrategy;
 use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::MetricsSnapshot;
+use super::outbound::PendingReply;
 use super::registry::{CommandSpec, Registry};
 use super::reply::ReplyWriter;
 use super::shared::{Phase, Shared, ThreadPlan};
@@ -405,6 +406,48 @@ impl Engine {
         }
     }
 
+    /// Sends `command` (a Command, sealed as its level needs) to the peer
+    /// behind sink `sink` and `tag`, and returns what waits for its answer:
+    /// the Response or Error from that same sink and tag that correlates
+    /// with its id, or `timeout` after `timeout` (the engine's `timeout_ms`
+    /// when `None`). The sink gets the encoded command as a [`Reply`] with
+    /// outcome [`Outcome::Sent`].
+    pub fn send_command(
+        &self,
+        sink: SinkId,
+        tag: u64,
+        codec: Codec,
+        command: &Message,
+        timeout: Option<Duration>,
+    ) -> Result<PendingReply, Error> {
+        let shared = &*self.shared;
+        if command.kind != MessageType::Command {
+            return Err(Error::new(
+                Code::ValidationFailed,
+                "only a Command can be sent",
+            ));
+        }
+        if shared.phase() != Phase::Running {
+            return Err(Error::new(Code::Unavailable, "the engine is not running"));
+        }
+        let timeout =
+            timeout.unwrap_or_else(|| Duration::from_millis(shared.config.load().timeout_ms));
+        let deadline = shared
+            .clock
+            .now()
+            .saturating_add(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
+        let to = Destination { sink, tag, codec };
+        let pending = shared.outbound.register(&command.id, to, deadline)?;
+        INTAKE.with(|intake| {
+            let mut intake = intake.borrow_mut();
+            let writer = intake
+                .writer
+                .get_or_insert_with(|| ReplyWriter::new(shared.boot));
+            writer.send(&shared.sinks, to, command, None, Outcome::Sent);
+        });
+        Ok(pending)
+    }
+
     /// Applies a new configuration: keys rotate, rules, limits and timeouts
     /// change for messages that start from now on (messages in flight finish
     /// under the config they started with). Refused with
@@ -475,7 +518,8 @@ impl Engine {
                 .mailboxes()
                 .iter()
                 .map(|m| m.deferred.load(Ordering::Acquire))
-                .sum(),
+                .sum::<usize>()
+                + shared.outbound.len(),
             message_count: self.metrics().accepted,
             last_activity: newest.map_or(0, |m| m.at),
         }

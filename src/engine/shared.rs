@@ -13,6 +13,7 @@ use crate::sync::{Arc, AtomicU32, Ordering, SwapCell};
 use super::errors::ErrorLog;
 use super::mailbox::Mailbox;
 use super::metrics::Metrics;
+use super::outbound::Outbound;
 use super::recovery::Admission as BreakerAdmission;
 use super::registry::Registry;
 use super::sink::SinkTable;
@@ -142,6 +143,8 @@ pub(crate) struct Shared {
     /// What the timer answered (deadlines, shutdown), as worker histories
     /// keep what the workers answered.
     pub(crate) timer_recent: RecentIds,
+    /// Commands the engine sent, waiting for their answers.
+    pub(crate) outbound: Outbound,
 }
 
 impl Shared {
@@ -174,6 +177,7 @@ impl Shared {
             timer: TimerInbox::new(workers.saturating_mul(max_deferred).max(64)),
             errors,
             timer_recent: RecentIds::new(history),
+            outbound: Outbound::default(),
         }
     }
 

@@ -23,6 +23,9 @@ pub enum Outcome {
     /// A Response or Error the engine received: it completed a pending
     /// command, or matched none and was dropped. Never answered.
     Absorbed,
+    /// Not a reply: a Command the engine sends to the peer (see
+    /// [`Engine::send_command`](super::Engine::send_command)).
+    Sent,
 }
 
 /// One reply, lent to the sink for the length of the call.

@@ -83,6 +83,7 @@ fn encode(outcome: Outcome) -> u64 {
         Outcome::Error(code) => 1 | (code as u64) << 8,
         Outcome::Delivered(n) => 2 | u64::from(n) << 8,
         Outcome::Absorbed => 3,
+        Outcome::Sent => 4,
     }
 }
 
@@ -97,6 +98,7 @@ fn decode(bits: u64) -> Outcome {
                 .unwrap_or(Code::InternalError),
         ),
         2 => Outcome::Delivered(u32::try_from(detail).unwrap_or(u32::MAX)),
+        4 => Outcome::Sent,
         _ => Outcome::Absorbed,
     }
 }

@@ -117,6 +117,9 @@ pub(crate) fn run(shared: &Shared) {
             }
         }
 
+        // Commands the engine sent.
+        shared.outbound.expire(now, abandoning);
+
         // Handlers running past their deadline on a worker.
         for mailbox in shared.mailboxes() {
             if let Some(address) = mailbox.watch.take_overdue(now, abandoning) {

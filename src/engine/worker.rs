@@ -20,6 +20,7 @@ use super::handler::{Answer, Caller, Event, Request};
 use super::idle::{Idle, IdleStrategy};
 use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::{Counters, Stage, StageHistograms};
+use super::outbound::PeerReply;
 use super::pending::{Completion, Deferral, PendingCall};
 use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::registry::{Action, Builtin};
@@ -203,6 +204,7 @@ impl Worker {
                                 to,
                                 peer,
                                 id: view.id(),
+                                correlation: view.correlation_id(),
                                 ack: view.ack(),
                                 accepted_at,
                                 started,
@@ -399,6 +401,8 @@ struct Context<'a> {
     to: Destination,
     peer: IpAddr,
     id: &'a str,
+    /// The id a Response or Error answers.
+    correlation: Option<&'a str>,
     ack: bool,
     accepted_at: u64,
     started: u64,
@@ -423,8 +427,16 @@ fn dispatch(
             verdict
         }
         MessageType::Response | MessageType::Error => {
-            // No command of ours is pending on the wire yet: count and drop.
-            context.counters.unmatched_reply();
+            let reply = PeerReply {
+                kind: admitted.kind,
+                payload: RawJson::from_json(admitted.payload()),
+            };
+            let matched = context
+                .correlation
+                .is_some_and(|id| context.shared.outbound.complete(id, context.to, reply));
+            if !matched {
+                context.counters.unmatched_reply();
+            }
             Verdict::Absorbed
         }
     }
