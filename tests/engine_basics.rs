@@ -349,7 +349,9 @@ fn commands_sent_to_a_peer_complete_with_its_correlated_answer() {
     let s = setup(|_| {});
     let engine = EngineBuilder::new(s.config.clone()).start().unwrap();
     // The peer's connection: what the engine sends it lands here.
-    let outbox: Arc<Mutex<Vec<(u64, Outcome, Vec<u8>)>>> = Arc::default();
+    // (tag, outcome, body) of everything the engine sent the peer.
+    type Sent = Vec<(u64, Outcome, Vec<u8>)>;
+    let outbox: Arc<Mutex<Sent>> = Arc::default();
     let peer = {
         let outbox = Arc::clone(&outbox);
         engine.register_sink(move |reply: Reply<'_>| {
