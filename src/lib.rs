@@ -5,8 +5,8 @@
 //! binary) envelopes over length-prefixed frames. The wire contract is
 //! `docs/protocol.md`.
 //!
-//! This crate is sans-I/O at its core: bytes in, validated messages out, and
-//! back. The layers, in the order a message crosses them:
+//! The core is sans-I/O: bytes in, validated messages out, and back. The
+//! layers, in the order a message crosses them:
 //!
 //! - [`frame`]: length-prefixed frames from a byte stream, in any chunking;
 //! - [`codec`]: a frame body (JSON on simd-json, or binary on rkyv) to a
@@ -17,6 +17,8 @@
 //! - [`error`]: the protocol's 18 error codes as one [`Error`] type;
 //! - [`security`]: keys and their rotation, tokens, signatures, payload
 //!   encryption, replay protection, levels and authorization;
+//! - [`engine`]: workers on bounded lock-free queues that run every check
+//!   and the handlers, and give each message exactly one reply;
 //! - [`config`]: settings, defaults, and TOML loading.
 //!
 //! ## Example
@@ -59,6 +61,70 @@
 //! let mut payload = Vec::new();
 //! refusal.write_payload(&mut payload);
 //! assert!(payload.starts_with(br#"{"category":"protocol","code":"validation_failed""#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Embedding the engine
+//!
+//! Handlers registered by name, a sink that receives every reply, and
+//! messages submitted without waiting. A handler may answer later from
+//! another thread through its [`Responder`](engine::Responder):
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use std::sync::mpsc;
+//! use mcp_engine::codec::{self, Codec};
+//! use mcp_engine::config::RoleConfig;
+//! use mcp_engine::engine::{Answer, EngineBuilder, Outcome, OwnedReply, Reply, Request, Submission};
+//! use mcp_engine::{Config, Message, MessageType, RawJson, SecurityLevel};
+//!
+//! let mut config = Config::default();
+//! config.security.min_security_level = SecurityLevel::Low; // no keys in this example
+//! let anyone = RoleConfig { allow: vec!["demo:*".into()], ..RoleConfig::default() };
+//! config.authorization.roles.insert("anonymous".into(), anyone);
+//!
+//! let engine = EngineBuilder::new(config)
+//!     // Answers at once.
+//!     .command("demo.echo", |request: &Request<'_>| {
+//!         Ok(Answer::Result(request.args().map_or_else(RawJson::null, RawJson::from_json)))
+//!     })
+//!     // Answers later, from another thread.
+//!     .command("demo.later", |request: &Request<'_>| {
+//!         let responder = request.defer()?;
+//!         std::thread::spawn(move || responder.complete(Ok(RawJson::parse("42").unwrap())));
+//!         Ok(Answer::Deferred)
+//!     })
+//!     .start()?;
+//!
+//! // Every reply goes to a sink: here, a channel.
+//! let (tx, rx) = mpsc::channel();
+//! let tx = std::sync::Mutex::new(tx);
+//! let sink = engine.register_sink(move |reply: Reply<'_>| {
+//!     let _ = tx.lock().unwrap().send((reply.tag, OwnedReply::from_reply(&reply)));
+//! });
+//!
+//! for (tag, command) in [(1, "demo.echo"), (2, "demo.later"), (3, "no.such")] {
+//!     let payload = RawJson::parse(&format!(r#"{{"command":"{command}"}}"#))?;
+//!     let message = Message::new(format!("m-{tag}"), MessageType::Command, SecurityLevel::Low, payload);
+//!     let mut body = Vec::new();
+//!     codec::json::encode(&message, &mut body);
+//!     let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+//!     // `key`: messages with one key (a connection) stay in order on one
+//!     // worker. A refusal (a full queue) is answered through the sink too.
+//!     let accepted = engine.submit(Submission { sink, tag, peer, key: 7, codec: Codec::Json, body });
+//!     assert!(accepted.is_ok());
+//! }
+//! let mut outcomes: Vec<(u64, Outcome)> = (0..3).map(|_| {
+//!     let (tag, reply) = rx.recv().unwrap();
+//!     (tag, reply.outcome)
+//! }).collect();
+//! outcomes.sort_by_key(|(tag, _)| *tag);
+//! assert_eq!(outcomes, [
+//!     (1, Outcome::Response),
+//!     (2, Outcome::Response),
+//!     (3, Outcome::Error(mcp_engine::Code::HandlerNotFound)),
+//! ]);
+//! engine.shutdown();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![cfg_attr(
