@@ -2,7 +2,8 @@
 //! admit, route, authorize, execute, reply) at the Standard, High and
 //! Critical levels, per topology. Messages are sealed before the clock
 //! starts; the time is per message with the engine kept busy (many in
-//! flight), i.e. the inverse of throughput.
+//! flight), i.e. the inverse of throughput. Both topologies get two worker
+//! threads (this machine has two cores).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -40,7 +41,9 @@ fn pipeline(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(4));
-    for topology in [Topology::Sharded] {
+    // Two worker threads either way: two whole-message workers, or one
+    // front (validate, admit) and one back (route, execute, respond).
+    for (topology, workers) in [(Topology::Sharded, 2), (Topology::Staged, 1)] {
         for level in [
             SecurityLevel::Standard,
             SecurityLevel::High,
@@ -48,6 +51,7 @@ fn pipeline(c: &mut Criterion) {
         ] {
             let mut config = base.clone();
             config.engine.topology = topology;
+            config.engine.workers = workers;
             config.engine.overflow = Overflow::Block;
             config.timeout_ms = 60_000;
             config.security.replay_capacity = 1 << 24;

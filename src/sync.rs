@@ -151,6 +151,18 @@ pub(crate) type Snapshot<T> = arc_swap::Guard<Arc<T>>;
 #[cfg(loom)]
 pub(crate) type Snapshot<T> = Arc<T>;
 
+/// The `Arc` behind a snapshot, to keep or send to another thread.
+pub(crate) fn snapshot_arc<T>(snapshot: &Snapshot<T>) -> Arc<T> {
+    #[cfg(not(loom))]
+    {
+        Arc::clone(snapshot)
+    }
+    #[cfg(loom)]
+    {
+        Arc::clone(snapshot)
+    }
+}
+
 impl<T> SwapCell<T> {
     pub(crate) fn new(value: Arc<T>) -> SwapCell<T> {
         SwapCell {

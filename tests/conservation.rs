@@ -16,13 +16,16 @@ use std::time::Duration;
 
 use common::{LOCAL, Setup, encode, setup};
 use mcp_engine::codec::Codec;
-use mcp_engine::config::Overflow;
+use mcp_engine::config::{Overflow, Topology};
 use mcp_engine::engine::{
     Answer, CommandSpec, Engine, EngineBuilder, Event, Outcome, Reply, Request, Submission,
 };
 use mcp_engine::message::{Timestamp, unix_nanos_now};
 use mcp_engine::security::Sealer;
 use mcp_engine::{Code, Config, Error, Field, Message, MessageType, RawJson, SecurityLevel};
+
+/// Every test runs on both topologies.
+const TOPOLOGIES: [Topology; 2] = [Topology::Sharded, Topology::Staged];
 
 const MILLION: usize = if cfg!(debug_assertions) {
     50_000
@@ -276,7 +279,16 @@ fn tick(_: &Event<'_>) -> Result<(), Error> {
 
 #[test]
 fn conservation_mixed_million() {
-    let s = setup(config);
+    for topology in TOPOLOGIES {
+        run_mixed_million(topology);
+    }
+}
+
+fn run_mixed_million(topology: Topology) {
+    let s = setup(|c| {
+        config(c);
+        c.engine.topology = topology;
+    });
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.echo", echo)
         .subscribe("demo.tick", tick)
@@ -308,9 +320,18 @@ fn conservation_mixed_million() {
 
 #[test]
 fn conservation_with_panicking_handlers() {
+    for topology in TOPOLOGIES {
+        run_with_panicking_handlers(topology);
+    }
+}
+
+fn run_with_panicking_handlers(topology: Topology) {
     // Panics are expected here: keep their messages off the output.
     std::panic::set_hook(Box::new(|_| {}));
-    let s = setup(config);
+    let s = setup(|c| {
+        config(c);
+        c.engine.topology = topology;
+    });
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.flaky", |request: &Request<'_>| {
             let n = request
@@ -341,9 +362,16 @@ fn conservation_with_panicking_handlers() {
 
 #[test]
 fn conservation_with_handlers_overrunning_their_deadline() {
+    for topology in TOPOLOGIES {
+        run_with_handlers_overrunning_their_deadline(topology);
+    }
+}
+
+fn run_with_handlers_overrunning_their_deadline(topology: Topology) {
     let s = setup(|c| {
         config(c);
         c.timeout_ms = 20;
+        c.engine.topology = topology;
     });
     let n = STREAM / 10;
     let engine = EngineBuilder::new(s.config.clone())
@@ -396,10 +424,17 @@ fn conservation_with_handlers_overrunning_their_deadline() {
 
 #[test]
 fn conservation_with_queue_of_16_under_overload() {
+    for topology in TOPOLOGIES {
+        run_with_queue_of_16_under_overload(topology);
+    }
+}
+
+fn run_with_queue_of_16_under_overload(topology: Topology) {
     let s = setup(|c| {
         config(c);
         c.engine.queue_capacity = 16;
         c.engine.overflow = Overflow::Refuse;
+        c.engine.topology = topology;
     });
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.echo", echo)
@@ -419,7 +454,16 @@ fn conservation_with_queue_of_16_under_overload() {
 
 #[test]
 fn conservation_with_key_rotation() {
-    let s = setup(config);
+    for topology in TOPOLOGIES {
+        run_with_key_rotation(topology);
+    }
+}
+
+fn run_with_key_rotation(topology: Topology) {
+    let s = setup(|c| {
+        config(c);
+        c.engine.topology = topology;
+    });
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.echo", echo)
         .subscribe("demo.tick", tick)
@@ -471,7 +515,16 @@ fn conservation_with_key_rotation() {
 
 #[test]
 fn conservation_with_reload() {
-    let s = setup(config);
+    for topology in TOPOLOGIES {
+        run_with_reload(topology);
+    }
+}
+
+fn run_with_reload(topology: Topology) {
+    let s = setup(|c| {
+        config(c);
+        c.engine.topology = topology;
+    });
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.echo", echo)
         .subscribe("demo.tick", tick)
@@ -506,9 +559,16 @@ fn conservation_with_reload() {
 
 #[test]
 fn conservation_with_shutdown_in_mid_stream() {
+    for topology in TOPOLOGIES {
+        run_with_shutdown_in_mid_stream(topology);
+    }
+}
+
+fn run_with_shutdown_in_mid_stream(topology: Topology) {
     let s = setup(|c| {
         config(c);
         c.engine.drain_ms = 0;
+        c.engine.topology = topology;
     });
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.echo", echo)

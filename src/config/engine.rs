@@ -17,7 +17,11 @@ pub enum Topology {
     /// queue per worker; a connection's messages stay on one worker. The
     /// default: on two cores it measured faster than staging (README).
     Sharded,
-    /// Stage groups on their own threads joined by queues.
+    /// Stage groups on their own threads joined by queues: `workers`
+    /// front threads (validate, admit: decoding and the cryptography) and
+    /// as many back threads (route, authorize, execute, respond); a
+    /// connection's messages take one front and one back thread, so their
+    /// order holds.
     Staged,
 }
 

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use crate::codec::Codec;
 use crate::error::{Code, Error};
+use crate::security::AdmittedOwned;
 use crate::sync::thread::Thread;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
@@ -43,6 +44,19 @@ pub(crate) struct Job {
     pub(crate) submission: Submission,
     /// When it was accepted, on the engine's clock.
     pub(crate) accepted_at: u64,
+    /// For a back-stage worker: the message as the front stage admitted it
+    /// (the submission's body is then empty).
+    pub(crate) staged: Option<Box<Staged>>,
+}
+
+/// A message admitted by a front-stage worker, on its way to the back
+/// stage: everything routing and the reply need, owned.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    pub(crate) admitted: AdmittedOwned,
+    pub(crate) id: Box<str>,
+    pub(crate) correlation: Option<Box<str>>,
+    pub(crate) ack: bool,
 }
 
 /// One worker's inboxes.

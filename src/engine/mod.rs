@@ -22,6 +22,7 @@ mod ring;
 mod runtime;
 mod shared;
 mod sink;
+mod stages;
 mod state;
 mod timer;
 mod watch;

@@ -147,6 +147,7 @@ impl IntakeModel {
                         body: Vec::new(),
                     },
                     accepted_at: 0,
+                    staged: None,
                 })
                 .is_ok();
         mailbox.leave();

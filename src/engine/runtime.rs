@@ -30,7 +30,7 @@ use super::shared::{Phase, Shared, ThreadPlan};
 use super::sink::{Destination, Outcome, Reply, ReplySink, SinkId};
 use super::state::{ProtocolState, RecentMessage, Status};
 use super::timer;
-use super::worker::Worker;
+use super::worker::{Role, Worker};
 
 /// Starts an engine: a config, handlers, then [`EngineBuilder::start`].
 pub struct EngineBuilder {
@@ -119,13 +119,14 @@ impl EngineBuilder {
         } = self;
         let security = Arc::new(SecurityState::from_config(&config, unix_nanos_now())?);
         let plan = ThreadPlan::of(&config);
+        let workers = plan.threads();
         let ThreadPlan {
-            workers,
             queue_capacity,
             max_deferred,
             history,
             stack_bytes: stack,
             pin,
+            ..
         } = plan;
         let errors = ErrorLog::new(
             workers + 2,
@@ -149,8 +150,13 @@ impl EngineBuilder {
             let (mailbox_tx, mailbox_rx) = mpsc::sync_channel(1);
             let shared_for_worker = Arc::clone(&shared);
             let core = pin_to(index);
+            let role = plan.role(index);
             let handle = std::thread::Builder::new()
-                .name(format!("mcp-worker-{index}"))
+                .name(match role {
+                    Role::Whole => format!("mcp-worker-{index}"),
+                    Role::Front => format!("mcp-front-{index}"),
+                    Role::Back => format!("mcp-back-{index}"),
+                })
                 .stack_size(stack)
                 .spawn(move || {
                     if let Some(core) = core {
@@ -163,7 +169,7 @@ impl EngineBuilder {
                         crate::sync::thread::current(),
                     ));
                     let _ = mailbox_tx.send(Arc::clone(&mailbox));
-                    supervise(index, &shared_for_worker, &mailbox, idle);
+                    supervise(index, role, &shared_for_worker, &mailbox, idle);
                 })
                 .map_err(|e| {
                     Error::new(
@@ -207,11 +213,22 @@ impl EngineBuilder {
 
 /// A worker thread's life: run the loop; if a panic escapes it, answer the
 /// message it held and run it again with fresh state.
-fn supervise(index: usize, shared: &Arc<Shared>, mailbox: &Arc<Mailbox>, idle: IdleStrategy) {
+fn supervise(
+    index: usize,
+    role: Role,
+    shared: &Arc<Shared>,
+    mailbox: &Arc<Mailbox>,
+    idle: IdleStrategy,
+) {
     loop {
-        let mut worker = Worker::new(index, Arc::clone(shared), Arc::clone(mailbox));
+        let mut worker = Worker::new(index, role, Arc::clone(shared), Arc::clone(mailbox));
         match catch_unwind(AssertUnwindSafe(|| worker.run(idle))) {
-            Ok(()) => return,
+            Ok(()) => {
+                if role == Role::Front {
+                    shared.front_exited();
+                }
+                return;
+            }
             Err(_) => {
                 shared.metrics.counters(index).panic();
                 Worker::recover(shared, mailbox, index);
@@ -293,7 +310,7 @@ impl Engine {
     /// here too.
     pub fn submit(&self, submission: Submission) -> Result<(), Code> {
         let shared = &*self.shared;
-        let mailboxes = shared.mailboxes();
+        let mailboxes = shared.intake_mailboxes();
         let index = submission.key % mailboxes.len().max(1) as u64;
         let Some(mailbox) = mailboxes.get(index as usize) else {
             return Err(self.refuse(submission, Code::Unavailable));
@@ -322,6 +339,7 @@ impl Engine {
         let mut job = Job {
             submission,
             accepted_at: shared.clock.now(),
+            staged: None,
         };
         let overflow = shared.config.load().engine.overflow;
         let backoff = Backoff::new();
@@ -615,7 +633,7 @@ impl Engine {
 
     /// Whether nothing accepted is still unanswered.
     fn drained(&self) -> bool {
-        self.shared.mailboxes().iter().all(|m| m.is_drained())
+        self.shared.drained()
     }
 }
 

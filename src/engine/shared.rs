@@ -4,11 +4,11 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, Topology};
 use crate::error::Error;
 use crate::message::unix_nanos_now;
 use crate::security::SecurityState;
-use crate::sync::{Arc, AtomicU32, Ordering, SwapCell};
+use crate::sync::{Arc, AtomicU32, AtomicUsize, Ordering, SwapCell};
 
 use super::errors::ErrorLog;
 use super::mailbox::Mailbox;
@@ -19,6 +19,7 @@ use super::registry::Registry;
 use super::sink::SinkTable;
 use super::state::RecentIds;
 use super::timer::TimerInbox;
+use super::worker::Role;
 
 /// The engine's monotonic clock: nanoseconds since it started.
 #[derive(Debug)]
@@ -95,6 +96,8 @@ impl Lifecycle {
 /// The engine's threads and per-thread bounds, from `[engine]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ThreadPlan {
+    pub(crate) topology: Topology,
+    /// Workers per stage group (staged: this many front and as many back).
     pub(crate) workers: usize,
     pub(crate) queue_capacity: usize,
     pub(crate) max_deferred: usize,
@@ -108,12 +111,32 @@ impl ThreadPlan {
         let engine = &config.engine;
         let size = |n: u64, default: usize| usize::try_from(n).unwrap_or(default);
         ThreadPlan {
+            topology: engine.topology,
             workers: size(engine.workers, 1).max(1),
             queue_capacity: size(engine.queue_capacity, 4096),
             max_deferred: size(engine.max_deferred, 1024),
             history: size(engine.message_history, 1024),
             stack_bytes: size(engine.stack_kib, 256).saturating_mul(1024),
             pin: engine.pin_threads,
+        }
+    }
+}
+
+impl ThreadPlan {
+    /// Worker threads in all.
+    pub(crate) fn threads(&self) -> usize {
+        match self.topology {
+            Topology::Sharded => self.workers,
+            Topology::Staged => self.workers * 2,
+        }
+    }
+
+    /// What worker `index` runs.
+    pub(crate) fn role(&self, index: usize) -> Role {
+        match self.topology {
+            Topology::Sharded => Role::Whole,
+            Topology::Staged if index < self.workers => Role::Front,
+            Topology::Staged => Role::Back,
         }
     }
 }
@@ -145,6 +168,11 @@ pub(crate) struct Shared {
     pub(crate) timer_recent: RecentIds,
     /// Commands the engine sent, waiting for their answers.
     pub(crate) outbound: Outbound,
+    pub(crate) plan: ThreadPlan,
+    /// Front-stage workers not yet exited (staged).
+    fronts: AtomicUsize,
+    /// Messages between a front-stage worker and its back stage's queue.
+    in_transit: AtomicUsize,
 }
 
 impl Shared {
@@ -158,11 +186,11 @@ impl Shared {
         errors: ErrorLog,
     ) -> Shared {
         let ThreadPlan {
-            workers,
             max_deferred,
             history,
             ..
         } = *threads;
+        let workers = threads.threads();
         Shared {
             sinks: SinkTable::default(),
             registry,
@@ -178,6 +206,12 @@ impl Shared {
             errors,
             timer_recent: RecentIds::new(history),
             outbound: Outbound::default(),
+            plan: *threads,
+            in_transit: AtomicUsize::new(0),
+            fronts: AtomicUsize::new(match threads.topology {
+                Topology::Sharded => 0,
+                Topology::Staged => threads.workers,
+            }),
         }
     }
 
@@ -213,6 +247,53 @@ impl Shared {
                 failed,
                 self.clock.now(),
             );
+        }
+    }
+
+    /// The queues submissions go to: every worker's (sharded), the front
+    /// stage's (staged).
+    pub(crate) fn intake_mailboxes(&self) -> &[Arc<Mailbox>] {
+        let all = self.mailboxes();
+        all.get(..self.plan.workers.min(all.len())).unwrap_or(all)
+    }
+
+    /// The back stage's queues (staged; empty when sharded).
+    pub(crate) fn back_mailboxes(&self) -> &[Arc<Mailbox>] {
+        match self.plan.topology {
+            Topology::Sharded => &[],
+            Topology::Staged => self.mailboxes().get(self.plan.workers..).unwrap_or(&[]),
+        }
+    }
+
+    /// A front-stage worker starts handing a message over.
+    pub(crate) fn transit_begins(&self) {
+        self.in_transit.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The hand-over is done: the message is in a back-stage queue.
+    pub(crate) fn transit_ends(&self) {
+        self.in_transit.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether nothing accepted is still unanswered: front queues (or
+    /// every queue, sharded), then messages in transit, then back queues,
+    /// in the order a message moves.
+    pub(crate) fn drained(&self) -> bool {
+        self.intake_mailboxes().iter().all(|m| m.is_drained())
+            && self.in_transit.load(Ordering::Acquire) == 0
+            && self.back_mailboxes().iter().all(|m| m.is_drained())
+    }
+
+    /// Front-stage workers still running.
+    pub(crate) fn fronts_running(&self) -> usize {
+        self.fronts.load(Ordering::Acquire)
+    }
+
+    /// A front-stage worker exited: its back stage may finish once all have.
+    pub(crate) fn front_exited(&self) {
+        self.fronts.fetch_sub(1, Ordering::AcqRel);
+        for back in self.back_mailboxes() {
+            back.parker.wake();
         }
     }
 

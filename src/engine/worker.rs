@@ -6,47 +6,27 @@
 //! `route`, `authorize`, `execute`, `respond`), called in order by
 //! [`Worker::process`]; `stages.rs` holds the ones that need no worker.
 
-use std::net::IpAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use crate::codec::{Decoder, Limits};
 use crate::error::{Code, Error};
-use crate::json::RawJson;
+use crate::json::{MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
 use crate::message::{MessageType, unix_nanos_now};
-use crate::security::{Admission, Admitted, Target, renew_token};
+use crate::security::Admission;
 use crate::sync::{Arc, Ordering};
 
-use super::handler::{Answer, Caller, Event, Request};
 use super::idle::{Idle, IdleStrategy};
-use super::mailbox::{Job, Mailbox, Submission};
+use super::mailbox::{Job, Mailbox, Staged, Submission};
 use super::metrics::{Counters, Stage, StageHistograms};
-use super::outbound::PeerReply;
-use super::pending::{Completion, Deferral, PendingCall};
+use super::pending::Completion;
 use super::recovery::{Admission as BreakerAdmission, is_failure};
-use super::registry::{Action, Builtin};
-use super::reply::{ReplyHeader, ReplyTo, ReplyWriter, shutting_down};
+use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
 use super::shared::{Phase, Shared};
 use super::sink::{Destination, Outcome};
+use super::stages::{Context, StagedView, Verdict, dispatch};
 use super::timer;
-use super::watch::{Address, IdBytes};
+use super::watch::{Address, IdBytes, Ticket};
 
 /// Messages between hand-overs of the latency histograms.
 const HAND_OVER_EVERY: u64 = 4096;
-
-/// What a message comes to, before the reply is written.
-enum Verdict {
-    /// Answer with a Response carrying `result`.
-    Respond(RawJson),
-    /// Answer with an Error.
-    Fail(Error),
-    /// A responder will answer (the pending call, if this message made
-    /// it: the timer watches it once the worker is done with the message).
-    Deferred(Option<Arc<PendingCall>>),
-    /// An Event went to this many handlers; `ack`: answer with a Response.
-    Delivered { count: u32, ack: bool },
-    /// A Response or Error the engine received.
-    Absorbed,
-}
 
 /// What the reply needs from the message, once its buffers are gone.
 struct Replying {
@@ -58,10 +38,27 @@ struct Replying {
     handler: Option<(usize, BreakerAdmission)>,
 }
 
+/// What a worker runs of each message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Every stage (the sharded topology).
+    Whole,
+    /// Validate and admit, then hand over to a back-stage worker (staged).
+    Front,
+    /// Route, authorize, execute and respond, for messages a front-stage
+    /// worker admitted (staged).
+    Back,
+}
+
 pub(crate) struct Worker {
     index: usize,
+    role: Role,
     shared: Arc<Shared>,
     mailbox: Arc<Mailbox>,
+    /// A back-stage worker's copy of the payload, parsed in place.
+    payload_text: Vec<u8>,
+    payload_parser: Parser,
+    payload_tape: Vec<simd_json::Node<'static>>,
     decoder: Decoder,
     admission: Admission,
     writer: ReplyWriter,
@@ -70,10 +67,19 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(index: usize, shared: Arc<Shared>, mailbox: Arc<Mailbox>) -> Worker {
+    pub(crate) fn new(
+        index: usize,
+        role: Role,
+        shared: Arc<Shared>,
+        mailbox: Arc<Mailbox>,
+    ) -> Worker {
         let limits = Limits::from_config(&shared.config.load());
         Worker {
             index,
+            role,
+            payload_text: Vec::new(),
+            payload_parser: Parser::new(MAX_VALUE_DEPTH),
+            payload_tape: Vec::new(),
             decoder: Decoder::new(limits),
             admission: Admission::new(Arc::clone(&shared.security)),
             writer: ReplyWriter::new(shared.boot),
@@ -103,8 +109,10 @@ impl Worker {
                 continue;
             }
             // Intake closed before `Stopped`, so an empty queue now stays
-            // empty: nothing accepted is left behind.
+            // empty (for a back-stage worker: once every front-stage worker,
+            // which feeds it, has exited): nothing accepted is left behind.
             if self.shared.phase() == Phase::Stopped
+                && (self.role != Role::Back || self.shared.fronts_running() == 0)
                 && self.mailbox.jobs.is_empty()
                 && self.mailbox.completions.is_empty()
             {
@@ -131,19 +139,24 @@ impl Worker {
         }
     }
 
-    /// One message through every stage, and its one reply.
+    /// One message through the worker's stages, and its one reply (or its
+    /// hand-over to the back stage).
     pub(crate) fn process(&mut self, job: Job) {
         let Job {
             submission,
             accepted_at,
+            staged,
         } = job;
+        if let Some(staged) = staged {
+            return self.process_staged(submission, accepted_at, *staged);
+        }
         let Submission {
             sink,
             tag,
             peer,
+            key,
             codec,
             mut body,
-            ..
         } = submission;
         let shared = Arc::clone(&self.shared);
         let to = Destination { sink, tag, codec };
@@ -188,6 +201,19 @@ impl Worker {
                     // Stage: admit (token, signature, replay, decryption).
                     match self.admission.admit(&view, peer, wall_now) {
                         Err(error) => (Verdict::Fail(error), replying_to(id, view.kind())),
+                        Ok(admitted) if self.role == Role::Front => {
+                            lap(&mut self.histograms, Stage::Admit);
+                            let staged = Staged {
+                                admitted: admitted.to_owned_parts(),
+                                id: Box::from(view.id()),
+                                correlation: view.correlation_id().map(Box::from),
+                                ack: view.ack(),
+                            };
+                            (
+                                Verdict::Forward(Box::new(staged)),
+                                replying_to(id, view.kind()),
+                            )
+                        }
                         Ok(admitted) => {
                             lap(&mut self.histograms, Stage::Admit);
                             let mut replying = Replying {
@@ -222,8 +248,160 @@ impl Worker {
             }
         };
         drop(body);
+        if let Verdict::Forward(staged) = verdict {
+            // Finished here before the back stage sees it, so that the
+            // timer (at shutdown) and the back stage cannot both answer.
+            shared.transit_begins();
+            if self.mailbox.watch.finish(ticket) {
+                let submission = Submission {
+                    sink,
+                    tag,
+                    peer,
+                    key,
+                    codec,
+                    body: Vec::new(),
+                };
+                self.forward(submission, accepted_at, staged);
+            } else {
+                self.counters().late_answer();
+            }
+            shared.transit_ends();
+            return;
+        }
+        self.conclude(
+            ticket,
+            verdict,
+            replying,
+            to,
+            wall_now,
+            accepted_at,
+            timed,
+            &mut mark,
+        );
+    }
 
-        // Stage: respond. Only if the timer did not answer first.
+    /// Front stage: hands an admitted message to its back-stage worker
+    /// (chosen by key, so a connection's order holds), waiting for room.
+    fn forward(&mut self, submission: Submission, accepted_at: u64, staged: Box<Staged>) {
+        let backs = self.shared.back_mailboxes();
+        let Some(back) = backs.get((submission.key % backs.len().max(1) as u64) as usize) else {
+            return;
+        };
+        let mut job = Job {
+            submission,
+            accepted_at,
+            staged: Some(staged),
+        };
+        loop {
+            match back.push(job) {
+                Ok(()) => return,
+                Err(returned) => {
+                    job = returned;
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
+    /// Back stage: route, authorize, execute and respond for a message a
+    /// front-stage worker admitted.
+    fn process_staged(&mut self, submission: Submission, accepted_at: u64, staged: Staged) {
+        let Submission {
+            sink,
+            tag,
+            peer,
+            codec,
+            ..
+        } = submission;
+        let shared = Arc::clone(&self.shared);
+        let to = Destination { sink, tag, codec };
+        let started = shared.clock.now();
+        self.sequence += 1;
+        let id = IdBytes::new(&staged.id);
+        let ticket = self
+            .mailbox
+            .watch
+            .begin(self.sequence, started, &Address { to, id });
+        let timed = self.sequence.is_multiple_of(4);
+        let mut mark = started;
+        let wall_now = unix_nanos_now();
+        let mut replying = Replying {
+            id,
+            level: staged.admitted.level,
+            protection: staged.admitted.protection.clone(),
+            kind: staged.admitted.kind,
+            handler: None,
+        };
+        let verdict = if shared.phase() >= Phase::Abandoning {
+            Verdict::Fail(shutting_down())
+        } else {
+            // The payload crossed as text; parse it here, in place.
+            self.payload_text.clear();
+            self.payload_text
+                .extend_from_slice(staged.admitted.payload.as_bytes());
+            let mut lease = TapeLease::take(&mut self.payload_tape);
+            match self
+                .payload_parser
+                .parse(&mut self.payload_text, &mut lease.tape)
+            {
+                Err(_) => Verdict::Fail(Error::new(
+                    Code::InternalError,
+                    "a staged payload did not parse",
+                )),
+                Ok(()) => {
+                    let view = StagedView {
+                        admitted: &staged.admitted,
+                        payload: lease.value(0).unwrap_or(crate::json::JsonRef::NULL),
+                    };
+                    let context = Context {
+                        shared: &shared,
+                        mailbox: &self.mailbox,
+                        counters: shared.metrics.counters(self.index),
+                        to,
+                        peer,
+                        id: &staged.id,
+                        correlation: staged.correlation.as_deref(),
+                        ack: staged.ack,
+                        accepted_at,
+                        started,
+                    };
+                    let histograms = &mut self.histograms;
+                    dispatch(&context, &view, &mut replying.handler, &mut |stage| {
+                        if timed {
+                            let now = shared.clock.now();
+                            histograms.record(stage, now.saturating_sub(mark));
+                            mark = now;
+                        }
+                    })
+                }
+            }
+        };
+        self.conclude(
+            ticket,
+            verdict,
+            replying,
+            to,
+            wall_now,
+            accepted_at,
+            timed,
+            &mut mark,
+        );
+    }
+
+    /// Stage respond: the one reply, unless the timer answered first.
+    #[allow(clippy::too_many_arguments)]
+    fn conclude(
+        &mut self,
+        ticket: Ticket,
+        verdict: Verdict,
+        replying: Replying,
+        to: Destination,
+        wall_now: i128,
+        accepted_at: u64,
+        timed: bool,
+        mark: &mut u64,
+    ) {
+        let shared = Arc::clone(&self.shared);
         if !self.mailbox.watch.finish(ticket) {
             // The timer answered `timeout` (or `unavailable`) already.
             self.counters().late_answer();
@@ -299,10 +477,13 @@ impl Worker {
                 self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
                 self.writer.silent(&shared.sinks, to, id, Outcome::Absorbed);
             }
+            // Handled before `conclude`.
+            Verdict::Forward(_) => {}
         }
-        lap(&mut self.histograms, Stage::Respond);
         if timed {
             let now = shared.clock.now();
+            self.histograms
+                .record(Stage::Respond, now.saturating_sub(*mark));
             self.histograms
                 .record(Stage::Total, now.saturating_sub(accepted_at));
         }
@@ -390,283 +571,5 @@ fn replying_to(id: Option<IdBytes>, kind: MessageType) -> Replying {
         protection: Default::default(),
         kind,
         handler: None,
-    }
-}
-
-/// What the route and execute stages need to know about the message.
-struct Context<'a> {
-    shared: &'a Shared,
-    mailbox: &'a Arc<Mailbox>,
-    counters: &'a Counters,
-    to: Destination,
-    peer: IpAddr,
-    id: &'a str,
-    /// The id a Response or Error answers.
-    correlation: Option<&'a str>,
-    ack: bool,
-    accepted_at: u64,
-    started: u64,
-}
-
-/// Stages route, authorize and execute, by the message's type.
-fn dispatch(
-    context: &Context<'_>,
-    admitted: &Admitted<'_>,
-    handler: &mut Option<(usize, BreakerAdmission)>,
-    lap: &mut dyn FnMut(Stage),
-) -> Verdict {
-    match admitted.kind {
-        MessageType::Command => {
-            let verdict = command(context, admitted, handler, lap);
-            lap(Stage::Execute);
-            verdict
-        }
-        MessageType::Event => {
-            let verdict = event(context, admitted, lap);
-            lap(Stage::Execute);
-            verdict
-        }
-        MessageType::Response | MessageType::Error => {
-            let reply = PeerReply {
-                kind: admitted.kind,
-                payload: RawJson::from_json(admitted.payload()),
-            };
-            let matched = context
-                .correlation
-                .is_some_and(|id| context.shared.outbound.complete(id, context.to, reply));
-            if !matched {
-                context.counters.unmatched_reply();
-            }
-            Verdict::Absorbed
-        }
-    }
-}
-
-fn caller<'a>(context: &Context<'_>, admitted: &'a Admitted<'_>) -> Caller<'a> {
-    Caller {
-        token: admitted.token,
-        peer: context.peer,
-        level: admitted.level,
-    }
-}
-
-fn command(
-    context: &Context<'_>,
-    admitted: &Admitted<'_>,
-    handler_out: &mut Option<(usize, BreakerAdmission)>,
-    lap: &mut dyn FnMut(Stage),
-) -> Verdict {
-    let shared = context.shared;
-    let Some(name) = admitted.name() else {
-        return Verdict::Fail(Error::new(
-            Code::ValidationFailed,
-            "payload needs a string `command`",
-        ));
-    };
-    // Stage: route.
-    let (index, entry) = match shared.registry.command_named(name) {
-        Ok(found) => found,
-        Err(error) => return Verdict::Fail(error),
-    };
-    // Stage: authorize.
-    let authorized = match &entry.action {
-        Action::Builtin(builtin) => authorize_builtin(*builtin, admitted),
-        Action::Handler(_) => admitted.authorize(entry.target(), context.peer),
-    };
-    if let Err(error) = authorized {
-        return Verdict::Fail(error);
-    }
-    lap(Stage::Route);
-
-    // Stage: execute.
-    let config = shared.config.load();
-    let timeout_ms = entry.spec.timeout().unwrap_or(config.timeout_ms);
-    let deadline = context
-        .accepted_at
-        .saturating_add(timeout_ms.saturating_mul(1_000_000));
-    context.mailbox.watch.set_deadline(deadline);
-    let payload = admitted.payload();
-    let handler = match &entry.action {
-        Action::Builtin(builtin) => return builtin_result(shared, *builtin, admitted),
-        Action::Handler(handler) => handler,
-    };
-    let breaker = match entry
-        .breaker
-        .admit(entry.spec.breaker_policy(), shared.clock.now())
-    {
-        Ok(admission) => admission,
-        Err(error) => return Verdict::Fail(error),
-    };
-    *handler_out = Some((index, breaker));
-    let open = || -> Result<Arc<PendingCall>, Error> {
-        context.mailbox.reserve_deferred()?;
-        let reply_to = ReplyTo {
-            to: context.to,
-            id: Box::from(context.id),
-            level: admitted.level,
-            protection: admitted.protection.clone(),
-            handler: Some((index, breaker)),
-            accepted_at: context.accepted_at,
-        };
-        Ok(Arc::new(PendingCall::new(
-            reply_to,
-            deadline,
-            Arc::clone(context.mailbox),
-        )))
-    };
-    let retry = entry.spec.retry_policy();
-    let mut attempt = 0u32;
-    let (answer, taken) = loop {
-        let deferral = Deferral::new(&open);
-        let request = Request {
-            id: context.id,
-            command: name,
-            args: payload.get("args"),
-            resource: admitted.resource(),
-            caller: caller(context, admitted),
-            deferral: Some(&deferral),
-        };
-        let returned = catch_unwind(AssertUnwindSafe(|| handler.handle(&request)));
-        let answer = match returned {
-            Ok(answer) => answer,
-            Err(_) => {
-                context.counters.panic();
-                Err(Error::new(Code::InternalError, "the handler failed"))
-            }
-        };
-        let taken = deferral.into_taken();
-        attempt += 1;
-        if let Err(error) = &answer
-            && taken.is_none()
-            && error.is_retryable()
-            && attempt < retry.max_attempts
-        {
-            let delay = retry.delay(attempt - 1, jitter(context.started, attempt));
-            let delay_nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
-            if shared.clock.now().saturating_add(delay_nanos) < deadline {
-                std::thread::sleep(delay);
-                continue;
-            }
-        }
-        break (answer, taken);
-    };
-    match (answer, taken) {
-        (Ok(Answer::Deferred), Some(call)) => {
-            // The completion (or the timer) reports to the breaker.
-            *handler_out = None;
-            Verdict::Deferred(Some(call))
-        }
-        (Ok(Answer::Deferred), None) => Verdict::Fail(Error::new(
-            Code::InternalError,
-            "the handler deferred without taking its responder",
-        )),
-        (answer, None) => match answer {
-            Ok(Answer::Result(result)) => Verdict::Respond(result),
-            Ok(Answer::Deferred) => Verdict::Deferred(None),
-            Err(error) => Verdict::Fail(error),
-        },
-        (answer, Some(call)) => {
-            // The handler took a responder and returned an answer too: the
-            // first to claim the call answers.
-            if call.claim_answer() {
-                context.mailbox.release_deferred();
-                match answer {
-                    Ok(Answer::Result(result)) => Verdict::Respond(result),
-                    Ok(Answer::Deferred) => Verdict::Deferred(None),
-                    Err(error) => Verdict::Fail(error),
-                }
-            } else {
-                // The responder answered already; its completion is queued
-                // and reports to the breaker.
-                *handler_out = None;
-                Verdict::Deferred(Some(call))
-            }
-        }
-    }
-}
-
-/// A well-mixed number for retry jitter (splitmix64 of the message's start
-/// time and the attempt): spreads retries without a shared generator.
-fn jitter(started: u64, attempt: u32) -> u64 {
-    let mut z = started.wrapping_add(u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn authorize_builtin(builtin: Builtin, admitted: &Admitted<'_>) -> Result<(), Error> {
-    let allowed = match builtin {
-        Builtin::Ping | Builtin::Renew => admitted.token.is_some(),
-        Builtin::Metrics => admitted
-            .token
-            .is_some_and(|token| token.roles.iter().any(|role| &**role == "admin")),
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(Error::new(Code::AccessDenied, "not allowed"))
-    }
-}
-
-fn builtin_result(shared: &Shared, builtin: Builtin, admitted: &Admitted<'_>) -> Verdict {
-    match builtin {
-        Builtin::Ping => Verdict::Respond(RawJson::from_compact(b"{\"pong\":true}".to_vec())),
-        Builtin::Renew => {
-            let Some(token) = admitted.token else {
-                return Verdict::Fail(Error::new(Code::AuthenticationFailed, "token missing"));
-            };
-            let keyring = shared.security.keyring.load();
-            match renew_token(
-                &keyring,
-                token,
-                shared.security.token_ttl_secs(),
-                unix_nanos_now(),
-            ) {
-                Ok(renewed) => {
-                    let mut out = Vec::with_capacity(renewed.len() + 12);
-                    out.extend_from_slice(b"{\"token\":");
-                    crate::json::write::write_str(&mut out, &renewed);
-                    out.push(b'}');
-                    Verdict::Respond(RawJson::from_compact(out))
-                }
-                Err(error) => Verdict::Fail(error),
-            }
-        }
-        Builtin::Metrics => {
-            let depths = shared.mailboxes().iter().map(|m| m.jobs.len()).collect();
-            let snapshot = shared.metrics.snapshot(depths);
-            Verdict::Respond(RawJson::from_compact(snapshot.to_json().into_bytes()))
-        }
-    }
-}
-
-fn event(context: &Context<'_>, admitted: &Admitted<'_>, lap: &mut dyn FnMut(Stage)) -> Verdict {
-    let Some(name) = admitted.name() else {
-        return Verdict::Fail(Error::new(
-            Code::ValidationFailed,
-            "payload needs a string `event`",
-        ));
-    };
-    if let Err(error) = admitted.authorize(Target::of_name(name), context.peer) {
-        return Verdict::Fail(error);
-    }
-    lap(Stage::Route);
-    let event = Event {
-        id: context.id,
-        name,
-        data: admitted.payload().get("data"),
-        caller: caller(context, admitted),
-    };
-    let mut count = 0u32;
-    for subscriber in context.shared.registry.subscribers(name) {
-        match catch_unwind(AssertUnwindSafe(|| subscriber.handle(&event))) {
-            Ok(Ok(())) => count += 1,
-            Ok(Err(_)) => {}
-            Err(_) => context.counters.panic(),
-        }
-    }
-    Verdict::Delivered {
-        count,
-        ack: context.ack,
     }
 }

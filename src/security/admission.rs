@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{JsonKind, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
 use crate::message::{Field, Message, MessageType, MessageView, SecurityLevel};
-use crate::sync::{Arc, Snapshot, SwapCell};
+use crate::sync::{Arc, Snapshot, SwapCell, snapshot_arc};
 
 /// The settings that a reload replaces whole.
 #[derive(Debug)]
@@ -179,11 +179,63 @@ impl Admitted<'_> {
         }
     }
 
+    /// The outcome of admission, owned, to hand to another thread (the
+    /// staged topology): the payload is copied (decrypted), the token
+    /// cloned, and the settings kept so authorization there uses the same.
+    pub fn to_owned_parts(&self) -> AdmittedOwned {
+        AdmittedOwned {
+            level: self.level,
+            token: self.token.cloned(),
+            kind: self.kind,
+            protection: self.protection.clone(),
+            payload: RawJson::from_json(self.payload()),
+            settings: snapshot_arc(&self.settings),
+        }
+    }
+
     /// The payload: decrypted if it was encrypted.
     pub fn payload(&self) -> JsonRef<'_> {
         match &self.payload {
             Payload::Plain(value) => *value,
             Payload::Decrypted(lease) => lease.value(0).unwrap_or(JsonRef::NULL),
+        }
+    }
+}
+
+/// An admitted message's security outcome, owned (see
+/// [`Admitted::to_owned_parts`]).
+#[derive(Debug)]
+pub struct AdmittedOwned {
+    /// The level the message met.
+    pub level: SecurityLevel,
+    /// The verified token, if it carried one.
+    pub token: Option<VerifiedToken>,
+    /// The message's type.
+    pub kind: MessageType,
+    /// How to protect the reply.
+    pub protection: ReplyProtection,
+    /// The payload, decrypted.
+    pub payload: RawJson,
+    settings: Arc<Settings>,
+}
+
+impl AdmittedOwned {
+    /// Authorizes against `declared`, narrowed to `instance` (the Command's
+    /// `resource`), under the settings admission ran with.
+    pub fn authorize(
+        &self,
+        declared: Target<'_>,
+        instance: Option<&str>,
+        peer: IpAddr,
+    ) -> Result<(), Error> {
+        let target = match instance {
+            Some(instance) => declared.instance(instance)?,
+            None => declared,
+        };
+        let policy = &self.settings.policy;
+        match &self.token {
+            Some(token) => policy.authorize(&token.roles, target, peer),
+            None => policy.authorize(&[ANONYMOUS_ROLE], target, peer),
         }
     }
 }

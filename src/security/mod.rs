@@ -21,7 +21,7 @@ pub mod signature;
 pub mod token;
 mod token_cache;
 
-pub use admission::{Admission, Admitted, ReplyProtection, SecurityState};
+pub use admission::{Admission, Admitted, AdmittedOwned, ReplyProtection, SecurityState};
 pub use cipher::{NonceSequence, NonceSource};
 pub use keyring::{
     JwtAlgorithm, Key, KeyUse, Keyring, KeyringSnapshot, MIN_SECRET_LEN, SharedKeyring,
