@@ -29,8 +29,8 @@ impl Default for IdleStrategy {
         // KNOWN.md: spinning loses to yielding on these two cores, so the
         // spin phase is short and yields carry the wait.
         IdleStrategy {
-            spins: 16,
-            yields: 64,
+            spins: 6,
+            yields: 8,
         }
     }
 }
@@ -100,6 +100,11 @@ impl Idle {
     /// Work was found: the next wait starts from spinning again.
     pub fn reset(&mut self) {
         self.empty_polls = 0;
+    }
+
+    /// Whether the next [`wait`](Self::wait) parks.
+    pub fn parks_next(&self) -> bool {
+        self.empty_polls >= self.strategy.spins.saturating_add(self.strategy.yields)
     }
 
     /// Nothing was found: spin, yield or park, by how long it has been.

@@ -118,7 +118,9 @@ impl Worker {
             {
                 return;
             }
-            self.hand_over_latencies();
+            if idle.parks_next() {
+                self.hand_over_latencies();
+            }
             let mailbox = &self.mailbox;
             let shared = &self.shared;
             idle.wait(&mailbox.parker, || {
@@ -128,15 +130,7 @@ impl Worker {
     }
 
     fn hand_over_latencies(&mut self) {
-        if self.histograms.recorded() == 0 {
-            return;
-        }
-        let fresh = Box::new(StageHistograms::new());
-        let full = std::mem::replace(&mut self.histograms, fresh);
-        if let Err(back) = self.shared.metrics.hand_over(full) {
-            // The reader has not caught up: keep recording into these.
-            self.histograms = back;
-        }
+        self.shared.metrics.hand_over(&mut self.histograms);
     }
 
     /// One message through the worker's stages, and its one reply (or its

@@ -1,0 +1,149 @@
+//! CPU an engine uses while idle and at a steady light load: the process's
+//! user + system time (from `/proc/self/stat`) over a wall-clock window.
+//!
+//! Usage: `cargo run --release -p mcp-perf --bin engine-cpu [SECONDS] [RATE]`
+//! (defaults: 5 seconds, 10000 messages per second). Prints one line per
+//! phase: idle, then paced Standard `sys.ping` commands at RATE.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mcp_engine::codec::{self, Codec};
+use mcp_engine::config::RoleConfig;
+use mcp_engine::engine::{EngineBuilder, Reply, Submission};
+use mcp_engine::{Config, Message, MessageType, RawJson, SecurityLevel};
+
+/// User + system CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 overall: 12 and 13 after ")".
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds per thread name, summed over threads of that name.
+fn cpu_by_thread() -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let seconds = (ticks(11) + ticks(12)) / 100.0;
+        let name = name.trim().trim_end_matches(char::is_numeric).to_owned();
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += seconds,
+            None => out.push((name, seconds)),
+        }
+    }
+    out
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+    let rate: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+
+    // Low level, anonymous, so the load is the engine and not the crypto
+    // (the level's cost is in the pipeline bench).
+    let mut config = Config::default();
+    config.security.min_security_level = SecurityLevel::Low;
+    let anyone = RoleConfig {
+        allow: vec!["demo:*".into()],
+        ..RoleConfig::default()
+    };
+    config
+        .authorization
+        .roles
+        .insert("anonymous".into(), anyone);
+    config.security.replay_capacity = 1 << 22;
+    let engine = EngineBuilder::new(config)
+        .command("demo.ping", |_: &mcp_engine::engine::Request<'_>| {
+            Ok(mcp_engine::engine::Answer::Result(RawJson::null()))
+        })
+        .start()
+        .expect("the engine starts");
+    let replies = Arc::new(AtomicU64::new(0));
+    let sink = {
+        let replies = Arc::clone(&replies);
+        engine.register_sink(move |_: Reply<'_>| {
+            replies.fetch_add(1, Ordering::Relaxed);
+        })
+    };
+
+    let window = Duration::from_secs(seconds);
+    std::thread::sleep(Duration::from_millis(200));
+    let cpu = cpu_seconds();
+    std::thread::sleep(window);
+    let idle = (cpu_seconds() - cpu) / window.as_secs_f64();
+    println!("idle: {:.2}% of one core over {seconds} s", idle * 100.0);
+
+    let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
+    let cpu = cpu_seconds();
+    let threads_before = cpu_by_thread();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < window {
+        let due = interval * u32::try_from(sent).unwrap_or(u32::MAX);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let payload = RawJson::parse(r#"{"command":"demo.ping"}"#).expect("json");
+        let message = Message::new(
+            format!("p-{sent}"),
+            MessageType::Command,
+            SecurityLevel::Low,
+            payload,
+        );
+        let mut body = Vec::with_capacity(256);
+        codec::json::encode(&message, &mut body);
+        let _ = engine.submit(Submission {
+            sink,
+            tag: sent,
+            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            key: sent,
+            codec: Codec::Json,
+            body,
+        });
+        sent += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let used = (cpu_seconds() - cpu) / elapsed;
+    println!(
+        "at {rate} msg/s: {:.2}% of one core over {elapsed:.1} s ({sent} sent, {} answered; includes the sending thread)",
+        used * 100.0,
+        replies.load(Ordering::Relaxed)
+    );
+    for (name, seconds) in cpu_by_thread() {
+        let before = threads_before
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0.0, |(_, s)| *s);
+        println!(
+            "  {name}: {:.2}% of one core",
+            (seconds - before) / elapsed * 100.0
+        );
+    }
+    engine.shutdown();
+}
