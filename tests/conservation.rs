@@ -586,6 +586,9 @@ fn run_with_shutdown_in_mid_stream(topology: Topology) {
     assert!(stopped.load(Ordering::Relaxed));
     assert_eq!(submitted, STREAM);
     tally.assert_exactly_once(submitted);
-    // The second half met a closed engine.
-    assert!(tally.errors_of(Code::Unavailable) >= (STREAM / 2 - 1) as u64);
+    // The thread that shut the engine down submitted its second half (the
+    // even indexes from STREAM / 2 on) to a closed engine. The other
+    // thread's messages may have gone in before or after the close.
+    let after_close = (STREAM / 2..STREAM).filter(|i| i % 2 == 0).count() as u64;
+    assert!(tally.errors_of(Code::Unavailable) >= after_close);
 }
