@@ -14,7 +14,7 @@ use crate::sync::{Arc, SwapCell, thread};
 use super::mailbox::{Job, Mailbox, Submission};
 use super::pending::{PendingCall, Responder};
 use super::reply::ReplyTo;
-use super::shared::{Lifecycle, Phase};
+use super::shared::{Lifecycle, Phase, StageGate};
 use super::sink::{Destination, SinkId};
 use super::watch::{Address, CallWatch, IdBytes, Ticket};
 
@@ -135,21 +135,7 @@ impl IntakeModel {
         if !mailbox.enter() {
             return false;
         }
-        let queued = self.lifecycle.phase() == Phase::Running
-            && mailbox
-                .push(Job {
-                    submission: Submission {
-                        sink: SinkId(0),
-                        tag: n,
-                        peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                        key: 0,
-                        codec: Codec::Json,
-                        body: Vec::new(),
-                    },
-                    accepted_at: 0,
-                    staged: None,
-                })
-                .is_ok();
+        let queued = self.lifecycle.phase() == Phase::Running && mailbox.push(job_of(n)).is_ok();
         mailbox.leave();
         queued
     }
@@ -177,6 +163,89 @@ impl IntakeModel {
             .parker
             .park_unless(|| mailbox.has_work() || self.lifecycle.phase() == Phase::Stopped);
         Some(None)
+    }
+}
+
+/// The staged hand-over at shutdown: a front-stage worker moving one job
+/// to the back stage while the engine stops.
+#[derive(Debug)]
+pub struct StagedModel {
+    lifecycle: Lifecycle,
+    front: Arc<Mailbox>,
+    backs: [Arc<Mailbox>; 1],
+    gate: StageGate,
+}
+
+impl StagedModel {
+    /// A front queue holding job `job`, and a back stage whose worker is
+    /// the calling thread.
+    pub fn with_job(job: u64) -> StagedModel {
+        let model = StagedModel {
+            lifecycle: Lifecycle::default(),
+            front: Arc::new(Mailbox::new(2, 2, 1, thread::current())),
+            backs: [Arc::new(Mailbox::new(2, 2, 1, thread::current()))],
+            gate: StageGate::new(1),
+        };
+        let _ = model.front.push(job_of(job));
+        model
+    }
+
+    /// Front worker: takes its job, hands it to the back stage the way the
+    /// engine's front workers do, then exits.
+    pub fn front_runs_and_exits(&self) {
+        let [back] = &self.backs;
+        if let Some(job) = self.front.jobs.pop() {
+            self.gate.transit_begins();
+            let mut job = job;
+            while let Err(returned) = back.push(job) {
+                job = returned;
+                thread::yield_now();
+            }
+            self.gate.transit_ends();
+        }
+        self.gate.front_exited(&self.backs);
+    }
+
+    /// Shutdown: the engine stops; back workers are woken to notice.
+    pub fn stop(&self) {
+        self.lifecycle.advance(Phase::Stopped);
+        let [back] = &self.backs;
+        back.parker.wake();
+    }
+
+    /// Back worker: one turn, as the engine's loop: `Some(Some(n))` took
+    /// job `n`, `Some(None)` waited, `None` exits.
+    pub fn back_turn(&self) -> Option<Option<u64>> {
+        let [back] = &self.backs;
+        if let Some(job) = back.jobs.pop() {
+            return Some(Some(job.submission.tag));
+        }
+        if self.lifecycle.phase() == Phase::Stopped
+            && self.gate.back_may_exit()
+            && back.jobs.is_empty()
+        {
+            return None;
+        }
+        back.parker.park_unless(|| {
+            back.has_work()
+                || (self.lifecycle.phase() == Phase::Stopped && self.gate.back_may_exit())
+        });
+        Some(None)
+    }
+}
+
+fn job_of(n: u64) -> Job {
+    Job {
+        submission: Submission {
+            sink: SinkId(0),
+            tag: n,
+            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            key: 0,
+            codec: Codec::Json,
+            body: Vec::new(),
+        },
+        accepted_at: 0,
+        staged: None,
     }
 }
 

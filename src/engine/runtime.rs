@@ -225,7 +225,7 @@ fn supervise(
         match catch_unwind(AssertUnwindSafe(|| worker.run(idle))) {
             Ok(()) => {
                 if role == Role::Front {
-                    shared.front_exited();
+                    shared.gate.front_exited(shared.back_mailboxes());
                 }
                 return;
             }

@@ -169,10 +169,57 @@ pub(crate) struct Shared {
     /// Commands the engine sent, waiting for their answers.
     pub(crate) outbound: Outbound,
     pub(crate) plan: ThreadPlan,
-    /// Front-stage workers not yet exited (staged).
+    /// The hand-over between the stage groups (staged).
+    pub(crate) gate: StageGate,
+}
+
+/// The staged topology's hand-over from front to back stage, as shutdown
+/// sees it: how many front-stage workers still run (a back-stage worker
+/// exits only after all of them), and how many messages are between a
+/// front worker and a back queue (shutdown is not drained while any are).
+/// Checked by `loom-tests/tests/staged_handover.rs`.
+#[derive(Debug)]
+pub(crate) struct StageGate {
     fronts: AtomicUsize,
-    /// Messages between a front-stage worker and its back stage's queue.
     in_transit: AtomicUsize,
+}
+
+impl StageGate {
+    pub(crate) fn new(fronts: usize) -> StageGate {
+        StageGate {
+            fronts: AtomicUsize::new(fronts),
+            in_transit: AtomicUsize::new(0),
+        }
+    }
+
+    /// A front-stage worker starts handing a message over.
+    pub(crate) fn transit_begins(&self) {
+        self.in_transit.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The hand-over is done: the message is in a back-stage queue.
+    pub(crate) fn transit_ends(&self) {
+        self.in_transit.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Messages being handed over now.
+    pub(crate) fn in_transit(&self) -> usize {
+        self.in_transit.load(Ordering::Acquire)
+    }
+
+    /// A front-stage worker exited; wakes the back stage to notice.
+    pub(crate) fn front_exited(&self, backs: &[Arc<Mailbox>]) {
+        self.fronts.fetch_sub(1, Ordering::AcqRel);
+        for back in backs {
+            back.parker.wake();
+        }
+    }
+
+    /// Whether a back-stage worker that finds its queue empty once the
+    /// engine is stopped may exit: no front worker can feed it any more.
+    pub(crate) fn back_may_exit(&self) -> bool {
+        self.fronts.load(Ordering::Acquire) == 0
+    }
 }
 
 impl Shared {
@@ -207,8 +254,7 @@ impl Shared {
             timer_recent: RecentIds::new(history),
             outbound: Outbound::default(),
             plan: *threads,
-            in_transit: AtomicUsize::new(0),
-            fronts: AtomicUsize::new(match threads.topology {
+            gate: StageGate::new(match threads.topology {
                 Topology::Sharded => 0,
                 Topology::Staged => threads.workers,
             }),
@@ -265,36 +311,13 @@ impl Shared {
         }
     }
 
-    /// A front-stage worker starts handing a message over.
-    pub(crate) fn transit_begins(&self) {
-        self.in_transit.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The hand-over is done: the message is in a back-stage queue.
-    pub(crate) fn transit_ends(&self) {
-        self.in_transit.fetch_sub(1, Ordering::AcqRel);
-    }
-
     /// Whether nothing accepted is still unanswered: front queues (or
     /// every queue, sharded), then messages in transit, then back queues,
     /// in the order a message moves.
     pub(crate) fn drained(&self) -> bool {
         self.intake_mailboxes().iter().all(|m| m.is_drained())
-            && self.in_transit.load(Ordering::Acquire) == 0
+            && self.gate.in_transit() == 0
             && self.back_mailboxes().iter().all(|m| m.is_drained())
-    }
-
-    /// Front-stage workers still running.
-    pub(crate) fn fronts_running(&self) -> usize {
-        self.fronts.load(Ordering::Acquire)
-    }
-
-    /// A front-stage worker exited: its back stage may finish once all have.
-    pub(crate) fn front_exited(&self) {
-        self.fronts.fetch_sub(1, Ordering::AcqRel);
-        for back in self.back_mailboxes() {
-            back.parker.wake();
-        }
     }
 
     /// The timer's counters slot.

@@ -112,7 +112,7 @@ impl Worker {
             // empty (for a back-stage worker: once every front-stage worker,
             // which feeds it, has exited): nothing accepted is left behind.
             if self.shared.phase() == Phase::Stopped
-                && (self.role != Role::Back || self.shared.fronts_running() == 0)
+                && (self.role != Role::Back || self.shared.gate.back_may_exit())
                 && self.mailbox.jobs.is_empty()
                 && self.mailbox.completions.is_empty()
             {
@@ -245,7 +245,7 @@ impl Worker {
         if let Verdict::Forward(staged) = verdict {
             // Finished here before the back stage sees it, so that the
             // timer (at shutdown) and the back stage cannot both answer.
-            shared.transit_begins();
+            shared.gate.transit_begins();
             if self.mailbox.watch.finish(ticket) {
                 let submission = Submission {
                     sink,
@@ -259,7 +259,7 @@ impl Worker {
             } else {
                 self.counters().late_answer();
             }
-            shared.transit_ends();
+            shared.gate.transit_ends();
             return;
         }
         self.conclude(
