@@ -7,6 +7,11 @@
 //! and goes on with emptied ones the reader handed back through another
 //! (nothing is allocated in steady state). A reader merges what was handed
 //! over. The hot path never waits; a reading lags by at most one hand-over.
+//!
+//! Latencies are sampled: every fourth message a worker handles is timed
+//! stage by stage (a clock read costs 25 to 45 ns here, and six of them on
+//! every message would add several percent to a 2 to 3 µs message).
+//! Counters count every message.
 
 use std::fmt::Write as _;
 
