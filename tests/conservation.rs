@@ -277,6 +277,24 @@ fn tick(_: &Event<'_>) -> Result<(), Error> {
     Ok(())
 }
 
+/// The test config (see [`config`]) on `topology`, then `edit`.
+fn setup_for(topology: Topology, edit: impl FnOnce(&mut Config)) -> Setup {
+    setup(|c| {
+        config(c);
+        c.engine.topology = topology;
+        edit(c);
+    })
+}
+
+/// An engine with `demo.echo` and one `demo.tick` subscriber.
+fn echo_engine(s: &Setup) -> Engine {
+    EngineBuilder::new(s.config.clone())
+        .command("demo.echo", echo)
+        .subscribe("demo.tick", tick)
+        .start()
+        .unwrap()
+}
+
 #[test]
 fn conservation_mixed_million() {
     for topology in TOPOLOGIES {
@@ -285,10 +303,7 @@ fn conservation_mixed_million() {
 }
 
 fn run_mixed_million(topology: Topology) {
-    let s = setup(|c| {
-        config(c);
-        c.engine.topology = topology;
-    });
+    let s = setup_for(topology, |_| {});
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.echo", echo)
         .subscribe("demo.tick", tick)
@@ -328,10 +343,7 @@ fn conservation_with_panicking_handlers() {
 fn run_with_panicking_handlers(topology: Topology) {
     // Panics are expected here: keep their messages off the output.
     std::panic::set_hook(Box::new(|_| {}));
-    let s = setup(|c| {
-        config(c);
-        c.engine.topology = topology;
-    });
+    let s = setup_for(topology, |_| {});
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.flaky", |request: &Request<'_>| {
             let n = request
@@ -368,11 +380,7 @@ fn conservation_with_handlers_overrunning_their_deadline() {
 }
 
 fn run_with_handlers_overrunning_their_deadline(topology: Topology) {
-    let s = setup(|c| {
-        config(c);
-        c.timeout_ms = 20;
-        c.engine.topology = topology;
-    });
+    let s = setup_for(topology, |c| c.timeout_ms = 20);
     let n = STREAM / 10;
     let engine = EngineBuilder::new(s.config.clone())
         .command_with(
@@ -430,17 +438,11 @@ fn conservation_with_queue_of_16_under_overload() {
 }
 
 fn run_with_queue_of_16_under_overload(topology: Topology) {
-    let s = setup(|c| {
-        config(c);
+    let s = setup_for(topology, |c| {
         c.engine.queue_capacity = 16;
         c.engine.overflow = Overflow::Refuse;
-        c.engine.topology = topology;
     });
-    let engine = EngineBuilder::new(s.config.clone())
-        .command("demo.echo", echo)
-        .subscribe("demo.tick", tick)
-        .start()
-        .unwrap();
+    let engine = echo_engine(&s);
     let tally = Tally::new(STREAM);
     let submitted = stream(&engine, &s, &tally, STREAM, "demo.echo", &|_| {});
     tally.assert_exactly_once(submitted);
@@ -460,15 +462,8 @@ fn conservation_with_key_rotation() {
 }
 
 fn run_with_key_rotation(topology: Topology) {
-    let s = setup(|c| {
-        config(c);
-        c.engine.topology = topology;
-    });
-    let engine = EngineBuilder::new(s.config.clone())
-        .command("demo.echo", echo)
-        .subscribe("demo.tick", tick)
-        .start()
-        .unwrap();
+    let s = setup_for(topology, |_| {});
+    let engine = echo_engine(&s);
     let base = s.config.clone();
     let keys = s.dir.path().to_owned();
     let rotations = AtomicU32::new(0);
@@ -525,11 +520,7 @@ fn run_with_reload(topology: Topology) {
         config(c);
         c.engine.topology = topology;
     });
-    let engine = EngineBuilder::new(s.config.clone())
-        .command("demo.echo", echo)
-        .subscribe("demo.tick", tick)
-        .start()
-        .unwrap();
+    let engine = echo_engine(&s);
     let open = s.config.clone();
     let mut closed = s.config.clone();
     closed
@@ -565,16 +556,8 @@ fn conservation_with_shutdown_in_mid_stream() {
 }
 
 fn run_with_shutdown_in_mid_stream(topology: Topology) {
-    let s = setup(|c| {
-        config(c);
-        c.engine.drain_ms = 0;
-        c.engine.topology = topology;
-    });
-    let engine = EngineBuilder::new(s.config.clone())
-        .command("demo.echo", echo)
-        .subscribe("demo.tick", tick)
-        .start()
-        .unwrap();
+    let s = setup_for(topology, |c| c.engine.drain_ms = 0);
+    let engine = echo_engine(&s);
     let stopped = AtomicBool::new(false);
     let tally = Tally::new(STREAM);
     let submitted = stream(&engine, &s, &tally, STREAM, "demo.echo", &|index| {

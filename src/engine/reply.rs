@@ -107,7 +107,7 @@ impl ReplyWriter {
         correlation_id: Option<&str>,
         outcome: Outcome,
     ) {
-        let Destination { sink, tag, codec } = to;
+        let codec = to.codec;
         let body: &[u8] = match codec {
             Codec::Json => {
                 self.json.clear();
@@ -128,16 +128,7 @@ impl ReplyWriter {
                 }
             }
         };
-        sinks.deliver(
-            sink,
-            Reply {
-                tag,
-                correlation_id,
-                outcome,
-                codec,
-                body,
-            },
-        );
+        deliver(sinks, to, correlation_id, outcome, body);
     }
 
     /// Tells the sink what became of a message that gets no reply envelope
@@ -149,17 +140,7 @@ impl ReplyWriter {
         correlation_id: Option<&str>,
         outcome: Outcome,
     ) {
-        let Destination { sink, tag, codec } = to;
-        sinks.deliver(
-            sink,
-            Reply {
-                tag,
-                correlation_id,
-                outcome,
-                codec,
-                body: &[],
-            },
-        );
+        deliver(sinks, to, correlation_id, outcome, &[]);
     }
 
     /// Answers with an Error (plaintext, unsigned, level Low).
@@ -216,6 +197,27 @@ impl ReplyWriter {
         admission.protect_reply(&mut message, payload, reply_to.protection, now)?;
         Ok(message)
     }
+}
+
+/// Hands one reply to its sink.
+fn deliver(
+    sinks: &SinkTable,
+    to: Destination,
+    correlation_id: Option<&str>,
+    outcome: Outcome,
+    body: &[u8],
+) {
+    let Destination { sink, tag, codec } = to;
+    sinks.deliver(
+        sink,
+        Reply {
+            tag,
+            correlation_id,
+            outcome,
+            codec,
+            body,
+        },
+    );
 }
 
 /// The Error a message gets when the engine shuts down before answering it.

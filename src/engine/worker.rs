@@ -19,7 +19,7 @@ use super::metrics::{Counters, Stage, StageHistograms};
 use super::pending::Completion;
 use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
-use super::shared::{Phase, Shared};
+use super::shared::{Clock, Phase, Shared};
 use super::sink::{Destination, Outcome};
 use super::stages::{Context, StagedView, Verdict, dispatch};
 use super::timer;
@@ -27,6 +27,50 @@ use super::watch::{Address, IdBytes, Ticket};
 
 /// Messages between hand-overs of the latency histograms.
 const HAND_OVER_EVERY: u64 = 4096;
+
+/// The message a worker runs, from its start to its reply.
+struct Running {
+    ticket: Ticket,
+    to: Destination,
+    /// The wall clock when it started (for the timestamp window and the
+    /// history).
+    wall_now: i128,
+    /// When it was accepted, on the engine's clock.
+    accepted_at: u64,
+    laps: Laps,
+}
+
+/// Per-stage timing of one message; every fourth message is timed (see
+/// `metrics.rs`).
+struct Laps {
+    timed: bool,
+    mark: u64,
+}
+
+impl Laps {
+    fn new(sequence: u64, started: u64) -> Laps {
+        Laps {
+            timed: sequence.is_multiple_of(4),
+            mark: started,
+        }
+    }
+
+    /// The stage that just ended.
+    fn lap(&mut self, histograms: &mut StageHistograms, clock: &Clock, stage: Stage) {
+        if self.timed {
+            let now = clock.now();
+            histograms.record(stage, now.saturating_sub(self.mark));
+            self.mark = now;
+        }
+    }
+
+    /// Acceptance to now.
+    fn total(&self, histograms: &mut StageHistograms, clock: &Clock, accepted_at: u64) {
+        if self.timed {
+            histograms.record(Stage::Total, clock.now().saturating_sub(accepted_at));
+        }
+    }
+}
 
 /// What the reply needs from the message, once its buffers are gone.
 struct Replying {
@@ -160,16 +204,7 @@ impl Worker {
             .mailbox
             .watch
             .begin(self.sequence, started, &Address { to, id: None });
-        let timed = self.sequence.is_multiple_of(4);
-        let mut mark = started;
-        let mut lap = |histograms: &mut StageHistograms, stage: Stage| {
-            if timed {
-                let now = shared.clock.now();
-                histograms.record(stage, now.saturating_sub(mark));
-                mark = now;
-            }
-        };
-
+        let mut laps = Laps::new(self.sequence, started);
         let config = shared.config.load();
         self.decoder.set_limits(Limits::from_config(&config));
         let wall_now = unix_nanos_now();
@@ -188,7 +223,7 @@ impl Worker {
             ),
             Ok(view) => {
                 let id = IdBytes::new(view.id());
-                lap(&mut self.histograms, Stage::Validate);
+                laps.lap(&mut self.histograms, &shared.clock, Stage::Validate);
                 if shared.phase() >= Phase::Abandoning {
                     (Verdict::Fail(shutting_down()), replying_to(id, view.kind()))
                 } else {
@@ -196,7 +231,7 @@ impl Worker {
                     match self.admission.admit(&view, peer, wall_now) {
                         Err(error) => (Verdict::Fail(error), replying_to(id, view.kind())),
                         Ok(admitted) if self.role == Role::Front => {
-                            lap(&mut self.histograms, Stage::Admit);
+                            laps.lap(&mut self.histograms, &shared.clock, Stage::Admit);
                             let staged = Staged {
                                 admitted: admitted.to_owned_parts(),
                                 id: Box::from(view.id()),
@@ -209,7 +244,7 @@ impl Worker {
                             )
                         }
                         Ok(admitted) => {
-                            lap(&mut self.histograms, Stage::Admit);
+                            laps.lap(&mut self.histograms, &shared.clock, Stage::Admit);
                             let mut replying = Replying {
                                 id,
                                 level: admitted.level,
@@ -233,7 +268,7 @@ impl Worker {
                                 &context,
                                 &admitted,
                                 &mut replying.handler,
-                                &mut |stage| lap(&mut self.histograms, stage),
+                                &mut |stage| laps.lap(&mut self.histograms, &shared.clock, stage),
                             );
                             (verdict, replying)
                         }
@@ -262,16 +297,14 @@ impl Worker {
             shared.gate.transit_ends();
             return;
         }
-        self.conclude(
+        let running = Running {
             ticket,
-            verdict,
-            replying,
             to,
             wall_now,
             accepted_at,
-            timed,
-            &mut mark,
-        );
+            laps,
+        };
+        self.conclude(running, verdict, replying);
     }
 
     /// Front stage: hands an admitted message to its back-stage worker
@@ -316,8 +349,7 @@ impl Worker {
             .mailbox
             .watch
             .begin(self.sequence, started, &Address { to, id });
-        let timed = self.sequence.is_multiple_of(4);
-        let mut mark = started;
+        let mut laps = Laps::new(self.sequence, started);
         let wall_now = unix_nanos_now();
         let mut replying = Replying {
             id,
@@ -361,40 +393,30 @@ impl Worker {
                     };
                     let histograms = &mut self.histograms;
                     dispatch(&context, &view, &mut replying.handler, &mut |stage| {
-                        if timed {
-                            let now = shared.clock.now();
-                            histograms.record(stage, now.saturating_sub(mark));
-                            mark = now;
-                        }
+                        laps.lap(histograms, &shared.clock, stage)
                     })
                 }
             }
         };
-        self.conclude(
+        let running = Running {
             ticket,
-            verdict,
-            replying,
             to,
             wall_now,
             accepted_at,
-            timed,
-            &mut mark,
-        );
+            laps,
+        };
+        self.conclude(running, verdict, replying);
     }
 
     /// Stage respond: the one reply, unless the timer answered first.
-    #[allow(clippy::too_many_arguments)]
-    fn conclude(
-        &mut self,
-        ticket: Ticket,
-        verdict: Verdict,
-        replying: Replying,
-        to: Destination,
-        wall_now: i128,
-        accepted_at: u64,
-        timed: bool,
-        mark: &mut u64,
-    ) {
+    fn conclude(&mut self, running: Running, verdict: Verdict, replying: Replying) {
+        let Running {
+            ticket,
+            to,
+            wall_now,
+            accepted_at,
+            mut laps,
+        } = running;
         let shared = Arc::clone(&self.shared);
         if !self.mailbox.watch.finish(ticket) {
             // The timer answered `timeout` (or `unavailable`) already.
@@ -474,13 +496,8 @@ impl Worker {
             // Handled before `conclude`.
             Verdict::Forward(_) => {}
         }
-        if timed {
-            let now = shared.clock.now();
-            self.histograms
-                .record(Stage::Respond, now.saturating_sub(*mark));
-            self.histograms
-                .record(Stage::Total, now.saturating_sub(accepted_at));
-        }
+        laps.lap(&mut self.histograms, &shared.clock, Stage::Respond);
+        laps.total(&mut self.histograms, &shared.clock, accepted_at);
         if self.sequence.is_multiple_of(HAND_OVER_EVERY) {
             self.hand_over_latencies();
         }
