@@ -15,9 +15,8 @@ use mcp_engine::config::RoleConfig;
 use mcp_engine::engine::{EngineBuilder, Reply, Submission};
 use mcp_engine::{Config, Message, MessageType, RawJson, SecurityLevel};
 
-/// User + system CPU seconds of this process.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// User + system CPU seconds in a `/proc/.../stat` line.
+fn cpu_of(stat: &str) -> f64 {
     // Fields after the command name (which is in parentheses).
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -32,6 +31,11 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// User + system CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    cpu_of(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
 /// CPU seconds per thread name, summed over threads of that name.
 fn cpu_by_thread() -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = Vec::new();
@@ -41,16 +45,7 @@ fn cpu_by_thread() -> Vec<(String, f64)> {
     for task in tasks.flatten() {
         let path = task.path();
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        let seconds = (ticks(11) + ticks(12)) / 100.0;
+        let seconds = cpu_of(&std::fs::read_to_string(path.join("stat")).unwrap_or_default());
         let name = name.trim().trim_end_matches(char::is_numeric).to_owned();
         match out.iter_mut().find(|(n, _)| *n == name) {
             Some((_, total)) => *total += seconds,
