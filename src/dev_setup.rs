@@ -121,7 +121,7 @@ fn certificates() -> Result<(String, String, Zeroizing<String>), Error> {
     ))
 }
 
-fn engine_toml() -> String {
+fn engine_toml(addr: SocketAddr) -> String {
     format!(
         r#"# mcp-engine development setup, written by `mcp-engine dev-config`.
 # Not for production: the keys sit next to this file.
@@ -155,6 +155,11 @@ allow = ["*:*"]
 
 [authorization.roles.reader]
 allow = ["demo:echo", "sys:*"]
+
+[server]
+listen = "{addr}"
+cert = "server.pem"
+key = "server-key.pem"
 "#
     )
 }
@@ -194,7 +199,7 @@ impl DevSetup {
         write_file(&server_key, server_key_pem.as_bytes(), true)?;
 
         let config_path = dir.join("engine.toml");
-        write_file(&config_path, engine_toml().as_bytes(), false)?;
+        write_file(&config_path, engine_toml(addr).as_bytes(), false)?;
         // Load it back as the engine would: the setup is proven to work.
         let config = Config::load(&config_path)?;
         let keyring = Keyring::load(&config.security)?;

@@ -138,8 +138,10 @@
 )]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod client;
 pub mod codec;
 pub mod config;
+pub mod demo;
 pub mod dev_setup;
 pub mod engine;
 pub mod error;
@@ -147,7 +149,9 @@ pub mod frame;
 pub mod json;
 pub mod message;
 pub mod security;
+pub mod server;
 mod sync;
+mod wire;
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -41,6 +41,16 @@ enum Command {
     /// Write a complete development setup (config, keys, certificates,
     /// credentials.json) into a folder.
     DevConfig(cli::dev_config::DevConfigArgs),
+    /// Serve the engine over TLS (dev mode without --config: a fresh dev
+    /// setup, its credentials printed as one JSON line on stdout).
+    ///
+    /// SIGHUP reloads the config and keys; SIGTERM and SIGINT answer what
+    /// is in flight and exit 0. Logs go to stderr, filtered by RUST_LOG.
+    Serve(cli::serve::ServeArgs),
+    /// Send one command and print the reply (payload decrypted) as JSON.
+    ///
+    /// Exits 0 on a Response, 1 on an Error, 2 if it cannot send.
+    Send(cli::send::SendArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +60,7 @@ fn main() -> ExitCode {
         Command::Keygen => cli::keygen::run(),
         Command::Token(args) => cli::token::run(&args),
         Command::DevConfig(args) => cli::dev_config::run(&args),
+        Command::Serve(args) => cli::serve::run(&args),
+        Command::Send(args) => cli::send::run(&args),
     }
 }

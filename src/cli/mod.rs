@@ -3,4 +3,6 @@
 pub(crate) mod check;
 pub(crate) mod dev_config;
 pub(crate) mod keygen;
+pub(crate) mod send;
+pub(crate) mod serve;
 pub(crate) mod token;

@@ -8,6 +8,7 @@
 
 mod engine;
 mod security;
+mod server;
 
 use std::ops::{Range, RangeInclusive};
 use std::path::Path;
@@ -22,6 +23,7 @@ use crate::message::PROTOCOL_VERSION;
 
 pub use engine::{EngineConfig, Overflow, Topology};
 pub use security::{AuthorizationConfig, KeyConfig, RoleConfig, SecurityConfig};
+pub use server::{ServerConfig, TlsFiles};
 
 /// The smallest `max_message_size`: an Error envelope must always fit.
 pub const MIN_MESSAGE_SIZE: u64 = 512;
@@ -61,6 +63,8 @@ pub struct Config {
     pub authorization: AuthorizationConfig,
     /// Threads, queues and bounds (`[engine]`).
     pub engine: EngineConfig,
+    /// Listener, TLS and connection limits of `mcp-engine serve` (`[server]`).
+    pub server: ServerConfig,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             authorization: AuthorizationConfig::default(),
             engine: EngineConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -89,6 +94,7 @@ struct ConfigFile {
     security: Option<security::SecurityFile>,
     authorization: Option<security::AuthorizationFile>,
     engine: Option<engine::EngineFile>,
+    server: Option<server::ServerFile>,
 }
 
 impl Config {
@@ -175,6 +181,7 @@ impl Config {
             security: security::security_config(file.security, &at, base)?,
             authorization: security::authorization_config(file.authorization, &at)?,
             engine: engine::engine_config(file.engine, &at)?,
+            server: server::server_config(file.server, &at, base)?,
         };
         Ok(config)
     }

@@ -1,0 +1,190 @@
+//! `mcp-engine serve`: the engine behind its TLS server, with the demo
+//! handlers, until SIGTERM or SIGINT; SIGHUP reloads config and keys.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use mcp_engine::dev_setup::{DEV_ADDR, DevSetup};
+use mcp_engine::engine::EngineBuilder;
+use mcp_engine::server::Server;
+use mcp_engine::{Config, Error};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The config file. Without it: dev mode (a fresh dev setup in a
+    /// temporary folder, TLS on 127.0.0.1:7450).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen here instead (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Dev mode: also write the credentials JSON to FILE (atomically, once
+    /// listening).
+    #[arg(long, value_name = "FILE")]
+    dev_credentials: Option<PathBuf>,
+}
+
+/// A dev setup's folder, removed when serving ends.
+struct DevFolder(PathBuf);
+
+impl Drop for DevFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `serve`: exits 0 after a graceful shutdown, 2 if it cannot start.
+pub(crate) fn run(args: &ServeArgs) -> ExitCode {
+    init_logs();
+    if args.config.is_some() && args.dev_credentials.is_some() {
+        eprintln!("mcp-engine serve: --dev-credentials is for dev mode (no --config)");
+        return ExitCode::from(2);
+    }
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-engine serve: {}", e.message());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logs() {
+    // A handler panic is caught and answered `internal_error`; log it as
+    // one line instead of the default hook's report.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(%info, "panic (answered internal_error if in a handler)");
+    }));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr: stdout carries the credentials line.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn serve(args: &ServeArgs) -> Result<(), Error> {
+    let (config_path, dev) = match &args.config {
+        Some(path) => (path.clone(), None),
+        None => {
+            let dir = dev_folder()?;
+            let setup = DevSetup::write(&dir.0, args.listen.unwrap_or(DEV_ADDR))?;
+            (setup.config_path.clone(), Some((dir, setup)))
+        }
+    };
+    let config = load(&config_path, args.listen)?;
+    let (builder, _notices) = mcp_engine::demo::register(EngineBuilder::new(config.clone()));
+    let engine = Arc::new(builder.start()?);
+    let server = Server::start(engine, &config)?;
+    if let Some((_, setup)) = &dev {
+        let credentials = credentials_at(&setup.credentials, server.local_addr())?;
+        write_atomically(&setup.credentials_path, &credentials)?;
+        if let Some(path) = &args.dev_credentials {
+            write_atomically(path, &credentials)?;
+        }
+        println!("{credentials}");
+    }
+    wait_for_signals(&server, &config_path, args.listen)?;
+    server.shutdown();
+    tracing::info!("stopped");
+    drop(dev);
+    Ok(())
+}
+
+fn load(path: &Path, listen: Option<SocketAddr>) -> Result<Config, Error> {
+    let mut config = Config::load(path)?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    Ok(config)
+}
+
+/// Blocks until SIGTERM or SIGINT, reloading on SIGHUP.
+fn wait_for_signals(
+    server: &Server,
+    config_path: &Path,
+    listen: Option<SocketAddr>,
+) -> Result<(), Error> {
+    let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT]).map_err(|e| {
+        Error::new(
+            mcp_engine::Code::InternalError,
+            format!("cannot handle signals: {e}"),
+        )
+    })?;
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            match load(config_path, listen).and_then(|config| server.reload(&config)) {
+                Ok(()) => tracing::info!(config = %config_path.display(), "reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e.message(), "reload refused; the old config stays")
+                }
+            }
+        } else {
+            tracing::info!(signal, "shutting down");
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn dev_folder() -> Result<DevFolder, Error> {
+    let key = mcp_engine::dev_setup::random_key()?;
+    let suffix: String = key.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let dir = std::env::temp_dir().join(format!("mcp-engine-dev-{}-{suffix}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        Error::new(
+            mcp_engine::Code::ConfigurationError,
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
+    Ok(DevFolder(dir))
+}
+
+/// The credentials line with the address the server really listens on.
+fn credentials_at(credentials: &str, addr: SocketAddr) -> Result<String, Error> {
+    let mut value: serde_json::Value = serde_json::from_str(credentials)
+        .map_err(|e| Error::new(mcp_engine::Code::InternalError, format!("credentials: {e}")))?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "addr".to_owned(),
+            serde_json::Value::String(addr.to_string()),
+        );
+    }
+    Ok(value.to_string())
+}
+
+/// Writes `text` to `path` by a temporary file and a rename, so that a
+/// reader sees the whole file or none.
+fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
+    let fail = |e: std::io::Error| {
+        Error::new(
+            mcp_engine::Code::ConfigurationError,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    };
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    // Owner-only: the file holds keys.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(fail)?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(fail)?;
+    std::fs::rename(&temporary, path).map_err(fail)
+}

@@ -1,0 +1,166 @@
+//! The demo handlers `mcp-engine serve` registers (CLI.md): `demo.echo`,
+//! `demo.sleep`, `demo.panic`, and a subscriber of the event
+//! `demo.notice`. They exist to try the server and to test it: every path
+//! of the engine (an answer now, a deferred answer, a timeout, a panic, an
+//! event) is one request away.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::engine::{Answer, EngineBuilder, Event, Request, Responder};
+use crate::error::{Code, Error};
+use crate::json::RawJson;
+
+/// The longest `demo.sleep` accepted, in milliseconds.
+pub const MAX_SLEEP_MS: u64 = 60_000;
+
+/// Registers the demo handlers on `builder`. Returns the builder and a
+/// counter of `demo.notice` events received.
+pub fn register(builder: EngineBuilder) -> (EngineBuilder, Arc<AtomicU64>) {
+    let notices = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&notices);
+    let sleeper = Sleeper::start();
+    let builder = builder
+        .command("demo.echo", echo)
+        .command("demo.sleep", move |request: &Request<'_>| {
+            sleeper.sleep(request)
+        })
+        .command("demo.panic", panic)
+        .subscribe("demo.notice", move |event: &Event<'_>| {
+            seen.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(id = event.id(), principal = ?event.caller().principal(), "demo.notice");
+            Ok(())
+        });
+    (builder, notices)
+}
+
+/// `demo.echo`: the result is the command's `args` (`null` if none).
+fn echo(request: &Request<'_>) -> Result<Answer, Error> {
+    Ok(Answer::Result(
+        request
+            .args()
+            .map_or_else(RawJson::null, RawJson::from_json),
+    ))
+}
+
+/// `demo.panic`: panics, so that the engine answers `internal_error`.
+#[allow(clippy::panic)]
+fn panic(_: &Request<'_>) -> Result<Answer, Error> {
+    panic!("demo.panic was called");
+}
+
+/// A sleeping `demo.sleep` request.
+struct Due {
+    at: Instant,
+    sequence: u64,
+    ms: u64,
+    responder: Responder,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Due) -> bool {
+        (self.at, self.sequence) == (other.at, other.sequence)
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Due) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Due) -> std::cmp::Ordering {
+        (self.at, self.sequence).cmp(&(other.at, other.sequence))
+    }
+}
+
+#[derive(Default)]
+struct Bed {
+    due: Mutex<BinaryHeap<Reverse<Due>>>,
+    changed: Condvar,
+    stop: AtomicBool,
+    sequence: AtomicU64,
+}
+
+/// Answers `demo.sleep` requests from a thread of its own, so that no
+/// engine worker waits (the seed's deferred command).
+struct Sleeper {
+    bed: Arc<Bed>,
+}
+
+impl Sleeper {
+    fn start() -> Sleeper {
+        let bed = Arc::new(Bed::default());
+        let watcher = Arc::clone(&bed);
+        let started = std::thread::Builder::new()
+            .name("mcp-demo-sleep".to_owned())
+            .stack_size(256 * 1024)
+            .spawn(move || wake_sleepers(&watcher));
+        if let Err(e) = started {
+            tracing::error!(error = %e, "demo.sleep has no thread; it will time out");
+        }
+        Sleeper { bed }
+    }
+
+    /// `demo.sleep`: answers `{"slept_ms": n}` after `args.ms` milliseconds.
+    fn sleep(&self, request: &Request<'_>) -> Result<Answer, Error> {
+        let ms = request
+            .args()
+            .and_then(|args| args.get("ms"))
+            .and_then(|ms| ms.as_u64())
+            .filter(|ms| *ms <= MAX_SLEEP_MS)
+            .ok_or_else(|| {
+                Error::new(
+                    Code::ValidationFailed,
+                    format!("demo.sleep needs args {{\"ms\": 0..={MAX_SLEEP_MS}}}"),
+                )
+            })?;
+        let responder = request.defer()?;
+        let due = Due {
+            at: Instant::now() + Duration::from_millis(ms),
+            sequence: self.bed.sequence.fetch_add(1, Ordering::Relaxed),
+            ms,
+            responder,
+        };
+        self.bed.due.lock().push(Reverse(due));
+        self.bed.changed.notify_one();
+        Ok(Answer::Deferred)
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        self.bed.stop.store(true, Ordering::Release);
+        self.bed.changed.notify_one();
+    }
+}
+
+fn wake_sleepers(bed: &Bed) {
+    let mut due = bed.due.lock();
+    while !bed.stop.load(Ordering::Acquire) {
+        let now = Instant::now();
+        match due.peek() {
+            Some(Reverse(next)) if next.at <= now => {
+                if let Some(Reverse(next)) = due.pop() {
+                    let result = RawJson::parse(&format!("{{\"slept_ms\":{}}}", next.ms));
+                    // After a timeout the engine has answered already; the
+                    // late completion is ignored there.
+                    next.responder.complete(result);
+                }
+            }
+            Some(Reverse(next)) => {
+                let wait = next.at - now;
+                bed.changed.wait_for(&mut due, wait);
+            }
+            None => bed.changed.wait(&mut due),
+        }
+    }
+}

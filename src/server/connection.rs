@@ -1,0 +1,229 @@
+//! One client connection, as the I/O thread drives it: bytes in through TLS
+//! (or not) and the frame decoder into the engine; reply frames from the
+//! connection's outbox back out, within a bounded buffer.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use super::outbox::{Outbox, tag_of};
+use super::transport_error::TransportErrors;
+use crate::engine::{Engine, SinkId, Submission};
+use crate::frame::FrameDecoder;
+use crate::sync::Arc;
+use crate::wire::{Read, Wire, WireError};
+
+/// Why a connection is closed.
+#[derive(Debug)]
+pub(crate) enum Close {
+    /// Its input ended and everything it asked was answered and written.
+    Done,
+    /// The socket or TLS failed.
+    Failed(WireError),
+    /// Nothing happened on it for `idle_timeout_ms`.
+    Idle,
+    /// Its TLS handshake took longer than `handshake_timeout_ms`.
+    HandshakeTimeout,
+    /// Its outbound buffer stayed full for `write_stall_ms`.
+    Stalled,
+}
+
+/// The limits a connection is driven with (from the server's settings).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_in_flight: usize,
+    pub(crate) outbound_bytes: usize,
+}
+
+/// What a connection needs from the loop while it runs.
+pub(crate) struct Context<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) sink: SinkId,
+    pub(crate) limits: Limits,
+    pub(crate) errors: &'a mut TransportErrors,
+    pub(crate) now: Instant,
+    pub(crate) framing_errors: &'a AtomicU64,
+}
+
+/// Whether more requests are read from the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// Reading.
+    Open,
+    /// Not any more: the peer closed its side, a fatal framing error, or
+    /// the server is draining. The connection closes once its requests are
+    /// answered and written.
+    Ended,
+}
+
+/// One connection.
+pub(crate) struct Connection {
+    pub(crate) wire: Wire,
+    pub(crate) peer: SocketAddr,
+    pub(crate) slot: u32,
+    generation: u32,
+    /// The engine's routing key: a connection's messages stay on one
+    /// worker, in order.
+    key: u64,
+    decoder: FrameDecoder,
+    outbox: Arc<Outbox>,
+    /// Requests submitted and not yet answered back into the outbox and
+    /// taken from it.
+    pub(crate) in_flight: usize,
+    pub(crate) input: Input,
+    pub(crate) opened_at: Instant,
+    pub(crate) last_read: Instant,
+    /// Since when the outbound buffer has been full.
+    pub(crate) full_since: Option<Instant>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("slot", &self.slot)
+            .field("in_flight", &self.in_flight)
+            .field("input", &self.input)
+            .finish()
+    }
+}
+
+/// What is needed to open a connection.
+pub(crate) struct Opening {
+    pub(crate) socket: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+    pub(crate) key: u64,
+    pub(crate) tls: Option<rustls::ServerConnection>,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) max_message_size: usize,
+    pub(crate) now: Instant,
+}
+
+impl Connection {
+    pub(crate) fn new(opening: Opening) -> Connection {
+        Connection {
+            wire: Wire::new(opening.socket, opening.tls.map(rustls::Connection::from)),
+            peer: opening.peer,
+            slot: opening.slot,
+            generation: opening.generation,
+            key: opening.key,
+            decoder: FrameDecoder::new(opening.max_message_size),
+            outbox: opening.outbox,
+            in_flight: 0,
+            input: Input::Open,
+            opened_at: opening.now,
+            last_read: opening.now,
+            full_since: None,
+        }
+    }
+
+    /// Whether nothing is pending either way (for the idle timeout).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.in_flight == 0 && self.wire.is_flushed() && self.decoder.buffered() == 0
+    }
+
+    /// Takes replies, reads requests, writes: everything that can be done
+    /// now without blocking. `Err` means: close it.
+    pub(crate) fn service(&mut self, cx: &mut Context<'_>) -> Result<(), Close> {
+        loop {
+            // Replies first: taking them lowers the in-flight count, which
+            // may let reading go on.
+            let took = self.take_replies(cx);
+            self.read_input(cx)?;
+            self.wire.flush().map_err(Close::Failed)?;
+            if !took {
+                break;
+            }
+        }
+        if self.wire.pending() >= cx.limits.outbound_bytes {
+            self.full_since.get_or_insert(cx.now);
+        } else {
+            self.full_since = None;
+        }
+        if self.input == Input::Ended && self.in_flight == 0 && self.wire.is_flushed() {
+            return Err(Close::Done);
+        }
+        Ok(())
+    }
+
+    /// Stops reading; the connection closes once it is answered.
+    pub(crate) fn end_input(&mut self) {
+        self.input = Input::Ended;
+    }
+
+    /// Moves reply frames from the outbox into the outbound buffer while it
+    /// has room (one frame may take it past its limit); whether it took
+    /// any.
+    fn take_replies(&mut self, cx: &Context<'_>) -> bool {
+        self.outbox.mark_seen();
+        let mut took = false;
+        while self.wire.pending() < cx.limits.outbound_bytes {
+            let Some(frame) = self.outbox.pop() else {
+                break;
+            };
+            if frame.concludes_request {
+                self.in_flight = self.in_flight.saturating_sub(1);
+            }
+            self.wire.out().extend_from_slice(&frame.bytes);
+            took = true;
+        }
+        took
+    }
+
+    /// Reads and submits requests until the socket has nothing more, the
+    /// connection has `max_in_flight` requests in the engine, or its input
+    /// has ended.
+    fn read_input(&mut self, cx: &mut Context<'_>) -> Result<(), Close> {
+        loop {
+            self.submit_frames(cx);
+            if self.input == Input::Ended || self.in_flight >= cx.limits.max_in_flight {
+                return Ok(());
+            }
+            match self.wire.read_into(&mut self.decoder) {
+                Ok(Read::Progress) => self.last_read = cx.now,
+                Ok(Read::WouldBlock) => return Ok(()),
+                Ok(Read::Ended) => self.input = Input::Ended,
+                Err(e) => return Err(Close::Failed(e)),
+            }
+        }
+    }
+
+    /// Submits the complete frames the decoder holds, up to the in-flight
+    /// limit. A framing fault is answered here; a fatal one ends the input.
+    fn submit_frames(&mut self, cx: &mut Context<'_>) {
+        let tag = tag_of(self.slot, self.generation);
+        while self.input == Input::Open && self.in_flight < cx.limits.max_in_flight {
+            let Some(next) = self.decoder.next_frame() else {
+                return;
+            };
+            match next {
+                Ok(frame) => {
+                    let codec = frame.codec;
+                    let body = frame.body.to_vec();
+                    self.in_flight += 1;
+                    // A refusal is answered through the sink like any
+                    // reply, so it is counted in flight all the same.
+                    let _ = cx.engine.submit(Submission {
+                        sink: cx.sink,
+                        tag,
+                        peer: self.peer.ip(),
+                        key: self.key,
+                        codec,
+                        body,
+                    });
+                }
+                Err(fault) => {
+                    cx.framing_errors.fetch_add(1, Ordering::Relaxed);
+                    cx.errors.write(self.wire.out(), &fault.to_error());
+                    if fault.is_fatal() {
+                        self.input = Input::Ended;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Errors the server answers itself, before a frame reaches the engine: a
+//! frame over the size limit, a zero length, an unknown codec byte. Always
+//! in the JSON codec (the request's codec is unknown or untrusted) and
+//! without a correlation id (the body was never read).
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::codec::{Codec, json};
+use crate::error::Error;
+use crate::frame::write_frame;
+use crate::message::Timestamp;
+
+/// Writes transport Errors with fresh ids `t-<boot>-<n>`.
+#[derive(Debug)]
+pub(crate) struct TransportErrors {
+    prefix: String,
+    next: u64,
+    body: Vec<u8>,
+}
+
+impl TransportErrors {
+    pub(crate) fn new() -> TransportErrors {
+        let mut boot = [0u8; 4];
+        // Without randomness the ids are still unique within this run.
+        let _ = SystemRandom::new().fill(&mut boot);
+        TransportErrors {
+            prefix: format!("t-{:08x}-", u32::from_be_bytes(boot)),
+            next: 0,
+            body: Vec::new(),
+        }
+    }
+
+    /// Appends the frame of the Error envelope for `error` to `out`.
+    pub(crate) fn write(&mut self, out: &mut Vec<u8>, error: &Error) {
+        self.next += 1;
+        let id = format!("{}{}", self.prefix, self.next);
+        let envelope = error.to_envelope(id, None, Timestamp::now());
+        self.body.clear();
+        json::encode(&envelope, &mut self.body);
+        // An Error envelope is a few hundred bytes: it always fits a frame.
+        let _ = write_frame(out, Codec::Json, &self.body);
+    }
+}

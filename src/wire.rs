@@ -1,0 +1,176 @@
+//! [`Wire`]: one non-blocking TCP connection, with or without TLS, as the
+//! server and the client both drive it: bytes in to a frame decoder, bytes
+//! out from a buffer. It owns the TLS dance (records in and out, the
+//! handshake, alerts) so that neither side has to.
+
+use std::io::{self, Write};
+
+use mio::net::TcpStream;
+
+use crate::frame::FrameDecoder;
+
+/// How much one read takes at most, so that one busy connection cannot
+/// keep its thread from the others for long.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a wire failed.
+#[derive(Debug)]
+pub(crate) enum WireError {
+    /// The socket failed.
+    Io(io::Error),
+    /// The TLS layer refused the peer (handshake, version, certificate, a
+    /// bad record).
+    Tls(rustls::Error),
+}
+
+/// What one read step got.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// Bytes went to the decoder (or to TLS' buffers).
+    Progress,
+    /// Nothing more now.
+    WouldBlock,
+    /// The peer closed its side.
+    Ended,
+}
+
+/// A TCP connection, plain or TLS, with its outbound buffer.
+pub(crate) struct Wire {
+    pub(crate) socket: TcpStream,
+    tls: Option<Box<rustls::Connection>>,
+    /// Bytes not yet handed to the socket (or TLS), from `out_start`.
+    out: Vec<u8>,
+    out_start: usize,
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wire")
+            .field("tls", &self.tls.is_some())
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl Wire {
+    pub(crate) fn new(socket: TcpStream, tls: Option<rustls::Connection>) -> Wire {
+        Wire {
+            socket,
+            tls: tls.map(Box::new),
+            out: Vec::new(),
+            out_start: 0,
+        }
+    }
+
+    /// The outbound buffer, to append frames to.
+    pub(crate) fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Outbound bytes not yet handed on.
+    pub(crate) fn pending(&self) -> usize {
+        self.out.len() - self.out_start
+    }
+
+    /// Whether the TLS handshake is still going on.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
+    /// Whether every outbound byte has gone to the socket.
+    pub(crate) fn is_flushed(&self) -> bool {
+        self.pending() == 0 && !self.tls.as_ref().is_some_and(|tls| tls.wants_write())
+    }
+
+    /// Reads once: plaintext TLS already holds, else from the socket.
+    pub(crate) fn read_into(&mut self, decoder: &mut FrameDecoder) -> Result<Read, WireError> {
+        let Some(tls) = &mut self.tls else {
+            return match decoder.read_from(&mut self.socket, READ_CHUNK) {
+                Ok(0) => Ok(Read::Ended),
+                Ok(_) => Ok(Read::Progress),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Read::Progress),
+                Err(e) => Err(WireError::Io(e)),
+            };
+        };
+        match decoder.read_from(&mut tls.reader(), READ_CHUNK) {
+            // The peer's close_notify.
+            Ok(0) => return Ok(Read::Ended),
+            Ok(_) => return Ok(Read::Progress),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // Closed without close_notify.
+            Err(_) => return Ok(Read::Ended),
+        }
+        match tls.read_tls(&mut self.socket) {
+            Ok(0) => Ok(Read::Ended),
+            Ok(_) => match tls.process_new_packets() {
+                Ok(_) => Ok(Read::Progress),
+                Err(e) => {
+                    // Tell the peer why (the alert), as far as it goes.
+                    let _ = tls.write_tls(&mut self.socket);
+                    Err(WireError::Tls(e))
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::WouldBlock),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Read::Progress),
+            Err(e) => Err(WireError::Io(e)),
+        }
+    }
+
+    /// Writes what the socket takes now.
+    pub(crate) fn flush(&mut self) -> Result<(), WireError> {
+        match &mut self.tls {
+            None => {
+                while let Some(rest) = self.out.get(self.out_start..)
+                    && !rest.is_empty()
+                {
+                    match self.socket.write(rest) {
+                        Ok(0) => return Err(WireError::Io(io::ErrorKind::WriteZero.into())),
+                        Ok(n) => self.out_start += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(WireError::Io(e)),
+                    }
+                }
+            }
+            Some(tls) => loop {
+                if !tls.is_handshaking()
+                    && let Some(rest) = self.out.get(self.out_start..)
+                    && !rest.is_empty()
+                {
+                    // rustls takes plaintext up to its buffer limit.
+                    match tls.writer().write(rest) {
+                        Ok(n) => self.out_start += n,
+                        Err(e) => return Err(WireError::Io(e)),
+                    }
+                }
+                if !tls.wants_write() {
+                    break;
+                }
+                match tls.write_tls(&mut self.socket) {
+                    Ok(0) => return Err(WireError::Io(io::ErrorKind::WriteZero.into())),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(WireError::Io(e)),
+                }
+            },
+        }
+        if self.out_start == self.out.len() {
+            self.out.clear();
+            self.out_start = 0;
+        } else if self.out_start > self.out.len() / 2 {
+            self.out.drain(..self.out_start);
+            self.out_start = 0;
+        }
+        Ok(())
+    }
+
+    /// Says goodbye on the TLS layer, as far as the socket takes it now.
+    pub(crate) fn close_notify(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut self.socket);
+        }
+    }
+}
