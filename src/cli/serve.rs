@@ -74,6 +74,11 @@ fn init_logs() {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), Error> {
+    // Every connection is a descriptor: take what the hard limit allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
     let (config_path, dev) = match &args.config {
         Some(path) => (path.clone(), None),
         None => {

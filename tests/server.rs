@@ -1,0 +1,550 @@
+//! The real `mcp-engine serve` binary over TLS: every level, every error a
+//! remote peer can cause, framing faults, refused TLS versions, many
+//! requests and connections, a peer that never reads, SIGHUP key rotation
+//! and SIGTERM draining.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::serve::{Served, WAIT, command, outcome, reply_to, serve_config, serve_dev};
+use mcp_engine::client::{Client, Connector, Envelopes, client_config};
+use mcp_engine::codec::Codec;
+use mcp_engine::message::unix_nanos_now;
+use mcp_engine::security::{Key, Keyring, TokenClaims, b64u, issue_token};
+use mcp_engine::{MessageType, RawJson, SecurityLevel};
+
+fn code_of(served: &Served, client: &Client, request: &mcp_engine::client::Outgoing) -> String {
+    let reply = reply_to(client, request);
+    outcome(&mut served.envelopes("admin"), &reply)
+}
+
+#[test]
+fn every_level_and_codec_round_trips_over_tls() {
+    let served = serve_dev();
+    let client = served.connect();
+    let mut envelopes = served.envelopes("admin");
+    for codec in [Codec::Json, Codec::Binary] {
+        for level in [
+            SecurityLevel::Standard,
+            SecurityLevel::High,
+            SecurityLevel::Critical,
+        ] {
+            let args = RawJson::parse(r#"{"hi":[1,"two"]}"#).unwrap();
+            let request = envelopes
+                .command(codec, level, "demo.echo", Some(&args))
+                .unwrap();
+            let reply = client.call(&request, WAIT).unwrap();
+            assert_eq!(reply.codec, codec, "the reply is in the request's codec");
+            assert_eq!(reply.correlation_id.as_deref(), Some(request.id.as_str()));
+            let opened = envelopes.open(reply.codec, &reply.body).unwrap();
+            assert_eq!(opened.message.kind, MessageType::Response, "{level:?}");
+            assert_eq!(opened.message.security.security_level, level);
+            assert_eq!(
+                opened.message.payload.as_str(),
+                r#"{"result":{"hi":[1,"two"]}}"#
+            );
+            let raw = String::from_utf8_lossy(&reply.body).into_owned();
+            if codec == Codec::Json {
+                assert_eq!(
+                    raw.contains("encryption_info"),
+                    level == SecurityLevel::Critical
+                );
+                assert_eq!(raw.contains("dev-sign-1:"), level >= SecurityLevel::High);
+            }
+        }
+    }
+    // The built-ins and an event with ack.
+    let ping = command(&mut envelopes, SecurityLevel::Standard, "sys.ping", None);
+    assert_eq!(code_of(&served, &client, &ping), "Response");
+    let notice = envelopes
+        .event(
+            Codec::Json,
+            SecurityLevel::Standard,
+            "demo.notice",
+            None,
+            true,
+        )
+        .unwrap();
+    let reply = client.call(&notice, WAIT).unwrap();
+    let opened = envelopes.open(reply.codec, &reply.body).unwrap();
+    assert_eq!(
+        opened.message.payload.as_str(),
+        r#"{"result":{"delivered":1}}"#
+    );
+}
+
+/// An expired token signed with the dev jwt key.
+fn expired_token(served: &Served) -> String {
+    let jwt = served.credentials.jwt.as_ref().unwrap();
+    let secret = b64u::decode(&jwt.key.key).unwrap();
+    let keyring = Keyring::new()
+        .with(&jwt.key.kid, Key::hs256(&secret).unwrap(), true)
+        .unwrap();
+    let claims = TokenClaims {
+        subject: "admin",
+        roles: &["admin"],
+        issuer: None,
+        audience: None,
+        ttl_secs: 60,
+    };
+    issue_token(&keyring, &claims, unix_nanos_now() - 86_400 * 1_000_000_000).unwrap()
+}
+
+/// Envelopes that seal with `token` and keys that are not the server's
+/// where `wrong` says so.
+fn envelopes_with(
+    served: &Served,
+    token: &str,
+    wrong_signing: bool,
+    wrong_encryption: bool,
+) -> Envelopes {
+    let mut credentials = served.credentials.clone();
+    let random = || b64u::encode(&mcp_engine::dev_setup::random_key().unwrap()[..]);
+    if wrong_signing {
+        credentials.signing.as_mut().unwrap().key = random().into();
+    }
+    if wrong_encryption {
+        credentials.encryption.as_mut().unwrap().key = random().into();
+    }
+    credentials.tokens.insert("x".into(), token.to_owned());
+    Envelopes::from_credentials(&credentials, "x").unwrap()
+}
+
+fn raw_json(id: &str, version: &str, payload: &str, token: &str) -> mcp_engine::client::Outgoing {
+    let timestamp = mcp_engine::message::Timestamp::now();
+    let body = format!(
+        r#"{{"version":"{version}","id":"{id}","type":"Command","payload":{payload},"security":{{"security_level":"Standard","auth_token":"{token}"}},"timestamp":"{timestamp}"}}"#
+    );
+    mcp_engine::client::Outgoing {
+        id: id.to_owned(),
+        codec: Codec::Json,
+        body: body.into_bytes(),
+    }
+}
+
+#[test]
+fn each_error_a_remote_peer_can_cause_comes_back_with_its_code() {
+    let served = serve_dev();
+    let client = served.connect();
+    let mut admin = served.envelopes("admin");
+    let mut reader = served.envelopes("reader");
+    let token = served.credentials.token("admin").unwrap().to_owned();
+    let cases: Vec<(&str, mcp_engine::client::Outgoing)> = vec![
+        (
+            "invalid_format",
+            mcp_engine::client::Outgoing {
+                id: "bad-1".into(),
+                codec: Codec::Json,
+                body: b"{not json".to_vec(),
+            },
+        ),
+        (
+            "validation_failed",
+            raw_json("v-1", "1.0", r#"{"command":7}"#, &token),
+        ),
+        (
+            "unsupported_version",
+            raw_json("v-2", "2.0", r#"{"command":"demo.echo"}"#, &token),
+        ),
+        (
+            "access_denied",
+            command(&mut admin, SecurityLevel::Low, "demo.echo", None),
+        ),
+        (
+            "access_denied",
+            command(
+                &mut reader,
+                SecurityLevel::Standard,
+                "demo.sleep",
+                Some(r#"{"ms":1}"#),
+            ),
+        ),
+        (
+            "authentication_failed",
+            command(
+                &mut envelopes_with(&served, "not.a-token.at-all", false, false),
+                SecurityLevel::Standard,
+                "demo.echo",
+                None,
+            ),
+        ),
+        (
+            "token_expired",
+            command(
+                &mut envelopes_with(&served, &expired_token(&served), false, false),
+                SecurityLevel::Standard,
+                "demo.echo",
+                None,
+            ),
+        ),
+        (
+            "signature_invalid",
+            command(
+                &mut envelopes_with(&served, &token, true, false),
+                SecurityLevel::High,
+                "demo.echo",
+                None,
+            ),
+        ),
+        (
+            "encryption_failed",
+            command(
+                &mut envelopes_with(&served, &token, false, true),
+                SecurityLevel::Critical,
+                "demo.echo",
+                None,
+            ),
+        ),
+        (
+            "handler_not_found",
+            command(&mut admin, SecurityLevel::Standard, "no.such", None),
+        ),
+        (
+            "timeout",
+            command(
+                &mut admin,
+                SecurityLevel::Standard,
+                "demo.sleep",
+                Some(r#"{"ms":1000}"#),
+            ),
+        ),
+        (
+            "internal_error",
+            command(&mut admin, SecurityLevel::Standard, "demo.panic", None),
+        ),
+    ];
+    for (code, request) in &cases {
+        assert_eq!(&code_of(&served, &client, request), code, "{}", request.id);
+    }
+
+    // The same message twice.
+    let once = command(&mut admin, SecurityLevel::Standard, "demo.echo", None);
+    assert_eq!(code_of(&served, &client, &once), "Response");
+    assert_eq!(code_of(&served, &client, &once), "replay_detected");
+
+    // The connection survived every one of them.
+    let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+    assert_eq!(code_of(&served, &client, &ping), "Response");
+    assert!(!client.is_closed());
+}
+
+#[test]
+fn a_full_deferral_table_answers_resource_exhausted() {
+    let served = serve_config(|toml| toml.push_str("\n[engine]\nmax_deferred = 2\n"));
+    let client = served.connect();
+    let mut admin = served.envelopes("admin");
+    // One connection goes to one worker: its third deferral finds no room.
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            command(
+                &mut admin,
+                SecurityLevel::Standard,
+                "demo.sleep",
+                Some(r#"{"ms":150}"#),
+            )
+        })
+        .collect();
+    let waiters: Vec<_> = requests
+        .iter()
+        .map(|r| client.request(r).unwrap())
+        .collect();
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    for waiter in waiters {
+        let reply = waiter.wait(WAIT).unwrap();
+        *codes.entry(outcome(&mut admin, &reply)).or_default() += 1;
+    }
+    assert_eq!(codes.get("Response"), Some(&2), "{codes:?}");
+    assert_eq!(codes.get("resource_exhausted"), Some(&4), "{codes:?}");
+}
+
+#[test]
+fn an_oversized_frame_gets_message_too_large_and_a_close() {
+    let served = serve_dev();
+    let client = served.connect();
+    // 1 MiB is the dev limit; announce more.
+    let mut frame = ((1024 * 1024 + 2) as u32).to_be_bytes().to_vec();
+    frame.push(b'J');
+    frame.extend_from_slice(&[b' '; 100]);
+    client.send_raw(&frame).unwrap();
+    let reply = client.next_unmatched(WAIT).expect("an Error");
+    assert_eq!(reply.correlation_id, None);
+    assert_eq!(
+        outcome(&mut served.envelopes("admin"), &reply),
+        "message_too_large"
+    );
+    let until = std::time::Instant::now() + WAIT;
+    while !client.is_closed() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the server keeps the connection"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_malformed_body_or_codec_gets_invalid_format_and_the_connection_goes_on() {
+    let served = serve_dev();
+    let client = served.connect();
+    let mut admin = served.envelopes("admin");
+    let mut frame = Vec::new();
+    mcp_engine::frame::write_frame(&mut frame, Codec::Json, b"[1,2").unwrap();
+    // An unknown codec byte.
+    frame.extend_from_slice(&[0, 0, 0, 3, b'X', b'{', b'}']);
+    client.send_raw(&frame).unwrap();
+    for _ in 0..2 {
+        let reply = client.next_unmatched(WAIT).expect("an Error");
+        assert_eq!(outcome(&mut admin, &reply), "invalid_format");
+    }
+    let echo = command(&mut admin, SecurityLevel::Standard, "demo.echo", Some("1"));
+    assert_eq!(code_of(&served, &client, &echo), "Response");
+}
+
+#[test]
+fn a_tls12_only_client_and_a_plain_tcp_client_are_refused() {
+    let served = serve_dev();
+    let ca = served.credentials.ca_cert.clone().unwrap();
+    let roots = mcp_engine::server::load_roots(&ca).unwrap();
+    let tls12 = rustls::ClientConfig::builder_with_provider(mcp_engine::server::provider())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let refused = Connector::tls(served.addr, Arc::new(tls12), "localhost")
+        .unwrap()
+        .connect();
+    assert!(refused.is_err(), "TLS 1.2 was accepted");
+
+    // Plain TCP: the server reads a frame as a TLS record and hangs up.
+    let plain = Connector::plain(served.addr).connect().unwrap();
+    let mut admin = served.envelopes("admin");
+    let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+    let waiter = plain.request(&ping).unwrap();
+    assert!(waiter.wait(WAIT).is_err(), "plain TCP got an answer");
+    assert!(plain.next_unmatched(Duration::from_millis(10)).is_none());
+
+    // TLS 1.3 still works.
+    let good = Connector::tls(served.addr, client_config(&ca, None).unwrap(), "localhost")
+        .unwrap()
+        .connect()
+        .unwrap();
+    assert_eq!(code_of(&served, &good, &ping), "Response");
+}
+
+#[test]
+fn a_thousand_pipelined_requests_on_one_connection_get_one_reply_each() {
+    let served = serve_dev();
+    let client = served.connect();
+    let mut admin = served.envelopes("admin");
+    let levels = [
+        SecurityLevel::Standard,
+        SecurityLevel::High,
+        SecurityLevel::Critical,
+    ];
+    let requests: Vec<_> = (0..1000)
+        .map(|n| {
+            let args = format!("{n}");
+            command(&mut admin, levels[n % 3], "demo.echo", Some(&args))
+        })
+        .collect();
+    let waiters: Vec<_> = requests
+        .iter()
+        .map(|r| client.request(r).unwrap())
+        .collect();
+    for (n, waiter) in waiters.into_iter().enumerate() {
+        let reply = waiter.wait(WAIT).unwrap();
+        let opened = admin.open(reply.codec, &reply.body).unwrap();
+        assert_eq!(
+            opened.message.payload.as_str(),
+            format!(r#"{{"result":{n}}}"#)
+        );
+    }
+    // Nothing extra arrived.
+    assert!(client.next_unmatched(Duration::from_millis(100)).is_none());
+}
+
+#[test]
+fn a_thousand_concurrent_connections_are_served() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let served = serve_dev();
+    let clients: Vec<Client> = (0..1000).map(|_| served.connect()).collect();
+    let mut admin = served.envelopes("admin");
+    let requests: Vec<_> = clients
+        .iter()
+        .map(|_| command(&mut admin, SecurityLevel::Standard, "sys.ping", None))
+        .collect();
+    let waiters: Vec<_> = clients
+        .iter()
+        .zip(&requests)
+        .map(|(client, request)| client.request(request).unwrap())
+        .collect();
+    for waiter in waiters {
+        let reply = waiter.wait(WAIT).unwrap();
+        assert_eq!(outcome(&mut admin, &reply), "Response");
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_hold_up_the_others() {
+    let served = serve_dev();
+    let mut admin = served.envelopes("admin");
+    // A TLS client that writes requests with big replies and never reads.
+    let ca = served.credentials.ca_cert.clone().unwrap();
+    let config = client_config(&ca, None).unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tcp = std::net::TcpStream::connect(served.addr).unwrap();
+    let tls = rustls::ClientConnection::new(config, name).unwrap();
+    let mut stream = rustls::StreamOwned::new(tls, tcp);
+    let big = format!("\"{}\"", "x".repeat(16 * 1024));
+    let mut frames = Vec::new();
+    for _ in 0..2000 {
+        let request = command(&mut admin, SecurityLevel::Standard, "demo.echo", Some(&big));
+        mcp_engine::frame::write_frame(&mut frames, request.codec, &request.body).unwrap();
+    }
+    // Its writes block once the server stops reading it: leave that to a
+    // thread of its own.
+    let writer = std::thread::spawn(move || {
+        let _ = stream.write_all(&frames);
+        stream
+    });
+
+    let client = served.connect();
+    for n in 0..200 {
+        let args = format!("{n}");
+        let echo = command(
+            &mut admin,
+            SecurityLevel::Standard,
+            "demo.echo",
+            Some(&args),
+        );
+        let reply = client.call(&echo, WAIT).unwrap();
+        assert_eq!(outcome(&mut admin, &reply), "Response");
+    }
+    drop(writer);
+}
+
+/// Adds encryption key `dev-enc-2` to the served config, active, and
+/// retires `dev-enc-1`.
+fn rotate_encryption_key(served: &Served) -> String {
+    let key = b64u::encode(&mcp_engine::dev_setup::random_key().unwrap()[..]);
+    std::fs::write(served.dir.join("keys/encryption-2.key"), &key).unwrap();
+    let path = served.config_path();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "file = \"keys/encryption.key\"\nactive = true",
+        "file = \"keys/encryption.key\"\nactive = false",
+    );
+    let text = text.replace(
+        "[authorization.roles.admin]",
+        "[[security.keys]]\nid = \"dev-enc-2\"\nuse = \"encryption\"\nfile = \"keys/encryption-2.key\"\nactive = true\n\n[authorization.roles.admin]",
+    );
+    assert!(text.contains("active = false"));
+    std::fs::write(&path, text).unwrap();
+    key
+}
+
+#[test]
+fn sighup_rotates_keys_mid_stream_and_loses_nothing() {
+    let served = serve_dev();
+    let client = served.connect();
+    let mut admin = served.envelopes("admin");
+    let mut waiters = Vec::new();
+    for n in 0..600 {
+        if n == 300 {
+            rotate_encryption_key(&served);
+            served.signal("HUP");
+        }
+        let args = format!("{n}");
+        let request = command(
+            &mut admin,
+            SecurityLevel::Critical,
+            "demo.echo",
+            Some(&args),
+        );
+        waiters.push((n, client.request(&request).unwrap()));
+        if n % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    for (n, waiter) in waiters {
+        let reply = waiter.wait(WAIT).unwrap();
+        let opened = admin.open(reply.codec, &reply.body).unwrap();
+        assert_eq!(
+            opened.message.payload.as_str(),
+            format!(r#"{{"result":{n}}}"#),
+            "request {n}"
+        );
+    }
+    assert!(!client.is_closed(), "the reload dropped the connection");
+
+    // The new key works on the same connection.
+    let mut credentials = served.credentials.clone();
+    let key = std::fs::read_to_string(served.dir.join("keys/encryption-2.key")).unwrap();
+    let encryption = credentials.encryption.as_mut().unwrap();
+    encryption.kid = "dev-enc-2".into();
+    encryption.key = key.into();
+    let mut rotated = Envelopes::from_credentials(&credentials, "admin").unwrap();
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let request = command(
+            &mut rotated,
+            SecurityLevel::Critical,
+            "demo.echo",
+            Some("1"),
+        );
+        let reply = client.call(&request, WAIT).unwrap();
+        if outcome(&mut rotated, &reply) == "Response" {
+            break;
+        }
+        // The reload may not have been applied yet.
+        assert!(std::time::Instant::now() < until, "dev-enc-2 never worked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_answers_every_request_in_flight_before_exit() {
+    let mut served = serve_dev();
+    let client = served.connect();
+    let mut admin = served.envelopes("admin");
+    let requests: Vec<_> = (0..100)
+        .map(|n| {
+            let args = if n % 2 == 0 {
+                r#"{"ms":100}"#
+            } else {
+                r#"{"ms":0}"#
+            };
+            command(
+                &mut admin,
+                SecurityLevel::Standard,
+                "demo.sleep",
+                Some(args),
+            )
+        })
+        .collect();
+    let waiters: Vec<_> = requests
+        .iter()
+        .map(|r| client.request(r).unwrap())
+        .collect();
+    // One connection's messages run in order on one worker: once the last
+    // quick one is answered, the server has read them all, and the slow
+    // ones are in flight.
+    let last = waiters[99].wait(WAIT).unwrap();
+    assert_eq!(outcome(&mut admin, &last), "Response");
+    served.signal("TERM");
+    let mut answered = 1;
+    for (n, waiter) in waiters.iter().enumerate() {
+        if n == 99 {
+            continue;
+        }
+        let reply = waiter.wait(WAIT).unwrap();
+        assert_eq!(outcome(&mut admin, &reply), "Response", "request {n}");
+        answered += 1;
+    }
+    assert_eq!(answered, 100);
+    let status = served.wait_exit();
+    assert!(status.success(), "{status:?}");
+}
