@@ -24,6 +24,7 @@
 //! | `watch.rs` | a handler finishing while the timer takes it as overdue |
 //! | `completion_vs_timeout.rs` | a responder answering while the deadline passes |
 //! | `shutdown_drain.rs` | submitters racing shutdown: every queued job is taken |
+//! | `outbox.rs` | engine threads handing replies to the server's I/O thread: no lost wake-up; a reply racing the close is taken or counted once |
 //! | `staged_handover.rs` | a front-stage worker's last hand-over racing shutdown: the back stage takes it before exiting |
 
 /// Threads: loom's under `--cfg loom`, std's otherwise.

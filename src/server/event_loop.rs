@@ -10,7 +10,6 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::connection::{Close, Connection, Context, Limits, Opening};
-use super::outbox::Outbox;
 use super::transport_error::TransportErrors;
 use super::{Settings, Shared};
 use crate::wire::WireError;
@@ -230,7 +229,7 @@ impl EventLoop {
         let capacity = usize::try_from(settings.config.max_in_flight)
             .unwrap_or(usize::MAX)
             .saturating_add(OUTBOX_SPARE);
-        let outbox = crate::sync::Arc::new(Outbox::new(capacity));
+        let outbox = self.shared.mailroom.outbox(capacity);
         self.shared
             .mailroom
             .open(slot, self.next_generation, crate::sync::Arc::clone(&outbox));

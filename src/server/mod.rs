@@ -31,6 +31,8 @@
 
 mod connection;
 mod event_loop;
+#[doc(hidden)]
+pub mod models;
 mod outbox;
 mod tls;
 mod transport_error;

@@ -40,16 +40,21 @@ pub(crate) struct ReplyFrame {
 pub(crate) struct Outbox {
     replies: Ring<ReplyFrame>,
     queued: AtomicBool,
+    undelivered: Arc<Undelivered>,
+}
+
+impl Drop for Outbox {
+    /// Replies still here when the last holder lets go (the I/O thread
+    /// closed the connection; an engine thread may have pushed after) are
+    /// counted, whichever side lets go last.
+    fn drop(&mut self) {
+        while self.replies.pop().is_some() {
+            self.undelivered.orphaned.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Outbox {
-    pub(crate) fn new(capacity: usize) -> Outbox {
-        Outbox {
-            replies: Ring::new(capacity),
-            queued: AtomicBool::new(false),
-        }
-    }
-
     /// I/O thread: marks the outbox as looked at; call before popping, so
     /// that a reply pushed after the pops queues the connection again.
     pub(crate) fn mark_seen(&self) {
@@ -94,7 +99,7 @@ pub(crate) struct Mailroom<W: Wake> {
     ready_overflowed: AtomicBool,
     notified: AtomicBool,
     waker: W,
-    pub(crate) undelivered: Undelivered,
+    pub(crate) undelivered: Arc<Undelivered>,
 }
 
 impl<W: Wake> std::fmt::Debug for Mailroom<W> {
@@ -124,8 +129,17 @@ impl<W: Wake> Mailroom<W> {
             ready_overflowed: AtomicBool::new(false),
             notified: AtomicBool::new(false),
             waker,
-            undelivered: Undelivered::default(),
+            undelivered: Arc::new(Undelivered::default()),
         }
+    }
+
+    /// A new, empty outbox for `capacity` replies.
+    pub(crate) fn outbox(&self, capacity: usize) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            replies: Ring::new(capacity),
+            queued: AtomicBool::new(false),
+            undelivered: Arc::clone(&self.undelivered),
+        })
     }
 
     /// The number of slots.
@@ -146,7 +160,7 @@ impl<W: Wake> Mailroom<W> {
     }
 
     /// I/O thread: closes slot `slot`; replies still on their way are
-    /// counted as orphaned.
+    /// counted as orphaned (here, or when the outbox is dropped).
     pub(crate) fn close(&self, slot: u32) {
         if let Some(cell) = self.slots.get(slot as usize) {
             cell.update(|open| {
