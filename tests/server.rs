@@ -305,7 +305,7 @@ fn a_malformed_body_or_codec_gets_invalid_format_and_the_connection_goes_on() {
 }
 
 #[test]
-fn a_tls12_only_client_and_a_plain_tcp_client_are_refused() {
+fn a_tls12_only_client_another_alpn_and_a_plain_tcp_client_are_refused() {
     let served = serve_dev();
     let ca = served.credentials.ca_cert.clone().unwrap();
     let roots = mcp_engine::server::load_roots(&ca).unwrap();
@@ -319,6 +319,14 @@ fn a_tls12_only_client_and_a_plain_tcp_client_are_refused() {
         .connect();
     assert!(refused.is_err(), "TLS 1.2 was accepted");
 
+    // TLS 1.3 offering only another protocol than mcp/1.
+    let mut h2 = (*client_config(&ca, None).unwrap()).clone();
+    h2.alpn_protocols = vec![b"h2".to_vec()];
+    let refused = Connector::tls(served.addr, Arc::new(h2), "localhost")
+        .unwrap()
+        .connect();
+    assert!(refused.is_err(), "ALPN h2 was accepted");
+
     // Plain TCP: the server reads a frame as a TLS record and hangs up.
     let plain = Connector::plain(served.addr).connect().unwrap();
     let mut admin = served.envelopes("admin");
@@ -327,7 +335,17 @@ fn a_tls12_only_client_and_a_plain_tcp_client_are_refused() {
     assert!(waiter.wait(WAIT).is_err(), "plain TCP got an answer");
     assert!(plain.next_unmatched(Duration::from_millis(10)).is_none());
 
-    // TLS 1.3 still works.
+    // TLS 1.3 without ALPN is served.
+    let mut bare = (*client_config(&ca, None).unwrap()).clone();
+    bare.alpn_protocols.clear();
+    let bare = Connector::tls(served.addr, Arc::new(bare), "localhost")
+        .unwrap()
+        .connect()
+        .unwrap();
+    let ping2 = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+    assert_eq!(code_of(&served, &bare, &ping2), "Response");
+
+    // TLS 1.3 with mcp/1 works.
     let good = Connector::tls(served.addr, client_config(&ca, None).unwrap(), "localhost")
         .unwrap()
         .connect()
@@ -547,4 +565,73 @@ fn sigterm_answers_every_request_in_flight_before_exit() {
     assert_eq!(answered, 100);
     let status = served.wait_exit();
     assert!(status.success(), "{status:?}");
+}
+
+/// A client CA and a client certificate it signed, written to `dir`:
+/// `(ca, cert, key)` paths.
+fn client_identity(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["client.example".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("client-ca.pem"),
+        dir.join("client.pem"),
+        dir.join("client-key.pem"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn mutual_tls_serves_clients_with_a_certificate_and_refuses_the_rest() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (client_ca, cert, key) = client_identity(scratch.path());
+    let served = serve_config(|toml| {
+        *toml = toml.replace(
+            "key = \"server-key.pem\"",
+            &format!(
+                "key = \"server-key.pem\"\nclient_ca = {:?}",
+                client_ca.display().to_string()
+            ),
+        );
+    });
+    let ca = served.credentials.ca_cert.clone().unwrap();
+    let mut admin = served.envelopes("admin");
+
+    let with_cert = Connector::tls(
+        served.addr,
+        client_config(&ca, Some((&cert, &key))).unwrap(),
+        "localhost",
+    )
+    .unwrap()
+    .connect()
+    .unwrap();
+    let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+    assert_eq!(code_of(&served, &with_cert, &ping), "Response");
+
+    // Without a certificate: the handshake fails, or (TLS 1.3 finishes the
+    // client's side first) the server's alert ends the connection.
+    if let Ok(without) = Connector::from_credentials(&served.credentials)
+        .unwrap()
+        .connect()
+    {
+        let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+        let waiter = without.request(&ping);
+        assert!(
+            waiter.is_err() || waiter.unwrap().wait(WAIT).is_err(),
+            "a client without a certificate was served"
+        );
+    }
 }

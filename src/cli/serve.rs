@@ -94,6 +94,11 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
     if let Some((_, setup)) = &dev {
         let credentials = credentials_at(&setup.credentials, server.local_addr())?;
         write_atomically(&setup.credentials_path, &credentials)?;
+        tracing::info!(
+            credentials = %setup.credentials_path.display(),
+            config = %setup.config_path.display(),
+            "dev mode"
+        );
         if let Some(path) = &args.dev_credentials {
             write_atomically(path, &credentials)?;
         }
