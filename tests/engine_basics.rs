@@ -268,25 +268,29 @@ fn deferred_answers_panics_and_timeouts() {
             SecurityLevel::Standard,
             &payload,
         );
-        engine
-            .call(Codec::Json, encode(&m, Codec::Json), LOCAL)
-            .outcome
+        engine.call(Codec::Json, encode(&m, Codec::Json), LOCAL)
     };
-    assert_eq!(call("d-1", "demo.later"), Outcome::Response);
-    assert_eq!(call("d-2", "demo.never"), Outcome::Error(Code::Timeout));
+    assert_eq!(call("d-1", "demo.later").outcome, Outcome::Response);
     assert_eq!(
-        call("d-3", "demo.dropped"),
+        call("d-2", "demo.never").outcome,
+        Outcome::Error(Code::Timeout)
+    );
+    assert_eq!(
+        call("d-3", "demo.dropped").outcome,
         Outcome::Error(Code::InternalError)
     );
     assert_eq!(
-        call("d-4", "demo.panic"),
+        call("d-4", "demo.panic").outcome,
         Outcome::Error(Code::InternalError)
     );
     // The worker lived on.
-    assert_eq!(call("d-5", "demo.later"), Outcome::Response);
+    assert_eq!(call("d-5", "demo.later").outcome, Outcome::Response);
     // A handler overrunning its deadline: `timeout` is sent while it runs,
     // and its late result is dropped.
-    assert_eq!(call("d-6", "demo.slow"), Outcome::Error(Code::Timeout));
+    let overrun = call("d-6", "demo.slow");
+    assert_eq!(overrun.outcome, Outcome::Error(Code::Timeout));
+    // The timer's answer names the message it answers.
+    assert_eq!(overrun.correlation_id.as_deref(), Some("d-6"));
     engine.shutdown();
     let metrics = engine.metrics();
     assert_eq!(metrics.handler_panics, 1);

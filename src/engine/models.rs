@@ -37,9 +37,13 @@ impl WatchModel {
                 tag: sequence,
                 codec: Codec::Json,
             },
-            id: IdBytes::new(id),
+            id: None,
         };
+        // As a sharded worker does: the id is known only after decoding.
         let ticket = self.watch.begin(sequence, 0, &address);
+        if let Some(id) = IdBytes::new(id) {
+            self.watch.set_id(&id);
+        }
         self.watch.set_deadline(deadline);
         WatchTicket(ticket)
     }

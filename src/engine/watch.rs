@@ -90,19 +90,7 @@ pub(crate) struct Ticket(u64);
 impl CallWatch {
     /// Worker: message number `sequence` starts now, with no deadline yet.
     pub(crate) fn begin(&self, sequence: u64, now: u64, address: &Address) -> Ticket {
-        let id_len = match &address.id {
-            Some(id) => {
-                for (word, chunk) in self.id.iter().zip(id.as_str().as_bytes().chunks(8)) {
-                    let mut padded = [0u8; 8];
-                    for (to, from) in padded.iter_mut().zip(chunk) {
-                        *to = *from;
-                    }
-                    word.store(u64::from_le_bytes(padded), Ordering::Relaxed);
-                }
-                u64::from(id.len)
-            }
-            None => 255,
-        };
+        let id_len = self.store_id(address.id.as_ref());
         let to = address.to;
         let route = u64::from(to.sink.0) << 32 | u64::from(to.codec.byte()) << 8 | id_len;
         self.route.store(route, Ordering::Relaxed);
@@ -112,6 +100,32 @@ impl CallWatch {
         let running = sequence << 2 | RUNNING;
         self.state.store(running, Ordering::Release);
         Ticket(running)
+    }
+
+    /// Writes the id's words; returns the length to put in `route` (255
+    /// for none).
+    fn store_id(&self, id: Option<&IdBytes>) -> u64 {
+        let Some(id) = id else {
+            return 255;
+        };
+        for (word, chunk) in self.id.iter().zip(id.as_str().as_bytes().chunks(8)) {
+            let mut padded = [0u8; 8];
+            for (to, from) in padded.iter_mut().zip(chunk) {
+                *to = *from;
+            }
+            word.store(u64::from_le_bytes(padded), Ordering::Relaxed);
+        }
+        u64::from(id.len)
+    }
+
+    /// Worker: the running message's id is known now (it was decoded
+    /// after `begin`). The route's Release store publishes the words: a
+    /// timer that reads the new length reads the whole id.
+    pub(crate) fn set_id(&self, id: &IdBytes) {
+        let id_len = self.store_id(Some(id));
+        // Only this worker writes `route`.
+        let route = self.route.load(Ordering::Relaxed);
+        self.route.store(route & !0xff | id_len, Ordering::Release);
     }
 
     /// Worker: the running message now has a deadline (it reached its
@@ -144,7 +158,7 @@ impl CallWatch {
         if !always && now < self.deadline.load(Ordering::Acquire) {
             return None;
         }
-        let route = self.route.load(Ordering::Relaxed);
+        let route = self.route.load(Ordering::Acquire);
         let tag = self.tag.load(Ordering::Relaxed);
         let id_len = (route & 0xff) as usize;
         let id = if id_len <= MAX_ID_LEN {

@@ -223,6 +223,10 @@ impl Worker {
             ),
             Ok(view) => {
                 let id = IdBytes::new(view.id());
+                if let Some(id) = &id {
+                    // A timeout from here on names the message.
+                    self.mailbox.watch.set_id(id);
+                }
                 laps.lap(&mut self.histograms, &shared.clock, Stage::Validate);
                 if shared.phase() >= Phase::Abandoning {
                     (Verdict::Fail(shutting_down()), replying_to(id, view.kind()))
