@@ -17,6 +17,15 @@ use mcp_engine::message::unix_nanos_now;
 use mcp_engine::security::{Key, Keyring, TokenClaims, b64u, issue_token};
 use mcp_engine::{MessageType, RawJson, SecurityLevel};
 
+/// A server whose commands may take 10 s: for the tests that load a debug
+/// build hard enough that 200 ms could pass in a queue.
+fn serve_patient() -> Served {
+    serve_config(|toml| {
+        assert!(toml.contains("timeout_ms = 200"));
+        *toml = toml.replace("timeout_ms = 200", "timeout_ms = 10000");
+    })
+}
+
 fn code_of(served: &Served, client: &Client, request: &mcp_engine::client::Outgoing) -> String {
     let reply = reply_to(client, request);
     outcome(&mut served.envelopes("admin"), &reply)
@@ -355,7 +364,7 @@ fn a_tls12_only_client_another_alpn_and_a_plain_tcp_client_are_refused() {
 
 #[test]
 fn a_thousand_pipelined_requests_on_one_connection_get_one_reply_each() {
-    let served = serve_dev();
+    let served = serve_patient();
     let client = served.connect();
     let mut admin = served.envelopes("admin");
     let levels = [
@@ -388,7 +397,7 @@ fn a_thousand_pipelined_requests_on_one_connection_get_one_reply_each() {
 #[test]
 fn a_thousand_concurrent_connections_are_served() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let served = serve_dev();
+    let served = serve_patient();
     let clients: Vec<Client> = (0..1000).map(|_| served.connect()).collect();
     let mut admin = served.envelopes("admin");
     let requests: Vec<_> = clients
@@ -466,35 +475,46 @@ fn rotate_encryption_key(served: &Served) -> String {
 
 #[test]
 fn sighup_rotates_keys_mid_stream_and_loses_nothing() {
-    let served = serve_dev();
+    let served = serve_patient();
     let client = served.connect();
     let mut admin = served.envelopes("admin");
-    let mut waiters = Vec::new();
-    for n in 0..600 {
-        if n == 300 {
-            rotate_encryption_key(&served);
-            served.signal("HUP");
+    // Twelve windows of 50 encrypted requests, each window in flight at
+    // once; the rotation lands while the seventh is.
+    for window in 0..12 {
+        let mut waiters = Vec::new();
+        for k in 0..50 {
+            let n = window * 50 + k;
+            if n == 310 {
+                rotate_encryption_key(&served);
+                served.signal("HUP");
+            }
+            let args = format!("{n}");
+            let request = command(
+                &mut admin,
+                SecurityLevel::Critical,
+                "demo.echo",
+                Some(&args),
+            );
+            waiters.push((n, client.request(&request).unwrap()));
         }
-        let args = format!("{n}");
-        let request = command(
-            &mut admin,
-            SecurityLevel::Critical,
-            "demo.echo",
-            Some(&args),
-        );
-        waiters.push((n, client.request(&request).unwrap()));
-        if n % 50 == 0 {
-            std::thread::sleep(Duration::from_millis(5));
+        for (n, waiter) in waiters {
+            let reply = match waiter.wait(WAIT) {
+                Ok(reply) => reply,
+                Err(e) => panic!(
+                    "request {n}: {e:?}; unmatched: {:?}",
+                    client
+                        .next_unmatched(Duration::ZERO)
+                        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                ),
+            };
+            let opened = admin.open(reply.codec, &reply.body).unwrap();
+            assert_eq!(
+                opened.message.payload.as_str(),
+                format!(r#"{{"result":{n}}}"#),
+                "request {n}: {}",
+                opened.to_json()
+            );
         }
-    }
-    for (n, waiter) in waiters {
-        let reply = waiter.wait(WAIT).unwrap();
-        let opened = admin.open(reply.codec, &reply.body).unwrap();
-        assert_eq!(
-            opened.message.payload.as_str(),
-            format!(r#"{{"result":{n}}}"#),
-            "request {n}"
-        );
     }
     assert!(!client.is_closed(), "the reload dropped the connection");
 
@@ -525,7 +545,7 @@ fn sighup_rotates_keys_mid_stream_and_loses_nothing() {
 
 #[test]
 fn sigterm_answers_every_request_in_flight_before_exit() {
-    let mut served = serve_dev();
+    let mut served = serve_patient();
     let client = served.connect();
     let mut admin = served.envelopes("admin");
     let requests: Vec<_> = (0..100)

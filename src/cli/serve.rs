@@ -87,6 +87,14 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
             (setup.config_path.clone(), Some((dir, setup)))
         }
     };
+    // Signals first: once the credentials are out, a SIGHUP or SIGTERM
+    // must find its handler, not the default action (exit).
+    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT]).map_err(|e| {
+        Error::new(
+            mcp_engine::Code::InternalError,
+            format!("cannot handle signals: {e}"),
+        )
+    })?;
     let config = load(&config_path, args.listen)?;
     let (builder, _notices) = mcp_engine::demo::register(EngineBuilder::new(config.clone()));
     let engine = Arc::new(builder.start()?);
@@ -104,7 +112,7 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
         }
         println!("{credentials}");
     }
-    wait_for_signals(&server, &config_path, args.listen)?;
+    wait_for_signals(signals, &server, &config_path, args.listen);
     server.shutdown();
     tracing::info!("stopped");
     drop(dev);
@@ -121,16 +129,11 @@ fn load(path: &Path, listen: Option<SocketAddr>) -> Result<Config, Error> {
 
 /// Blocks until SIGTERM or SIGINT, reloading on SIGHUP.
 fn wait_for_signals(
+    mut signals: Signals,
     server: &Server,
     config_path: &Path,
     listen: Option<SocketAddr>,
-) -> Result<(), Error> {
-    let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT]).map_err(|e| {
-        Error::new(
-            mcp_engine::Code::InternalError,
-            format!("cannot handle signals: {e}"),
-        )
-    })?;
+) {
     for signal in signals.forever() {
         if signal == SIGHUP {
             match load(config_path, listen).and_then(|config| server.reload(&config)) {
@@ -144,7 +147,6 @@ fn wait_for_signals(
             break;
         }
     }
-    Ok(())
 }
 
 fn dev_folder() -> Result<DevFolder, Error> {

@@ -135,7 +135,11 @@ impl Connection {
             let took = self.take_replies(cx);
             self.read_input(cx)?;
             self.wire.flush().map_err(Close::Failed)?;
-            if !took {
+            // Writing may have made room for replies left in the outbox:
+            // no event will come for them (they are not queued again), so
+            // take them now.
+            let room = self.wire.pending() < cx.limits.outbound_bytes;
+            if !took && (!room || self.outbox.is_empty()) {
                 break;
             }
         }

@@ -61,6 +61,12 @@ impl Outbox {
         self.queued.swap(false, Ordering::AcqRel);
     }
 
+    /// Whether it holds no reply (exact on the I/O thread, the only one
+    /// that pops).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.replies.is_empty()
+    }
+
     /// I/O thread: the next reply frame.
     pub(crate) fn pop(&self) -> Option<ReplyFrame> {
         self.replies.pop()
