@@ -655,3 +655,44 @@ fn mutual_tls_serves_clients_with_a_certificate_and_refuses_the_rest() {
         );
     }
 }
+
+#[test]
+fn a_client_that_reads_late_gets_every_reply() {
+    use std::io::Read;
+    let served = serve_dev();
+    let mut admin = served.envelopes("admin");
+    let ca = served.credentials.ca_cert.clone().unwrap();
+    let config = client_config(&ca, None).unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tcp = std::net::TcpStream::connect(served.addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let tls = rustls::ClientConnection::new(config, name).unwrap();
+    let mut stream = rustls::StreamOwned::new(tls, tcp);
+    // 200 requests (under the in-flight limit, so the server reads them
+    // all) whose replies, 12 MiB, are far more than its outbound buffer
+    // and the socket buffers hold.
+    let big = format!("\"{}\"", "y".repeat(64 * 1024));
+    let mut frames = Vec::new();
+    for _ in 0..200 {
+        let request = command(&mut admin, SecurityLevel::Standard, "demo.echo", Some(&big));
+        mcp_engine::frame::write_frame(&mut frames, request.codec, &request.body).unwrap();
+    }
+    stream.write_all(&frames).unwrap();
+    stream.flush().unwrap();
+    // Let the server fill everything up, then read it all.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut decoder = mcp_engine::frame::FrameDecoder::new(1 << 20);
+    let mut replies = 0;
+    let mut buffer = vec![0u8; 64 * 1024];
+    while replies < 200 {
+        let n = stream.read(&mut buffer).expect("replies stopped coming");
+        assert!(n > 0, "closed after {replies} replies");
+        decoder.push(&buffer[..n]);
+        while let Some(frame) = decoder.next_frame() {
+            let frame = frame.unwrap();
+            let opened = admin.open(frame.codec, frame.body).unwrap();
+            assert!(!opened.is_error(), "{}", opened.to_json());
+            replies += 1;
+        }
+    }
+}
