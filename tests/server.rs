@@ -417,7 +417,7 @@ fn a_thousand_concurrent_connections_are_served() {
 
 #[test]
 fn a_client_that_never_reads_does_not_hold_up_the_others() {
-    let served = serve_dev();
+    let served = serve_patient();
     let mut admin = served.envelopes("admin");
     // A TLS client that writes requests with big replies and never reads.
     let ca = served.credentials.ca_cert.clone().unwrap();
@@ -659,7 +659,7 @@ fn mutual_tls_serves_clients_with_a_certificate_and_refuses_the_rest() {
 #[test]
 fn a_client_that_reads_late_gets_every_reply() {
     use std::io::Read;
-    let served = serve_dev();
+    let served = serve_patient();
     let mut admin = served.envelopes("admin");
     let ca = served.credentials.ca_cert.clone().unwrap();
     let config = client_config(&ca, None).unwrap();
@@ -694,5 +694,79 @@ fn a_client_that_reads_late_gets_every_reply() {
             assert!(!opened.is_error(), "{}", opened.to_json());
             replies += 1;
         }
+    }
+}
+
+#[test]
+fn low_level_is_served_where_the_config_allows_it() {
+    let served = serve_config(|toml| {
+        *toml = toml.replace(
+            "min_security_level = \"Standard\"",
+            "min_security_level = \"Low\"",
+        );
+        // Low carries no token: the caller is role `anonymous`.
+        *toml = toml.replace(
+            "[server]",
+            "[authorization.roles.anonymous]\nallow = [\"demo:echo\"]\n\n[server]",
+        );
+    });
+    let client = served.connect();
+    let mut admin = served.envelopes("admin");
+    let echo = command(&mut admin, SecurityLevel::Low, "demo.echo", Some("[1]"));
+    let reply = client.call(&echo, WAIT).unwrap();
+    let opened = admin.open(reply.codec, &reply.body).unwrap();
+    assert_eq!(opened.message.security.security_level, SecurityLevel::Low);
+    assert_eq!(opened.message.payload.as_str(), r#"{"result":[1]}"#);
+}
+
+/// Waits until `client` is closed by the server.
+fn closed_by_server(client: &Client) -> bool {
+    let until = std::time::Instant::now() + WAIT;
+    while !client.is_closed() {
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+#[test]
+fn idle_and_handshake_timeouts_close_connections() {
+    let served = serve_config(|toml| {
+        // `[server]` is the file's last section.
+        toml.push_str("idle_timeout_ms = 300\nhandshake_timeout_ms = 300\n");
+    });
+    let mut admin = served.envelopes("admin");
+
+    // Idle: served, then closed once quiet for 300 ms.
+    let idle = served.connect();
+    let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+    assert_eq!(code_of(&served, &idle, &ping), "Response");
+    assert!(closed_by_server(&idle), "idle connection stayed open");
+
+    // Handshake: a TCP connection that never starts TLS is dropped.
+    let mut silent = std::net::TcpStream::connect(served.addr).unwrap();
+    silent.set_read_timeout(Some(WAIT)).unwrap();
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut silent, &mut byte);
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[test]
+fn connections_past_max_connections_are_closed_at_once() {
+    let served = serve_config(|toml| toml.push_str("max_connections = 2\n"));
+    let mut admin = served.envelopes("admin");
+    let first = served.connect();
+    let second = served.connect();
+    let third = Connector::from_credentials(&served.credentials)
+        .unwrap()
+        .connect();
+    if let Ok(third) = third {
+        assert!(closed_by_server(&third), "a third connection was kept");
+    }
+    for client in [&first, &second] {
+        let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+        assert_eq!(code_of(&served, client, &ping), "Response");
     }
 }
