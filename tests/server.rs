@@ -770,3 +770,92 @@ fn connections_past_max_connections_are_closed_at_once() {
         assert_eq!(code_of(&served, client, &ping), "Response");
     }
 }
+
+fn send(args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-engine"))
+        .arg("send")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn send_prints_the_opened_reply_and_exits_by_its_kind() {
+    let served = serve_dev();
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("credentials.json");
+    std::fs::write(
+        &file,
+        serde_json::to_string(&served_credentials(&served)).unwrap(),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+
+    let (code, out) = send(&["--credentials", file, "demo.echo", r#"{"hi":1}"#]);
+    assert_eq!(code, 0, "{out}");
+    let reply: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(reply["type"], "Response");
+    assert_eq!(reply["payload"], serde_json::json!({"result": {"hi": 1}}));
+
+    // Critical, binary: printed decrypted.
+    let (code, out) = send(&[
+        "--credentials",
+        file,
+        "--level",
+        "Critical",
+        "--binary",
+        "demo.echo",
+        "[7]",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let reply: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(reply["payload"], serde_json::json!({"result": [7]}));
+    assert_eq!(reply["security"]["security_level"], "Critical");
+
+    // An Error: exit 1, the Error printed.
+    let (code, out) = send(&["--credentials", file, "demo.panic"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("internal_error"), "{out}");
+
+    // Explicit key files instead of a credentials file.
+    let keys = served.dir.join("keys");
+    let signing = format!("dev-sign-1={}", keys.join("signing.key").display());
+    let encryption = format!("dev-enc-1={}", keys.join("encryption.key").display());
+    let ca = served.dir.join("ca.pem");
+    let (code, out) = send(&[
+        "--addr",
+        &served.addr.to_string(),
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--token",
+        served.credentials.token("admin").unwrap(),
+        "--signing-key",
+        &signing,
+        "--encryption-key",
+        &encryption,
+        "--level",
+        "Critical",
+        "demo.echo",
+        "\"x\"",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(r#""payload":{"result":"x"}"#), "{out}");
+
+    // Nobody listening: exit 2.
+    let (code, _) = send(&["--addr", "127.0.0.1:1", "--plain", "sys.ping"]);
+    assert_eq!(code, 2);
+}
+
+/// The credentials of a served instance as JSON.
+fn served_credentials(served: &Served) -> serde_json::Value {
+    let mut value: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(served.dir.join("credentials.json")).unwrap(),
+    )
+    .unwrap();
+    value["addr"] = serde_json::Value::String(served.addr.to_string());
+    value
+}
