@@ -5,7 +5,7 @@
 //! event) is one request away.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -54,37 +54,19 @@ fn panic(_: &Request<'_>) -> Result<Answer, Error> {
     panic!("demo.panic was called");
 }
 
-/// A sleeping `demo.sleep` request.
-struct Due {
-    at: Instant,
-    sequence: u64,
+/// A sleeping `demo.sleep` request: its length and who to answer.
+struct Sleeping {
     ms: u64,
     responder: Responder,
 }
 
-impl PartialEq for Due {
-    fn eq(&self, other: &Due) -> bool {
-        (self.at, self.sequence) == (other.at, other.sequence)
-    }
-}
-
-impl Eq for Due {}
-
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Due) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Due {
-    fn cmp(&self, other: &Due) -> std::cmp::Ordering {
-        (self.at, self.sequence).cmp(&(other.at, other.sequence))
-    }
-}
+/// The sleeping requests: wake-up times with each request's number,
+/// earliest first, and the requests by number.
+type Sleepers = (BinaryHeap<Reverse<(Instant, u64)>>, HashMap<u64, Sleeping>);
 
 #[derive(Default)]
 struct Bed {
-    due: Mutex<BinaryHeap<Reverse<Due>>>,
+    due: Mutex<Sleepers>,
     changed: Condvar,
     stop: AtomicBool,
     sequence: AtomicU64,
@@ -124,13 +106,13 @@ impl Sleeper {
                 )
             })?;
         let responder = request.defer()?;
-        let due = Due {
-            at: Instant::now() + Duration::from_millis(ms),
-            sequence: self.bed.sequence.fetch_add(1, Ordering::Relaxed),
-            ms,
-            responder,
-        };
-        self.bed.due.lock().push(Reverse(due));
+        let at = Instant::now() + Duration::from_millis(ms);
+        let number = self.bed.sequence.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut due = self.bed.due.lock();
+            due.0.push(Reverse((at, number)));
+            due.1.insert(number, Sleeping { ms, responder });
+        }
         self.bed.changed.notify_one();
         Ok(Answer::Deferred)
     }
@@ -147,17 +129,20 @@ fn wake_sleepers(bed: &Bed) {
     let mut due = bed.due.lock();
     while !bed.stop.load(Ordering::Acquire) {
         let now = Instant::now();
-        match due.peek() {
-            Some(Reverse(next)) if next.at <= now => {
-                if let Some(Reverse(next)) = due.pop() {
-                    let result = RawJson::parse(&format!("{{\"slept_ms\":{}}}", next.ms));
+        match due.0.peek() {
+            Some(Reverse((at, _))) if *at <= now => {
+                let Some(Reverse((_, number))) = due.0.pop() else {
+                    continue;
+                };
+                if let Some(sleeping) = due.1.remove(&number) {
+                    let result = RawJson::parse(&format!("{{\"slept_ms\":{}}}", sleeping.ms));
                     // After a timeout the engine has answered already; the
                     // late completion is ignored there.
-                    next.responder.complete(result);
+                    sleeping.responder.complete(result);
                 }
             }
-            Some(Reverse(next)) => {
-                let wait = next.at - now;
+            Some(Reverse((at, _))) => {
+                let wait = *at - now;
                 bed.changed.wait_for(&mut due, wait);
             }
             None => bed.changed.wait(&mut due),

@@ -415,17 +415,26 @@ fn a_thousand_concurrent_connections_are_served() {
     }
 }
 
+/// A blocking TLS stream to the server, outside the client library: for
+/// peers that misbehave on purpose.
+fn blocking_tls(
+    served: &Served,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let ca = served.credentials.ca_cert.clone().unwrap();
+    let config = client_config(&ca, None).unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tcp = std::net::TcpStream::connect(served.addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let tls = rustls::ClientConnection::new(config, name).unwrap();
+    rustls::StreamOwned::new(tls, tcp)
+}
+
 #[test]
 fn a_client_that_never_reads_does_not_hold_up_the_others() {
     let served = serve_patient();
     let mut admin = served.envelopes("admin");
     // A TLS client that writes requests with big replies and never reads.
-    let ca = served.credentials.ca_cert.clone().unwrap();
-    let config = client_config(&ca, None).unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tcp = std::net::TcpStream::connect(served.addr).unwrap();
-    let tls = rustls::ClientConnection::new(config, name).unwrap();
-    let mut stream = rustls::StreamOwned::new(tls, tcp);
+    let mut stream = blocking_tls(&served);
     let big = format!("\"{}\"", "x".repeat(16 * 1024));
     let mut frames = Vec::new();
     for _ in 0..2000 {
@@ -661,13 +670,7 @@ fn a_client_that_reads_late_gets_every_reply() {
     use std::io::Read;
     let served = serve_patient();
     let mut admin = served.envelopes("admin");
-    let ca = served.credentials.ca_cert.clone().unwrap();
-    let config = client_config(&ca, None).unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tcp = std::net::TcpStream::connect(served.addr).unwrap();
-    tcp.set_read_timeout(Some(WAIT)).unwrap();
-    let tls = rustls::ClientConnection::new(config, name).unwrap();
-    let mut stream = rustls::StreamOwned::new(tls, tcp);
+    let mut stream = blocking_tls(&served);
     // 200 requests (under the in-flight limit, so the server reads them
     // all) whose replies, 12 MiB, are far more than its outbound buffer
     // and the socket buffers hold.

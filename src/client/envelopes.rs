@@ -119,20 +119,8 @@ impl Envelopes {
         name: &str,
         args: Option<&RawJson>,
     ) -> Result<Outgoing, Error> {
-        let mut payload = String::from("{\"command\":");
-        payload.push_str(&serde_json::to_string(name).unwrap_or_default());
-        if let Some(args) = args {
-            payload.push_str(",\"args\":");
-            payload.push_str(args.as_str());
-        }
-        payload.push('}');
-        self.build(
-            codec,
-            MessageType::Command,
-            level,
-            RawJson::parse(&payload)?,
-            None,
-        )
+        let payload = named_payload("command", name, "args", args)?;
+        self.build(codec, MessageType::Command, level, payload, None)
     }
 
     /// An Event `{"event": name, "data": data}` at `level`, asking for an
@@ -145,21 +133,9 @@ impl Envelopes {
         data: Option<&RawJson>,
         ack: bool,
     ) -> Result<Outgoing, Error> {
-        let mut payload = String::from("{\"event\":");
-        payload.push_str(&serde_json::to_string(name).unwrap_or_default());
-        if let Some(data) = data {
-            payload.push_str(",\"data\":");
-            payload.push_str(data.as_str());
-        }
-        payload.push('}');
+        let payload = named_payload("event", name, "data", data)?;
         let metadata = ack.then(|| RawJson::parse("{\"ack\":true}")).transpose()?;
-        self.build(
-            codec,
-            MessageType::Event,
-            level,
-            RawJson::parse(&payload)?,
-            metadata,
-        )
+        self.build(codec, MessageType::Event, level, payload, metadata)
     }
 
     /// A message of `kind` with `payload` (plaintext), stamped now, sealed
@@ -211,6 +187,24 @@ impl Envelopes {
             correlation_id,
         })
     }
+}
+
+/// `{"<kind>": name, "<field>": value}` (the field left out without a
+/// value): a Command's or an Event's payload.
+fn named_payload(
+    kind: &str,
+    name: &str,
+    field: &str,
+    value: Option<&RawJson>,
+) -> Result<RawJson, Error> {
+    let mut payload = format!("{{\"{kind}\":");
+    payload.push_str(&serde_json::to_string(name).unwrap_or_default());
+    if let Some(value) = value {
+        payload.push_str(&format!(",\"{field}\":"));
+        payload.push_str(value.as_str());
+    }
+    payload.push('}');
+    RawJson::parse(&payload)
 }
 
 /// `message` encoded in `codec`.
