@@ -862,3 +862,34 @@ fn served_credentials(served: &Served) -> serde_json::Value {
     value["addr"] = serde_json::Value::String(served.addr.to_string());
     value
 }
+
+#[test]
+fn a_flood_of_bad_frames_from_a_peer_that_never_reads_stays_bounded() {
+    let served = serve_dev();
+    let mut stream = blocking_tls(&served);
+    // Warm the connection up, then measure.
+    stream.write_all(&[0, 0, 0, 1, b'X']).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = served.rss_kib();
+    // 400,000 frames with an unknown codec byte: each one is answered by
+    // the server itself (about 300 bytes), outside any in-flight count.
+    let flood: Vec<u8> = std::iter::repeat_n([0u8, 0, 0, 1, b'X'], 400_000)
+        .flatten()
+        .collect();
+    let writer = std::thread::spawn(move || {
+        let _ = stream.write_all(&flood);
+        stream
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let after = served.rss_kib();
+    assert!(
+        after < before + 16 * 1024,
+        "server memory grew from {before} KiB to {after} KiB"
+    );
+    // Others are served meanwhile.
+    let client = served.connect();
+    let mut admin = served.envelopes("admin");
+    let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+    assert_eq!(code_of(&served, &client, &ping), "Response");
+    drop(writer);
+}

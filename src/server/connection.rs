@@ -133,13 +133,15 @@ impl Connection {
             // Replies first: taking them lowers the in-flight count, which
             // may let reading go on.
             let took = self.take_replies(cx);
-            self.read_input(cx)?;
+            let held_back = self.read_input(cx)?;
             self.wire.flush().map_err(Close::Failed)?;
-            // Writing may have made room for replies left in the outbox:
-            // no event will come for them (they are not queued again), so
-            // take them now.
+            // Writing may have made room for replies left in the outbox, or
+            // for reading on: no event will come for either (the replies
+            // are not queued again; the bytes are already in), so go on now.
             let room = self.wire.pending() < cx.limits.outbound_bytes;
-            if !took && (!room || self.outbox.is_empty()) {
+            let replies_waiting = room && !self.outbox.is_empty();
+            let read_again = held_back && !self.at_limit(cx);
+            if !took && !replies_waiting && !read_again {
                 break;
             }
         }
@@ -178,29 +180,41 @@ impl Connection {
         took
     }
 
+    /// Whether the connection may not take another request now: its
+    /// in-flight limit, or an outbound buffer full (of replies, or of the
+    /// server's own Errors for bad frames, which have no in-flight count
+    /// to hold them back).
+    fn at_limit(&self, cx: &Context<'_>) -> bool {
+        self.in_flight >= cx.limits.max_in_flight || self.wire.pending() >= cx.limits.outbound_bytes
+    }
+
     /// Reads and submits requests until the socket has nothing more, the
-    /// connection has `max_in_flight` requests in the engine, or its input
-    /// has ended.
-    fn read_input(&mut self, cx: &mut Context<'_>) -> Result<(), Close> {
+    /// connection is at a limit, or its input has ended. True if it stopped
+    /// at a limit: reading must be tried again once below it, since no
+    /// readiness event will come for the bytes already waiting.
+    fn read_input(&mut self, cx: &mut Context<'_>) -> Result<bool, Close> {
         loop {
             self.submit_frames(cx);
-            if self.input == Input::Ended || self.in_flight >= cx.limits.max_in_flight {
-                return Ok(());
+            if self.input == Input::Ended {
+                return Ok(false);
+            }
+            if self.at_limit(cx) {
+                return Ok(true);
             }
             match self.wire.read_into(&mut self.decoder) {
                 Ok(Read::Progress) => self.last_read = cx.now,
-                Ok(Read::WouldBlock) => return Ok(()),
+                Ok(Read::WouldBlock) => return Ok(false),
                 Ok(Read::Ended) => self.input = Input::Ended,
                 Err(e) => return Err(Close::Failed(e)),
             }
         }
     }
 
-    /// Submits the complete frames the decoder holds, up to the in-flight
-    /// limit. A framing fault is answered here; a fatal one ends the input.
+    /// Submits the complete frames the decoder holds, up to the limits. A
+    /// framing fault is answered here; a fatal one ends the input.
     fn submit_frames(&mut self, cx: &mut Context<'_>) {
         let tag = tag_of(self.slot, self.generation);
-        while self.input == Input::Open && self.in_flight < cx.limits.max_in_flight {
+        while self.input == Input::Open && !self.at_limit(cx) {
             let Some(next) = self.decoder.next_frame() else {
                 return;
             };
