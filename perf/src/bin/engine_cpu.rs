@@ -14,46 +14,7 @@ use mcp_engine::codec::{self, Codec};
 use mcp_engine::config::RoleConfig;
 use mcp_engine::engine::{EngineBuilder, Reply, Submission};
 use mcp_engine::{Config, Message, MessageType, RawJson, SecurityLevel};
-
-/// User + system CPU seconds in a `/proc/.../stat` line.
-fn cpu_of(stat: &str) -> f64 {
-    // Fields after the command name (which is in parentheses).
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 overall: 12 and 13 after ")".
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // USER_HZ is 100 on Linux.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// User + system CPU seconds of this process.
-fn cpu_seconds() -> f64 {
-    cpu_of(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
-}
-
-/// CPU seconds per thread name, summed over threads of that name.
-fn cpu_by_thread() -> Vec<(String, f64)> {
-    let mut out: Vec<(String, f64)> = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let path = task.path();
-        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let seconds = cpu_of(&std::fs::read_to_string(path.join("stat")).unwrap_or_default());
-        let name = name.trim().trim_end_matches(char::is_numeric).to_owned();
-        match out.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, total)) => *total += seconds,
-            None => out.push((name, seconds)),
-        }
-    }
-    out
-}
+use mcp_perf::process::{cpu_by_thread, cpu_seconds};
 
 fn main() {
     let mut args = std::env::args().skip(1);

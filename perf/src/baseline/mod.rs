@@ -1,0 +1,154 @@
+//! The baseline `--compare baseline` measures the engine against: the same
+//! pipeline as a Rust user would first write it. A tokio multi-thread
+//! runtime (one worker per core), one task per stage (validate,
+//! authenticate, execute and reply) joined by bounded tokio mpsc channels,
+//! serde_json throughout, the same token, signature, replay, decryption
+//! and authorization checks as the engine, and the same replies
+//! (encrypted and signed as the request was). See [`checks`] for how each
+//! check is written.
+
+mod checks;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use mcp_engine::client::Credentials;
+use mcp_engine::{Code, Config, Error};
+
+use crate::harness::{Figures, Plan, Prepared, Recorder, drive, measure, settle};
+use crate::process;
+use checks::{Checks, Refusal};
+
+/// Threads of the baseline's runtime: what its CPU share counts.
+const BASELINE_THREADS: &[&str] = &["baseline-"];
+
+/// Channel capacity between stages (the engine's queue size).
+const CHANNEL: usize = 4096;
+
+/// Runs `messages` (JSON only) through the baseline built on `config`'s
+/// rules and `credentials`' keys.
+pub fn run_baseline(
+    config: &Config,
+    credentials: &Credentials,
+    messages: Vec<Prepared>,
+    plan: &Plan,
+) -> Result<Figures, Error> {
+    let checks = Arc::new(Checks::new(config, credentials)?);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("baseline-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(Code::InternalError, format!("tokio: {e}")))?;
+    let recorder = Arc::new(Recorder::new(messages.len(), Instant::now()));
+    let (input, validate_rx) = mpsc::channel::<(usize, Vec<u8>)>(CHANNEL);
+    let (validated, authenticate_rx) = mpsc::channel(CHANNEL);
+    let (authenticated, execute_rx) = mpsc::channel(CHANNEL);
+    let reply = {
+        let recorder = Arc::clone(&recorder);
+        move |index: usize, code: Option<Code>, _reply: Vec<u8>| recorder.answered(index, code)
+    };
+    runtime.spawn(validate_stage(
+        Arc::clone(&checks),
+        validate_rx,
+        validated,
+        reply.clone(),
+    ));
+    runtime.spawn(authenticate_stage(
+        Arc::clone(&checks),
+        authenticate_rx,
+        authenticated,
+        reply.clone(),
+    ));
+    runtime.spawn(execute_stage(Arc::clone(&checks), execute_rx, reply));
+
+    let mut warm_cpu = 0.0;
+    let sent = drive(
+        messages,
+        plan,
+        &recorder,
+        |index, message| {
+            // Back-pressure: the sender waits for room, as a caller of
+            // `Sender::blocking_send` does.
+            let _ = input.blocking_send((index, message.body));
+        },
+        || warm_cpu = process::cpu_of_threads(BASELINE_THREADS),
+    );
+    let plan = &plan.measured(recorder.start().elapsed());
+    let cpu = process::cpu_of_threads(BASELINE_THREADS) - warm_cpu;
+    let threads = process::threads("self");
+    settle(&recorder, sent, Duration::from_secs(10));
+    drop(input);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(measure(&recorder, plan, sent, cpu, threads, None))
+}
+
+/// Where a reply goes: the message's index, its error code if any, the
+/// reply's bytes.
+trait Deliver: Fn(usize, Option<Code>, Vec<u8>) + Clone + Send + 'static {}
+impl<T: Fn(usize, Option<Code>, Vec<u8>) + Clone + Send + 'static> Deliver for T {}
+
+fn refuse(
+    checks: &Checks,
+    deliver: &impl Deliver,
+    index: usize,
+    id: Option<&str>,
+    refusal: Refusal,
+) {
+    deliver(index, Some(refusal.0), checks.error_reply(id, refusal));
+}
+
+async fn validate_stage(
+    checks: Arc<Checks>,
+    mut input: mpsc::Receiver<(usize, Vec<u8>)>,
+    output: mpsc::Sender<(usize, checks::Parsed)>,
+    deliver: impl Deliver,
+) {
+    while let Some((index, body)) = input.recv().await {
+        match checks.validate(&body) {
+            Ok(parsed) => {
+                if output.send((index, parsed)).await.is_err() {
+                    return;
+                }
+            }
+            Err(refusal) => refuse(&checks, &deliver, index, None, refusal),
+        }
+    }
+}
+
+async fn authenticate_stage(
+    checks: Arc<Checks>,
+    mut input: mpsc::Receiver<(usize, checks::Parsed)>,
+    output: mpsc::Sender<(usize, checks::Authenticated)>,
+    deliver: impl Deliver,
+) {
+    while let Some((index, parsed)) = input.recv().await {
+        let id = parsed.envelope.id.clone();
+        match checks.authenticate(parsed) {
+            Ok(message) => {
+                if output.send((index, message)).await.is_err() {
+                    return;
+                }
+            }
+            Err(refusal) => refuse(&checks, &deliver, index, Some(&id), refusal),
+        }
+    }
+}
+
+async fn execute_stage(
+    checks: Arc<Checks>,
+    mut input: mpsc::Receiver<(usize, checks::Authenticated)>,
+    deliver: impl Deliver,
+) {
+    while let Some((index, message)) = input.recv().await {
+        let id = message.parsed.envelope.id.clone();
+        match checks.execute(message) {
+            Ok(Some(reply)) => deliver(index, None, reply),
+            Ok(None) => deliver(index, None, Vec::new()),
+            Err(refusal) => refuse(&checks, &deliver, index, Some(&id), refusal),
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! `mcp-bench`: the load harness (CLI.md). With no arguments it runs the
+//! seed's peak, 10,000 msg/s in-process for 10 s, and prints the table.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use mcp_engine::client::Credentials;
+use mcp_engine::codec::Codec;
+use mcp_engine::config::{Overflow, Topology};
+use mcp_engine::{Error, SecurityLevel};
+use mcp_perf::baseline::run_baseline;
+use mcp_perf::harness::{
+    Budgets, Figures, NetTarget, Pace, Plan, Report, Setup, Workload, run_inproc, run_net,
+};
+
+// The allocator `mcp-engine serve` runs with; the baseline gets it too.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// The engine embedded in this process (`Engine::submit`).
+    Inproc,
+    /// Plain TCP to a server.
+    Tcp,
+    /// TLS 1.3 to a server.
+    Tls,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Level {
+    Low,
+    Standard,
+    High,
+    Critical,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CodecArg {
+    Json,
+    Binary,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TopologyArg {
+    Sharded,
+    Staged,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Compare {
+    /// The straightforward tokio + serde_json pipeline in `perf/`.
+    Baseline,
+}
+
+/// Load the engine and measure it: latency from each message's intended
+/// send time, throughput, errors by code, and what the engine cost.
+#[derive(Parser, Debug)]
+#[command(name = "mcp-bench", version)]
+struct Args {
+    /// Where messages go: the embedding API, or a server over TCP or TLS
+    /// (started in this process unless --addr is given).
+    #[arg(long, value_enum, default_value = "inproc")]
+    mode: Mode,
+    /// Open loop: messages per second, whatever the replies do.
+    #[arg(long, default_value_t = 10_000, conflicts_with = "max")]
+    rate: u64,
+    /// Closed loop: as fast as replies come back, with --window in flight.
+    #[arg(long)]
+    max: bool,
+    /// Messages in flight in a closed-loop run (default: 1024 in-process,
+    /// 64 per connection over the network).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Messages a closed-loop run makes beforehand; the run ends early
+    /// when they are used up.
+    #[arg(long, default_value_t = 3_000_000)]
+    pool: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds sent before the measured part, not counted.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Connections (network modes).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// The security level of every message.
+    #[arg(long, value_enum, default_value = "standard")]
+    level: Level,
+    /// The codec of every message.
+    #[arg(long, value_enum, default_value = "json")]
+    codec: CodecArg,
+    /// Bytes of each command's argument.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Percent of messages that are events (acknowledged, so timed).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    events: u8,
+    /// The engine's topology.
+    #[arg(long, value_enum, default_value = "sharded")]
+    topology: TopologyArg,
+    /// Engine worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<u64>,
+    /// A running server to load (tcp or tls), reached with --credentials.
+    #[arg(long, requires = "credentials")]
+    addr: Option<SocketAddr>,
+    /// The running server's credentials.json (`mcp-engine serve` prints
+    /// it, `dev-config` writes it).
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+    /// Also run the same load against a comparison pipeline, same process
+    /// run, and print the ratios.
+    #[arg(long, value_enum)]
+    compare: Option<Compare>,
+    /// Write every figure as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Draw latency against percentile (SVG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Check the seed's performance requirements; exit 1 naming each miss.
+    #[arg(long)]
+    seed_budgets: bool,
+    /// Write the figures as the row --label of the results table in this
+    /// markdown file (perf/README.md).
+    #[arg(long, requires = "label")]
+    readme: Option<PathBuf>,
+    /// The row's name in --readme.
+    #[arg(long)]
+    label: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mcp-bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn level_of(level: Level) -> SecurityLevel {
+    match level {
+        Level::Low => SecurityLevel::Low,
+        Level::Standard => SecurityLevel::Standard,
+        Level::High => SecurityLevel::High,
+        Level::Critical => SecurityLevel::Critical,
+    }
+}
+
+fn seconds(value: f64, name: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("--{name} {value} is not a number of seconds"))
+}
+
+fn run(args: &Args) -> Result<ExitCode, String> {
+    let e = |e: Error| e.to_string();
+    let plan = Plan {
+        pace: if args.max {
+            Pace::Closed {
+                window: args.window.unwrap_or(match args.mode {
+                    Mode::Inproc => 1024,
+                    Mode::Tcp | Mode::Tls => 64 * args.connections.max(1),
+                }),
+            }
+        } else {
+            if args.rate == 0 {
+                return Err("--rate must be above 0".into());
+            }
+            Pace::Open { rate: args.rate }
+        },
+        duration: seconds(args.duration, "duration")?,
+        warmup: seconds(args.warmup, "warmup")?,
+    };
+    if plan.duration.is_zero() {
+        return Err("--duration must be above 0".into());
+    }
+    let codec = match args.codec {
+        CodecArg::Json => Codec::Json,
+        CodecArg::Binary => Codec::Binary,
+    };
+    if args.compare.is_some() && codec != Codec::Json {
+        return Err("--compare baseline speaks JSON only".into());
+    }
+    if args.addr.is_some() && args.mode == Mode::Inproc {
+        return Err("--addr needs --mode tcp or tls".into());
+    }
+    let workload = Workload {
+        level: level_of(args.level),
+        codec,
+        payload_bytes: args.payload,
+        event_percent: args.events,
+    };
+    let setup = Setup::new(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))).map_err(e)?;
+    let credentials = match &args.credentials {
+        Some(path) => Credentials::load(path).map_err(e)?,
+        None => setup.credentials.clone(),
+    };
+    let mut config = setup.config.clone();
+    config.engine.topology = match args.topology {
+        TopologyArg::Sharded => Topology::Sharded,
+        TopologyArg::Staged => Topology::Staged,
+    };
+    if let Some(workers) = args.workers {
+        config.engine.workers = workers;
+    }
+    // A closed loop keeps the queues full: the sender waits for room
+    // rather than being refused.
+    if args.max {
+        config.engine.overflow = Overflow::Block;
+    }
+    let count = plan.messages(args.pool);
+    let makers = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let engine = {
+        let messages = workload
+            .make_parallel(&credentials, count, makers)
+            .map_err(e)?;
+        let progress = Progress::start(&plan, "engine");
+        let figures = match args.mode {
+            Mode::Inproc => run_inproc(config.clone(), messages, &plan),
+            Mode::Tcp | Mode::Tls => {
+                let target = match args.addr {
+                    Some(addr) => NetTarget::Addr { addr },
+                    None => NetTarget::Own {
+                        tls: args.mode == Mode::Tls,
+                    },
+                };
+                run_net(
+                    &target,
+                    config.clone(),
+                    &credentials,
+                    messages,
+                    &plan,
+                    args.connections,
+                )
+            }
+        };
+        progress.finish();
+        figures.map_err(e)?
+    };
+    let baseline = match args.compare {
+        Some(Compare::Baseline) => {
+            let messages = workload
+                .make_parallel(&credentials, count, makers)
+                .map_err(e)?;
+            let progress = Progress::start(&plan, "baseline");
+            let figures = run_baseline(&config, &credentials, messages, &plan);
+            progress.finish();
+            Some(figures.map_err(e)?)
+        }
+        None => None,
+    };
+    let (pace, rate) = Report::pace_of(plan.pace);
+    let report = Report {
+        mode: format!("{:?}", args.mode).to_lowercase(),
+        level: format!("{:?}", workload.level),
+        codec: format!("{:?}", args.codec).to_lowercase(),
+        pace,
+        rate,
+        connections: (args.mode != Mode::Inproc).then_some(args.connections),
+        duration_secs: engine.measured_secs,
+        throughput_ratio: baseline
+            .as_ref()
+            .filter(|b| b.throughput_msgs_per_s > 0.0)
+            .map(|b| engine.throughput_msgs_per_s / b.throughput_msgs_per_s),
+        figures: engine,
+        baseline,
+    };
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        let mut runs: Vec<(&str, &Figures)> = vec![("engine", &report.figures)];
+        if let Some(b) = &report.baseline {
+            runs.push(("baseline (tokio)", b));
+        }
+        let title = format!("mcp-bench {} {} {}", report.mode, report.level, report.pace);
+        mcp_perf::plot::plot(path, &title, &runs)?;
+    }
+    if let (Some(path), Some(label)) = (&args.readme, &args.label) {
+        mcp_perf::results::update_file(path, label, &report)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if args.seed_budgets {
+        let mut budgets = Budgets::default();
+        if args.max {
+            // The CPU budget is the seed's at 10k msg/s, not at peak.
+            budgets.cpu_share = f64::INFINITY;
+        }
+        let misses = budgets.misses(&report.figures);
+        if misses.is_empty() {
+            println!("seed budgets: all met");
+        } else {
+            for miss in &misses {
+                println!("seed budget missed: {miss}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The progress bar: elapsed against warm-up plus duration (hidden when
+/// stderr is not a terminal).
+struct Progress {
+    stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(plan: &Plan, what: &str) -> Progress {
+        let total = (plan.warmup + plan.duration).as_millis() as u64;
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:40}] {elapsed}/{duration} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(what.to_owned());
+        let warmup = plan.warmup;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("bench-progress".into())
+                .spawn(move || {
+                    let started = std::time::Instant::now();
+                    while !stop.load(Ordering::Acquire) {
+                        let elapsed = started.elapsed();
+                        bar.set_position((elapsed.as_millis() as u64).min(total));
+                        bar.set_message(if elapsed < warmup {
+                            "warming up"
+                        } else {
+                            "measuring"
+                        });
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    bar.finish_and_clear();
+                })
+                .ok()
+        };
+        Progress { stop, ticker }
+    }
+
+    fn finish(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The in-process run: the engine embedded in this process, messages
+//! handed to [`Engine::submit`], replies timed in the sink.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mcp_engine::engine::{Engine, EngineBuilder, Outcome, Reply, Stage, Submission};
+use mcp_engine::{Config, Error};
+
+use super::report::{Figures, measure};
+use super::workload::Prepared;
+use super::{Pace, Plan, Recorder};
+use crate::process;
+
+/// Threads of the engine (and of the server, in the network modes): what
+/// the CPU share counts.
+pub(super) const ENGINE_THREADS: &[&str] =
+    &["mcp-worker", "mcp-front", "mcp-back", "mcp-timer", "mcp-io"];
+
+/// Starts an engine on `config` with the demo handlers.
+pub(super) fn start_engine(config: Config) -> Result<Engine, Error> {
+    let (builder, _notices) = mcp_engine::demo::register(EngineBuilder::new(config));
+    builder.start()
+}
+
+/// Waits until `due` (from `start`): sleeps while far, then yields.
+pub fn wait_until(start: Instant, due: Duration) {
+    loop {
+        let now = start.elapsed();
+        let Some(left) = due.checked_sub(now) else {
+            return;
+        };
+        if left > Duration::from_micros(300) {
+            std::thread::sleep(left - Duration::from_micros(200));
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Sends `messages` per `plan` through `send(index, message)`, recording
+/// send times; returns how many were sent and the CPU reading at the end of
+/// the warm-up (`on_warm` runs there too).
+pub fn drive(
+    messages: Vec<Prepared>,
+    plan: &Plan,
+    recorder: &Recorder,
+    mut send: impl FnMut(usize, Prepared),
+    mut on_warm: impl FnMut(),
+) -> usize {
+    let start = recorder.start();
+    let end = plan.warmup + plan.duration;
+    let mut warm = plan.warmup.is_zero();
+    if warm {
+        on_warm();
+    }
+    let mut sent = 0;
+    for (index, message) in messages.into_iter().enumerate() {
+        let at = match plan.pace {
+            Pace::Open { .. } => {
+                let due = plan.due(index).unwrap_or_default();
+                if due >= end {
+                    break;
+                }
+                wait_until(start, due);
+                due.as_nanos() as u64
+            }
+            Pace::Closed { window } => {
+                while sent as u64 - recorder.done() >= window as u64 {
+                    std::thread::yield_now();
+                }
+                let now = start.elapsed();
+                if now >= end {
+                    break;
+                }
+                now.as_nanos() as u64
+            }
+        };
+        if !warm && at >= plan.warmup.as_nanos() as u64 {
+            warm = true;
+            on_warm();
+        }
+        recorder.sent(index, at);
+        send(index, message);
+        sent += 1;
+    }
+    sent
+}
+
+/// Waits up to `patience` for every sent message to be answered.
+pub fn settle(recorder: &Recorder, sent: usize, patience: Duration) {
+    let until = Instant::now() + patience;
+    while recorder.done() < sent as u64 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs `messages` through an engine on `config`, in this process.
+pub fn run_inproc(config: Config, messages: Vec<Prepared>, plan: &Plan) -> Result<Figures, Error> {
+    let engine = start_engine(config)?;
+    let recorder = Arc::new(Recorder::new(messages.len(), Instant::now()));
+    let sink = {
+        let recorder = Arc::clone(&recorder);
+        engine.register_sink(move |reply: Reply<'_>| {
+            let code = match reply.outcome {
+                Outcome::Error(code) => Some(code),
+                _ => None,
+            };
+            recorder.answered(reply.tag as usize, code);
+        })
+    };
+    let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut warm_cpu = 0.0;
+    let sent = drive(
+        messages,
+        plan,
+        &recorder,
+        |index, message| {
+            let _ = engine.submit(Submission {
+                sink,
+                tag: index as u64,
+                peer,
+                key: index as u64,
+                codec: message.codec,
+                body: message.body,
+            });
+        },
+        || {
+            engine.reset_latencies();
+            warm_cpu = process::cpu_of_threads(ENGINE_THREADS);
+        },
+    );
+    let plan = &plan.measured(recorder.start().elapsed());
+    let cpu = process::cpu_of_threads(ENGINE_THREADS) - warm_cpu;
+    let threads = process::threads("self");
+    settle(&recorder, sent, Duration::from_secs(10));
+    let processing = engine
+        .metrics()
+        .latencies
+        .iter()
+        .find(|l| l.stage == Stage::Total)
+        .map(|l| l.p99_ns);
+    engine.shutdown();
+    Ok(measure(&recorder, plan, sent, cpu, threads, processing))
+}

@@ -1,0 +1,124 @@
+//! [`Recorder`]: when each message was (meant to be) sent, when its reply
+//! came and what it was; one slot per message, written without locks by
+//! whichever thread sees the event.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
+
+use mcp_engine::Code;
+
+/// `outcome` values: 0 not yet, 1 answered without error, 2 + the code's
+/// index in [`Code::ALL`] for an Error.
+const PENDING: u8 = 0;
+const OK: u8 = 1;
+
+/// Per-message times and outcomes.
+#[derive(Debug)]
+pub struct Recorder {
+    start: Instant,
+    sent_at: Vec<AtomicU64>,
+    done_at: Vec<AtomicU64>,
+    outcome: Vec<AtomicU8>,
+    done: AtomicU64,
+}
+
+impl Recorder {
+    /// Slots for `messages` messages; times count from `start`.
+    pub fn new(messages: usize, start: Instant) -> Recorder {
+        Recorder {
+            start,
+            sent_at: (0..messages).map(|_| AtomicU64::new(0)).collect(),
+            done_at: (0..messages).map(|_| AtomicU64::new(0)).collect(),
+            outcome: (0..messages).map(|_| AtomicU8::new(PENDING)).collect(),
+            done: AtomicU64::new(0),
+        }
+    }
+
+    /// Nanoseconds since the start.
+    pub fn now(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// The clock's origin.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Message `index` was (meant to be) sent at `at` ns.
+    pub fn sent(&self, index: usize, at: u64) {
+        if let Some(slot) = self.sent_at.get(index) {
+            slot.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// Message `index` was answered now: without error, or with `code`.
+    /// Only the first answer of a message counts.
+    pub fn answered(&self, index: usize, code: Option<Code>) {
+        let value = match code {
+            None => OK,
+            Some(code) => 2 + Code::ALL.iter().position(|c| *c == code).unwrap_or(0) as u8,
+        };
+        let Some(outcome) = self.outcome.get(index) else {
+            return;
+        };
+        if outcome
+            .compare_exchange(PENDING, value, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            if let Some(slot) = self.done_at.get(index) {
+                slot.store(self.now(), Ordering::Relaxed);
+            }
+            self.done.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Messages answered so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Messages.
+    pub fn len(&self) -> usize {
+        self.outcome.len()
+    }
+
+    /// Whether it has no slots.
+    pub fn is_empty(&self) -> bool {
+        self.outcome.is_empty()
+    }
+
+    /// For each answered message sent in `[from, to)` ns: its latency in ns
+    /// and its error code, if any.
+    pub fn answered_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = (u64, Option<Code>)> + '_ {
+        (0..self.len()).filter_map(move |i| {
+            let sent = self.sent_at.get(i)?.load(Ordering::Relaxed);
+            let outcome = self.outcome.get(i)?.load(Ordering::Acquire);
+            if outcome == PENDING || sent < from || sent >= to {
+                return None;
+            }
+            let done = self.done_at.get(i)?.load(Ordering::Relaxed);
+            let code = (outcome >= 2)
+                .then(|| Code::ALL.get(usize::from(outcome - 2)).copied())
+                .flatten();
+            Some((done.saturating_sub(sent), code))
+        })
+    }
+
+    /// Messages sent in `[from, to)` ns that were never answered.
+    pub fn unanswered_between(&self, from: u64, to: u64, sent_count: usize) -> u64 {
+        (0..sent_count.min(self.len()))
+            .filter(|&i| {
+                let sent = self.sent_at.get(i).map_or(0, |s| s.load(Ordering::Relaxed));
+                let outcome = self
+                    .outcome
+                    .get(i)
+                    .map_or(OK, |o| o.load(Ordering::Acquire));
+                outcome == PENDING && sent >= from && sent < to
+            })
+            .count() as u64
+    }
+}

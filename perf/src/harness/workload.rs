@@ -1,0 +1,134 @@
+//! [`Setup`] (a dev setup in a temporary folder: keys, config, credentials)
+//! and [`Workload`]: the messages of a run, all made before it starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use mcp_engine::client::{Credentials, Envelopes, Outgoing};
+use mcp_engine::codec::Codec;
+use mcp_engine::config::RoleConfig;
+use mcp_engine::dev_setup::DevSetup;
+use mcp_engine::{Config, Error, RawJson, SecurityLevel};
+
+/// A development setup for a run, removed when dropped.
+#[derive(Debug)]
+pub struct Setup {
+    /// The engine's config (dev keys and rules, `Low` allowed for role
+    /// `anonymous` on `demo.*`).
+    pub config: Config,
+    /// What a client needs.
+    pub credentials: Credentials,
+    dir: PathBuf,
+}
+
+impl Setup {
+    /// A fresh setup for a server at `addr`.
+    pub fn new(addr: SocketAddr) -> Result<Setup, Error> {
+        let key = mcp_engine::dev_setup::random_key()?;
+        let suffix: String = key.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let dir = std::env::temp_dir().join(format!("mcp-bench-{}-{suffix}", std::process::id()));
+        let dev = DevSetup::write(&dir, addr)?;
+        let mut config = Config::load(&dev.config_path)?;
+        config.security.min_security_level = SecurityLevel::Low;
+        config.authorization.roles.insert(
+            "anonymous".into(),
+            RoleConfig {
+                allow: vec!["demo:*".into()],
+                ..RoleConfig::default()
+            },
+        );
+        let credentials = Credentials::parse(&dev.credentials)?;
+        Ok(Setup {
+            config,
+            credentials,
+            dir,
+        })
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The kind of messages a run sends.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    /// Their security level.
+    pub level: SecurityLevel,
+    /// Their codec.
+    pub codec: Codec,
+    /// Bytes of the `demo.echo` argument (a string).
+    pub payload_bytes: usize,
+    /// Percent of messages that are `demo.notice` events (with `ack`, so
+    /// that they are answered and timed).
+    pub event_percent: u8,
+}
+
+/// One message of a run.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Its id (replies correlate by it).
+    pub id: String,
+    /// Its codec.
+    pub codec: Codec,
+    /// The envelope.
+    pub body: Vec<u8>,
+}
+
+impl Workload {
+    /// `count` unique messages (fresh ids, nonces and signatures) as the
+    /// admin of `credentials`.
+    pub fn make(&self, credentials: &Credentials, count: usize) -> Result<Vec<Prepared>, Error> {
+        let mut envelopes = Envelopes::from_credentials(credentials, "admin")?;
+        let args = RawJson::string(&"x".repeat(self.payload_bytes));
+        let mut out = Vec::with_capacity(count);
+        for index in 0..count {
+            let event = (index % 100) < usize::from(self.event_percent);
+            let Outgoing { id, codec, body } = if event {
+                envelopes.event(self.codec, self.level, "demo.notice", Some(&args), true)?
+            } else {
+                envelopes.command(self.codec, self.level, "demo.echo", Some(&args))?
+            };
+            out.push(Prepared { id, codec, body });
+        }
+        Ok(out)
+    }
+
+    /// As [`make`](Self::make), on `threads` threads (each with its own
+    /// id prefix, so ids stay unique).
+    pub fn make_parallel(
+        &self,
+        credentials: &Credentials,
+        count: usize,
+        threads: usize,
+    ) -> Result<Vec<Prepared>, Error> {
+        let threads = threads.clamp(1, 16);
+        let share = count.div_ceil(threads);
+        let parts: Vec<Result<Vec<Prepared>, Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let n = share.min(count.saturating_sub(t * share));
+                    scope.spawn(move || self.make(credentials, n))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::new(
+                            mcp_engine::Code::InternalError,
+                            "workload thread panicked",
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(count);
+        for part in parts {
+            out.extend(part?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,120 @@
+//! `--readme FILE --label TEXT`: writes the run's figures as one row of
+//! the results table in `perf/README.md` (between the markers below),
+//! replacing the row with the same label, so the table is refreshed by
+//! runs, never typed by hand.
+
+use std::path::Path;
+
+use crate::harness::Report;
+
+const BEGIN: &str = "<!-- results:begin -->";
+const END: &str = "<!-- results:end -->";
+const HEADER: &str = "| run | msg/s | p50 us | p99 us | p99.9 us | CPU share | peak RSS MiB | errors | baseline msg/s | ratio |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+
+/// The row of `report` under `label`.
+fn row(label: &str, report: &Report) -> String {
+    let f = &report.figures;
+    let errors: u64 = f.errors.values().sum::<u64>() + f.unanswered;
+    format!(
+        "| {label} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {errors} | {} | {} |",
+        f.throughput_msgs_per_s,
+        f.latency_us.p50,
+        f.latency_us.p99,
+        f.latency_us.p999,
+        f.cpu_share
+            .map_or("-".into(), |s| format!("{:.1}%", s * 100.0)),
+        f.peak_rss_bytes as f64 / 1048576.0,
+        report
+            .baseline
+            .as_ref()
+            .map_or("-".into(), |b| format!("{:.0}", b.throughput_msgs_per_s)),
+        report
+            .throughput_ratio
+            .map_or("-".into(), |r| format!("{r:.2}")),
+    )
+}
+
+/// `text` with the row of `label` set to `report`'s figures.
+pub fn update(text: &str, label: &str, report: &Report) -> String {
+    let new_row = row(label, report);
+    let prefix = format!("| {label} |");
+    let (before, rest) = match text.split_once(BEGIN) {
+        Some(split) => split,
+        None => (text, ""),
+    };
+    let (table, after) = rest.split_once(END).unwrap_or(("", rest));
+    let mut rows: Vec<String> = table
+        .lines()
+        .filter(|line| {
+            line.starts_with("| ") && !line.starts_with("| run |") && !line.starts_with("| ---")
+        })
+        .map(str::to_owned)
+        .collect();
+    match rows.iter_mut().find(|line| line.starts_with(&prefix)) {
+        Some(line) => *line = new_row,
+        None => rows.push(new_row),
+    }
+    let mut out = before.trim_end().to_owned();
+    out.push_str(&format!("\n\n{BEGIN}\n{HEADER}\n"));
+    for line in rows {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(END);
+    out.push_str(after);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// Updates `path` in place.
+pub fn update_file(path: &Path, label: &str, report: &Report) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    std::fs::write(path, update(&text, label, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::{Figures, Report};
+
+    fn report(throughput: f64) -> Report {
+        Report {
+            mode: "inproc".into(),
+            level: "Standard".into(),
+            codec: "json".into(),
+            pace: "closed".into(),
+            rate: None,
+            connections: None,
+            duration_secs: 1.0,
+            figures: Figures {
+                throughput_msgs_per_s: throughput,
+                ..Figures::default()
+            },
+            baseline: None,
+            throughput_ratio: None,
+        }
+    }
+
+    #[test]
+    fn a_label_has_one_row_and_a_rerun_replaces_it() {
+        let text = "# perf\n\nintro\n";
+        let once = update(text, "inproc max", &report(1000.0));
+        let other = update(&once, "tls 64", &report(5.0));
+        let again = update(&other, "inproc max", &report(2000.0));
+        assert!(again.starts_with("# perf\n\nintro\n\n<!-- results:begin -->"));
+        assert_eq!(again.matches("| inproc max |").count(), 1);
+        assert!(again.contains("| inproc max | 2000 |"));
+        assert!(again.contains("| tls 64 | 5 |"));
+        assert!(again.find("| inproc max |") < again.find("| tls 64 |"));
+    }
+
+    #[test]
+    fn text_after_the_table_stays() {
+        let text = format!("top\n\n{BEGIN}\n{HEADER}\n| a | 1 |\n{END}\n\nafter\n");
+        let out = update(&text, "b", &report(7.0));
+        assert!(out.ends_with(&format!("{END}\n\nafter\n")));
+        assert!(out.contains("| a | 1 |\n| b | 7 |"));
+    }
+}
