@@ -1,0 +1,194 @@
+//! The harness and the baseline end to end, small: every message sent is
+//! answered once, the baseline accepts what the engine accepts and refuses
+//! what it refuses, the budgets name their misses. Counts only, no timing.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use mcp_engine::SecurityLevel;
+use mcp_engine::codec::Codec;
+use mcp_perf::baseline::run_baseline;
+use mcp_perf::harness::{
+    Budgets, Figures, NetTarget, Pace, Plan, Prepared, Setup, Workload, run_inproc, run_net,
+};
+
+fn setup() -> Setup {
+    Setup::new(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))).expect("dev setup")
+}
+
+fn workload(level: SecurityLevel, event_percent: u8) -> Workload {
+    Workload {
+        level,
+        codec: Codec::Json,
+        payload_bytes: 32,
+        event_percent,
+    }
+}
+
+/// Closed loop until `count` messages are used up (the duration is far
+/// longer than they take).
+fn closed(window: usize) -> Plan {
+    Plan {
+        pace: Pace::Closed { window },
+        duration: Duration::from_secs(600),
+        warmup: Duration::ZERO,
+    }
+}
+
+fn assert_all_answered(figures: &Figures, count: u64) {
+    assert_eq!(figures.sent, count, "{figures:?}");
+    assert_eq!(figures.answered, count, "{figures:?}");
+    assert_eq!(figures.unanswered, 0);
+    assert!(figures.errors.is_empty(), "{:?}", figures.errors);
+}
+
+#[test]
+fn every_message_in_process_is_answered_once_without_error() {
+    let setup = setup();
+    for (level, events) in [(SecurityLevel::Standard, 0), (SecurityLevel::Critical, 30)] {
+        let messages = workload(level, events)
+            .make(&setup.credentials, 3000)
+            .expect("workload");
+        let figures = run_inproc(setup.config.clone(), messages, &closed(64)).expect("run");
+        assert_all_answered(&figures, 3000);
+    }
+}
+
+#[test]
+fn the_baseline_answers_every_level_without_error() {
+    let setup = setup();
+    for level in [
+        SecurityLevel::Low,
+        SecurityLevel::Standard,
+        SecurityLevel::High,
+        SecurityLevel::Critical,
+    ] {
+        let messages = workload(level, 20)
+            .make(&setup.credentials, 2000)
+            .expect("workload");
+        let figures =
+            run_baseline(&setup.config, &setup.credentials, messages, &closed(64)).expect("run");
+        assert_all_answered(&figures, 2000);
+    }
+}
+
+/// Replaces the first `from` after `marker` in the message's body.
+fn tamper(message: &mut Prepared, marker: &str, from: u8, to: u8) {
+    let body = &mut message.body;
+    let start = body
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())
+        .expect("marker")
+        + marker.len();
+    let at = body[start..].iter().position(|b| *b == from).expect("byte") + start;
+    body[at] = to;
+}
+
+#[test]
+fn the_baseline_refuses_what_the_engine_refuses() {
+    let setup = setup();
+    let make = || {
+        workload(SecurityLevel::Critical, 0)
+            .make(&setup.credentials, 4)
+            .expect("workload")
+    };
+    let mut engine = make();
+    let mut baseline = make();
+    for messages in [&mut engine, &mut baseline] {
+        // A bad signature, a bad token, a duplicate id, one good message.
+        tamper(&mut messages[0], "\"signature\":\"", b':', b';');
+        tamper(&mut messages[1], "\"auth_token\":\"", b'.', b'_');
+        let copy = Prepared {
+            id: messages[3].id.clone(),
+            codec: messages[3].codec,
+            body: messages[3].body.clone(),
+        };
+        messages[2] = copy;
+    }
+    let engine = run_inproc(setup.config.clone(), engine, &closed(1)).expect("engine");
+    let baseline =
+        run_baseline(&setup.config, &setup.credentials, baseline, &closed(1)).expect("baseline");
+    for figures in [&engine, &baseline] {
+        assert_eq!(figures.answered, 4, "{figures:?}");
+        assert_eq!(
+            figures.errors.get("signature_invalid"),
+            Some(&1),
+            "{:?}",
+            figures.errors
+        );
+        assert_eq!(
+            figures.errors.get("authentication_failed"),
+            Some(&1),
+            "{:?}",
+            figures.errors
+        );
+        assert_eq!(
+            figures.errors.get("replay_detected"),
+            Some(&1),
+            "{:?}",
+            figures.errors
+        );
+    }
+}
+
+#[test]
+fn every_message_over_tls_and_tcp_is_answered_once() {
+    let setup = setup();
+    for tls in [true, false] {
+        let messages = workload(SecurityLevel::High, 10)
+            .make(&setup.credentials, 2000)
+            .expect("workload");
+        let figures = run_net(
+            &NetTarget::Own { tls },
+            setup.config.clone(),
+            &setup.credentials,
+            messages,
+            &closed(128),
+            4,
+        )
+        .expect("run");
+        assert_all_answered(&figures, 2000);
+    }
+}
+
+#[test]
+fn the_budgets_name_each_miss() {
+    let mut figures = Figures {
+        sent: 1000,
+        answered: 1000,
+        peak_rss_bytes: 600 * 1024 * 1024,
+        cpu_share: Some(0.7),
+        ..Figures::default()
+    };
+    figures.latency_us.p95 = 150_000.0;
+    figures.latency_us.p99 = 160_000.0;
+    figures.errors.insert("timeout".into(), 20);
+    let misses = Budgets::default().misses(&figures);
+    let all = misses.join("\n");
+    assert_eq!(misses.len(), 5, "{all}");
+    for word in ["p95", "processing", "error rate", "RSS", "CPU"] {
+        assert!(all.contains(word), "{word} missing from {all}");
+    }
+    let good = Figures {
+        sent: 1000,
+        answered: 1000,
+        cpu_share: Some(0.01),
+        ..Figures::default()
+    };
+    assert!(Budgets::default().misses(&good).is_empty());
+}
+
+#[test]
+fn an_open_loop_plan_spaces_messages_evenly() {
+    let plan = Plan {
+        pace: Pace::Open { rate: 10_000 },
+        duration: Duration::from_secs(10),
+        warmup: Duration::from_secs(1),
+    };
+    assert_eq!(plan.messages(0), 110_000);
+    assert_eq!(plan.due(0), Some(Duration::ZERO));
+    assert_eq!(plan.due(10_000), Some(Duration::from_secs(1)));
+    assert_eq!(plan.due(3), Some(Duration::from_micros(300)));
+    let short = plan.measured(Duration::from_secs(4));
+    assert_eq!(short.duration, Duration::from_secs(3));
+}
