@@ -4,7 +4,7 @@
 //! authenticate, execute and reply) joined by bounded tokio mpsc channels,
 //! serde_json throughout, the same token, signature, replay, decryption
 //! and authorization checks as the engine, and the same replies
-//! (encrypted and signed as the request was). See [`checks`] for how each
+//! (encrypted and signed as the request was). See `checks.rs` for how each
 //! check is written.
 
 mod checks;
