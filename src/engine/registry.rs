@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
+
 use crate::error::{Code, Error};
 use crate::security::Target;
 
@@ -125,8 +127,8 @@ impl CommandEntry {
 #[derive(Default)]
 pub(crate) struct Registry {
     commands: Vec<CommandEntry>,
-    by_name: HashMap<Box<str>, usize>,
-    events: HashMap<Box<str>, Vec<Arc<dyn EventHandler>>>,
+    by_name: HashMap<Box<str>, usize, RandomState>,
+    events: HashMap<Box<str>, Vec<Arc<dyn EventHandler>>, RandomState>,
 }
 
 impl std::fmt::Debug for Registry {

@@ -85,7 +85,6 @@ pub(crate) struct ReplyWriter {
     ids: ReplyIds,
     json: Vec<u8>,
     binary: AlignedBytes,
-    scratch: Vec<u8>,
 }
 
 impl ReplyWriter {
@@ -94,7 +93,6 @@ impl ReplyWriter {
             ids: ReplyIds::new(boot),
             json: Vec::with_capacity(1024),
             binary: AlignedBytes::new(),
-            scratch: Vec::with_capacity(256),
         }
     }
 
@@ -171,13 +169,16 @@ impl ReplyWriter {
         reply_to: ReplyHeader<'_>,
         result: &RawJson,
     ) -> Result<Message, Error> {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(b"{\"result\":");
-        self.scratch.extend_from_slice(result.as_bytes());
-        self.scratch.push(b'}');
-        let payload = RawJson::from_compact(std::mem::take(&mut self.scratch));
+        // Sized once: growing it would reallocate on every reply.
+        const OPEN: &[u8] = b"{\"result\":";
+        let mut text = Vec::with_capacity(OPEN.len() + result.as_bytes().len() + 1);
+        text.extend_from_slice(OPEN);
+        text.extend_from_slice(result.as_bytes());
+        text.push(b'}');
+        let payload = RawJson::from_compact(text);
         let id = self.ids.next().to_owned();
-        let mut metadata = Vec::with_capacity(reply_to.id.len() + 24);
+        // Ids need no escapes (PROTOCOL.md section 3), so this is exact.
+        let mut metadata = Vec::with_capacity(reply_to.id.len() + 21);
         metadata.extend_from_slice(b"{\"correlation_id\":");
         write_str(&mut metadata, reply_to.id);
         metadata.push(b'}');

@@ -57,7 +57,13 @@ impl RawJson {
     /// Text this crate wrote itself with its compact writer (valid by
     /// construction), taken without re-parsing.
     pub(crate) fn from_compact(text: Vec<u8>) -> RawJson {
-        RawJson(String::from_utf8_lossy(&text).into())
+        // Valid, so this takes the buffer as it is; lossy only if a bug
+        // ever wrote invalid UTF-8.
+        RawJson(
+            String::from_utf8(text)
+                .unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned())
+                .into(),
+        )
     }
 
     /// `null`.

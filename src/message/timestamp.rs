@@ -108,13 +108,36 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<i128> {
     None
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, written digit by digit: every reply gets a
+/// timestamp, and `format!` cost more than the rest of sealing a reply.
 fn format_utc_millis(instant: OffsetDateTime) -> String {
     let (year, month, day) = instant.to_calendar_date();
     let (hour, minute, second, milli) = instant.to_hms_milli();
-    format!(
-        "{year:04}-{:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z",
-        u8::from(month)
-    )
+    let mut text = String::with_capacity(24);
+    // Years are clamped to 0000..=9999 by the caller.
+    push_digits(&mut text, year.unsigned_abs(), 4);
+    text.push('-');
+    push_digits(&mut text, u32::from(u8::from(month)), 2);
+    text.push('-');
+    push_digits(&mut text, u32::from(day), 2);
+    text.push('T');
+    push_digits(&mut text, u32::from(hour), 2);
+    text.push(':');
+    push_digits(&mut text, u32::from(minute), 2);
+    text.push(':');
+    push_digits(&mut text, u32::from(second), 2);
+    text.push('.');
+    push_digits(&mut text, u32::from(milli), 3);
+    text.push('Z');
+    text
+}
+
+/// The last `width` decimal digits of `value`, zero-padded.
+fn push_digits(text: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = value / 10u32.pow(place) % 10;
+        text.push(char::from_digit(digit, 10).unwrap_or('0'));
+    }
 }
 
 /// Stand-ins for `time`'s `PrimitiveDateTime::MIN/MAX` at UTC, without its
@@ -192,6 +215,26 @@ mod tests {
         let now = Timestamp::now();
         assert_eq!(now.as_str().len(), 24);
         assert_eq!(parse_rfc3339(now.as_str()), Some(now.unix_nanos()));
+    }
+
+    #[test]
+    fn made_timestamps_match_the_time_crate_formatting() {
+        // Steps that are not round numbers, from year 0 to 9999, cover every
+        // field's range, leap days and the end of years.
+        let mut nanos = macros_free::MIN.unix_timestamp_nanos();
+        let end = macros_free::MAX.unix_timestamp_nanos();
+        let step = 7_919 * 3_600 * NANOS_PER_SECOND + 123_457_000;
+        while nanos <= end {
+            let instant = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
+            let (year, month, day) = instant.to_calendar_date();
+            let (hour, minute, second, milli) = instant.to_hms_milli();
+            let expected = format!(
+                "{year:04}-{:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z",
+                u8::from(month)
+            );
+            assert_eq!(Timestamp::from_unix_nanos(nanos).as_str(), expected);
+            nanos += step;
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use foldhash::fast::RandomState;
 use ipnet::IpNet;
 
 use crate::config::AuthorizationConfig;
@@ -112,7 +113,7 @@ struct RolePolicy {
 /// The compiled authorization rules.
 #[derive(Clone, Debug, Default)]
 pub struct Policy {
-    roles: HashMap<Box<str>, RolePolicy>,
+    roles: HashMap<Box<str>, RolePolicy, RandomState>,
     allow_ips: Vec<IpNet>,
     deny_ips: Vec<IpNet>,
 }
@@ -193,7 +194,7 @@ impl Policy {
                 })
                 .collect::<Result<Vec<Rule>, Error>>()
         };
-        let mut roles = HashMap::new();
+        let mut roles = HashMap::default();
         for (name, role) in &config.roles {
             roles.insert(
                 Box::from(name.as_str()),

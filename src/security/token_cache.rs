@@ -9,7 +9,9 @@
 //! same material, the `jti` not revoked since, `exp` not passed. Rule
 //! changes (issuer, audience, leeway) empty the cache.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 
 use super::keyring::Keyring;
 use super::revocation::RevocationList;
@@ -51,7 +53,7 @@ impl TokenCache {
         TokenCache {
             slots: (0..slots).map(|_| None).collect(),
             enabled: capacity > 0,
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             rules_fingerprint: None,
             scratch: TokenScratch::default(),
             hits: 0,
