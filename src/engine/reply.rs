@@ -4,9 +4,9 @@ use crate::codec::{self, AlignedBytes, Codec};
 use crate::error::{Code, Error};
 use crate::json::RawJson;
 use crate::json::write::write_str;
+use crate::message::timestamp::MillisecondClock;
 use crate::message::{
-    Field, Message, MessageType, PROTOCOL_VERSION, SecurityLevel, SecurityMetadata, Timestamp,
-    TypeKey,
+    Field, Message, MessageType, PROTOCOL_VERSION, SecurityLevel, SecurityMetadata, TypeKey,
 };
 use crate::security::{Admission, ReplyProtection};
 use crate::sync::{Ordering, StaticCounter};
@@ -85,6 +85,7 @@ pub(crate) struct ReplyWriter {
     ids: ReplyIds,
     json: Vec<u8>,
     binary: AlignedBytes,
+    clock: MillisecondClock,
 }
 
 impl ReplyWriter {
@@ -93,6 +94,7 @@ impl ReplyWriter {
             ids: ReplyIds::new(boot),
             json: Vec::with_capacity(1024),
             binary: AlignedBytes::new(),
+            clock: MillisecondClock::default(),
         }
     }
 
@@ -150,7 +152,7 @@ impl ReplyWriter {
         error: &Error,
     ) {
         let id = self.ids.next().to_owned();
-        let message = error.to_envelope(id, correlation_id, Timestamp::now());
+        let message = error.to_envelope(id, correlation_id, self.clock.now());
         self.send(
             sinks,
             to,
@@ -192,7 +194,7 @@ impl ReplyWriter {
             payload: RawJson::null(),
             metadata: Field::Present(RawJson::from_compact(metadata)),
             security,
-            timestamp: Timestamp::now(),
+            timestamp: self.clock.now(),
         };
         let now = message.timestamp.unix_nanos();
         admission.protect_reply(&mut message, payload, reply_to.protection, now)?;
