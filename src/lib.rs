@@ -151,7 +151,7 @@ pub mod message;
 pub mod security;
 pub mod server;
 mod sync;
-mod wire;
+pub mod wire;
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,7 +1,9 @@
 //! [`Wire`]: one non-blocking TCP connection, with or without TLS, as the
 //! server and the client both drive it: bytes in to a frame decoder, bytes
 //! out from a buffer. It owns the TLS dance (records in and out, the
-//! handshake, alerts) so that neither side has to.
+//! handshake, alerts) so that neither side has to. Public for programs
+//! that drive many connections from one event loop of their own (the load
+//! generator of `mcp-bench` does).
 
 use std::io::{self, Write};
 
@@ -15,7 +17,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a wire failed.
 #[derive(Debug)]
-pub(crate) enum WireError {
+pub enum WireError {
     /// The socket failed.
     Io(io::Error),
     /// The TLS layer refused the peer (handshake, version, certificate, a
@@ -25,7 +27,7 @@ pub(crate) enum WireError {
 
 /// What one read step got.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Read {
+pub enum Read {
     /// Bytes went to the decoder (or to TLS' buffers).
     Progress,
     /// Nothing more now.
@@ -35,7 +37,7 @@ pub(crate) enum Read {
 }
 
 /// A TCP connection, plain or TLS, with its outbound buffer.
-pub(crate) struct Wire {
+pub struct Wire {
     pub(crate) socket: TcpStream,
     tls: Option<Box<rustls::Connection>>,
     /// Bytes not yet handed to the socket (or TLS), from `out_start`.
@@ -53,7 +55,8 @@ impl std::fmt::Debug for Wire {
 }
 
 impl Wire {
-    pub(crate) fn new(socket: TcpStream, tls: Option<rustls::Connection>) -> Wire {
+    /// A connection over `socket` (non-blocking), through `tls` if given.
+    pub fn new(socket: TcpStream, tls: Option<rustls::Connection>) -> Wire {
         Wire {
             socket,
             tls: tls.map(Box::new),
@@ -63,27 +66,27 @@ impl Wire {
     }
 
     /// The outbound buffer, to append frames to.
-    pub(crate) fn out(&mut self) -> &mut Vec<u8> {
+    pub fn out(&mut self) -> &mut Vec<u8> {
         &mut self.out
     }
 
     /// Outbound bytes not yet handed on.
-    pub(crate) fn pending(&self) -> usize {
+    pub fn pending(&self) -> usize {
         self.out.len() - self.out_start
     }
 
     /// Whether the TLS handshake is still going on.
-    pub(crate) fn is_handshaking(&self) -> bool {
+    pub fn is_handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
     }
 
     /// Whether every outbound byte has gone to the socket.
-    pub(crate) fn is_flushed(&self) -> bool {
+    pub fn is_flushed(&self) -> bool {
         self.pending() == 0 && !self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
     /// Reads once: plaintext TLS already holds, else from the socket.
-    pub(crate) fn read_into(&mut self, decoder: &mut FrameDecoder) -> Result<Read, WireError> {
+    pub fn read_into(&mut self, decoder: &mut FrameDecoder) -> Result<Read, WireError> {
         let Some(tls) = &mut self.tls else {
             return match decoder.read_from(&mut self.socket, READ_CHUNK) {
                 Ok(0) => Ok(Read::Ended),
@@ -118,7 +121,7 @@ impl Wire {
     }
 
     /// Writes what the socket takes now.
-    pub(crate) fn flush(&mut self) -> Result<(), WireError> {
+    pub fn flush(&mut self) -> Result<(), WireError> {
         match &mut self.tls {
             None => {
                 while let Some(rest) = self.out.get(self.out_start..)
@@ -166,8 +169,13 @@ impl Wire {
         Ok(())
     }
 
+    /// The socket, to register with a [`mio::Poll`].
+    pub fn socket_mut(&mut self) -> &mut TcpStream {
+        &mut self.socket
+    }
+
     /// Says goodbye on the TLS layer, as far as the socket takes it now.
-    pub(crate) fn close_notify(&mut self) {
+    pub fn close_notify(&mut self) {
         if let Some(tls) = &mut self.tls {
             tls.send_close_notify();
             let _ = tls.write_tls(&mut self.socket);

@@ -2,28 +2,44 @@
 //! this process starts (so its threads' CPU can be read) or to a running
 //! one (`--addr`).
 //!
-//! One thread paces the sends over the connections in turn; one collector
-//! drains every connection's replies and maps each correlation id back to
-//! its message. The client library's own thread per connection does the
-//! socket and TLS work.
+//! The load generator is two threads whatever the number of connections:
+//! the sender paces the frames into per-connection outboxes, and one I/O
+//! thread drives every connection from one `mio` poll (TLS, writes, reads)
+//! and times each reply by its correlation id. A thread per connection, as
+//! the client library has, spent more CPU on the shared two cores than the
+//! server it measured.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream as StdStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mcp_engine::client::{Client, ClientReply, Connector, Credentials, Envelopes};
-use mcp_engine::codec::Codec;
-use mcp_engine::frame::write_frame;
+use mcp_engine::client::{Credentials, Envelopes, client_config};
+use mcp_engine::codec::{Codec, Decoder, Limits};
+use mcp_engine::frame::{FrameDecoder, write_frame};
+use mcp_engine::message::unix_nanos_now;
 use mcp_engine::server::Server;
+use mcp_engine::wire::{Read, Wire, WireError};
 use mcp_engine::{Code, Config, Error};
+use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
+use rustls_pki_types::ServerName;
 
 use super::inproc::{ENGINE_THREADS, drive, settle, start_engine};
 use super::report::{Figures, measure};
 use super::workload::Prepared;
 use super::{Plan, Recorder};
 use crate::process;
+
+/// The I/O thread's waker; connections are tokens 0..n.
+const WAKER: Token = Token(usize::MAX);
+
+/// The largest reply frame taken.
+const MAX_REPLY: usize = 64 * 1024 * 1024;
+
+/// How long connecting and the TLS handshakes may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the network run sends.
 #[derive(Debug)]
@@ -39,6 +55,49 @@ pub enum NetTarget {
         /// Its address.
         addr: SocketAddr,
     },
+}
+
+/// How to reach the server: its address, and TLS settings unless plain.
+struct Reach {
+    addr: SocketAddr,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+}
+
+impl Reach {
+    /// TLS as `credentials` say (their CA and server name) to `addr`.
+    fn tls(addr: SocketAddr, credentials: &Credentials) -> Result<Reach, Error> {
+        let ca = credentials.ca_cert.as_deref().ok_or_else(|| {
+            Error::new(Code::ConfigurationError, "credentials: TLS needs `ca_cert`")
+        })?;
+        let name = credentials.server_name.as_deref().unwrap_or("localhost");
+        let name = ServerName::try_from(name.to_owned())
+            .map_err(|e| Error::new(Code::ConfigurationError, format!("server name: {e}")))?;
+        Ok(Reach {
+            addr,
+            tls: Some((client_config(ca, None)?, name)),
+        })
+    }
+
+    fn connect(&self) -> Result<Wire, Error> {
+        let stream = StdStream::connect_timeout(&self.addr, CONNECT_TIMEOUT)
+            .map_err(|e| network(&format!("cannot connect to {}", self.addr), e))?;
+        stream
+            .set_nodelay(true)
+            .and_then(|()| stream.set_nonblocking(true))
+            .map_err(|e| network("socket", e))?;
+        let tls = match &self.tls {
+            Some((config, name)) => Some(rustls::Connection::from(
+                rustls::ClientConnection::new(Arc::clone(config), name.clone())
+                    .map_err(|e| network("TLS", e))?,
+            )),
+            None => None,
+        };
+        Ok(Wire::new(mio::net::TcpStream::from_std(stream), tls))
+    }
+}
+
+fn network(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(Code::NetworkError, format!("{what}: {e}"))
 }
 
 /// Runs `messages` over `connections` connections to `target`.
@@ -67,27 +126,25 @@ pub fn run_net(
         }
         NetTarget::Addr { .. } => None,
     };
-    let connector = match (target, &own) {
-        (NetTarget::Own { tls: false }, Some(server)) => Connector::plain(server.local_addr()),
+    let reach = match (target, &own) {
+        (NetTarget::Own { tls: false }, Some(server)) => Reach {
+            addr: server.local_addr(),
+            tls: None,
+        },
         (NetTarget::Own { tls: true }, Some(server)) => {
-            let mut reach = credentials.clone();
-            reach.addr = server.local_addr().to_string();
-            reach.tls = true;
-            Connector::from_credentials(&reach)?
+            Reach::tls(server.local_addr(), credentials)?
         }
-        (NetTarget::Addr { addr }, _) => {
-            let mut reach = credentials.clone();
-            reach.addr = addr.to_string();
-            Connector::from_credentials(&reach)?
-        }
+        (NetTarget::Addr { addr }, _) if credentials.tls => Reach::tls(*addr, credentials)?,
+        (NetTarget::Addr { addr }, _) => Reach {
+            addr: *addr,
+            tls: None,
+        },
         _ => return Err(Error::new(Code::InternalError, "no server to reach")),
     };
-    let clients: Vec<Client> = (0..connections.max(1))
-        .map(|_| connector.connect())
-        .collect::<Result<_, _>>()?;
-    let clients = Arc::new(clients);
+    let links = Links::connect(&reach, connections.max(1))?;
 
-    // Which message each id is, made before the clock starts.
+    // Which message each id is, and every frame, made before the clock
+    // starts.
     let index_of: HashMap<String, usize> = messages
         .iter()
         .enumerate()
@@ -109,32 +166,32 @@ pub fn run_net(
         .collect::<Result<_, Error>>()?;
 
     let recorder = Arc::new(Recorder::new(frames.len(), Instant::now()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let collector = {
-        let clients = Arc::clone(&clients);
+    let outboxes = Arc::clone(&links.outboxes);
+    let io = {
         let recorder = Arc::clone(&recorder);
-        let stop = Arc::clone(&stop);
-        let mut envelopes = Envelopes::from_credentials(credentials, "admin")?;
+        let mut timing = Timing {
+            recorder,
+            index_of,
+            envelopes: Envelopes::from_credentials(credentials, "admin")?,
+            binary: Decoder::new(Limits {
+                max_message_size: MAX_REPLY,
+                ..Limits::default()
+            }),
+            scratch: Vec::new(),
+        };
         std::thread::Builder::new()
-            .name("bench-collect".into())
-            .spawn(move || collect(&clients, &recorder, &index_of, &stop, &mut envelopes))
+            .name("bench-io".into())
+            .spawn(move || links.pump(&mut timing))
             .map_err(|e| Error::new(Code::InternalError, format!("thread: {e}")))?
     };
 
     let measured_here = own.is_some();
     let mut warm_cpu = 0.0;
-    let mut send_failures = 0u64;
     let sent = drive(
         frames,
         plan,
         &recorder,
-        |index, frame| {
-            if let Some(client) = clients.get(index % clients.len())
-                && client.send_raw(&frame.body).is_err()
-            {
-                send_failures += 1;
-            }
-        },
+        |index, frame| outboxes.push(index, &frame.body),
         || {
             if let Some(server) = &own {
                 server.engine().reset_latencies();
@@ -146,8 +203,8 @@ pub fn run_net(
     let cpu = process::cpu_of_threads(ENGINE_THREADS) - warm_cpu;
     let threads = process::threads("self");
     settle(&recorder, sent, Duration::from_secs(10));
-    stop.store(true, Ordering::Release);
-    let _ = collector.join();
+    outboxes.stop();
+    let lost = io.join().unwrap_or(connections as u64);
     let processing = own.as_ref().and_then(|server| {
         server
             .engine()
@@ -157,7 +214,6 @@ pub fn run_net(
             .find(|l| l.stage == mcp_engine::engine::Stage::Total)
             .map(|l| l.p99_ns)
     });
-    drop(clients);
     if let Some(server) = own {
         server.shutdown();
     }
@@ -173,66 +229,263 @@ pub fn run_net(
         figures.cpu_share = None;
         figures.cpu_us_per_msg = None;
     }
-    if send_failures > 0 {
-        figures.errors.insert("send_failed".into(), send_failures);
+    if lost > 0 {
+        figures.errors.insert("connection_lost".into(), lost);
     }
     Ok(figures)
 }
 
-/// Drains every connection's replies until `stop`, recording each against
-/// its message.
-fn collect(
-    clients: &[Client],
-    recorder: &Recorder,
-    index_of: &HashMap<String, usize>,
-    stop: &AtomicBool,
-    envelopes: &mut Envelopes,
-) {
-    while !stop.load(Ordering::Acquire) {
-        let mut idle = true;
-        for client in clients {
-            while let Some(reply) = client.next_unmatched(Duration::ZERO) {
-                idle = false;
-                record(&reply, recorder, index_of, envelopes);
+/// Frames the sender has queued, per connection, and how it wakes the I/O
+/// thread: only when that thread said it is about to sleep, so that a busy
+/// run costs no wake-up per message.
+struct Outboxes {
+    queued: Vec<Mutex<Vec<u8>>>,
+    asleep: AtomicBool,
+    stop: AtomicBool,
+    waker: Waker,
+}
+
+impl Outboxes {
+    /// Queues message `index`'s frame on its connection (round robin).
+    fn push(&self, index: usize, frame: &[u8]) {
+        if let Some(queue) = self.queued.get(index % self.queued.len()) {
+            queue.lock().extend_from_slice(frame);
+        }
+        // SeqCst pairs with the I/O thread's store-then-check in `pump`:
+        // either it sees this frame, or this sees it asleep.
+        if self.asleep.swap(false, Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    fn any_queued(&self) -> bool {
+        self.queued.iter().any(|queue| !queue.lock().is_empty())
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+/// One connection of the load generator.
+struct Link {
+    wire: Wire,
+    decoder: FrameDecoder,
+    open: bool,
+}
+
+/// Every connection, and the poll that drives them.
+struct Links {
+    poll: Poll,
+    links: Vec<Link>,
+    outboxes: Arc<Outboxes>,
+}
+
+impl Links {
+    /// Connects `count` times and finishes every TLS handshake.
+    fn connect(reach: &Reach, count: usize) -> Result<Links, Error> {
+        let poll = Poll::new().map_err(|e| network("poll", e))?;
+        let mut links = Vec::with_capacity(count);
+        for token in 0..count {
+            let mut wire = reach.connect()?;
+            poll.registry()
+                .register(
+                    wire.socket_mut(),
+                    Token(token),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map_err(|e| network("poll", e))?;
+            links.push(Link {
+                wire,
+                decoder: FrameDecoder::new(MAX_REPLY),
+                open: true,
+            });
+        }
+        let waker = Waker::new(poll.registry(), WAKER).map_err(|e| network("poll", e))?;
+        let outboxes = Arc::new(Outboxes {
+            queued: (0..count).map(|_| Mutex::new(Vec::new())).collect(),
+            asleep: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            waker,
+        });
+        let mut links = Links {
+            poll,
+            links,
+            outboxes,
+        };
+        links.handshake()?;
+        Ok(links)
+    }
+
+    fn handshake(&mut self) -> Result<(), Error> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let mut events = Events::with_capacity(1024);
+        while self.links.iter().any(|link| link.wire.is_handshaking()) {
+            if Instant::now() > deadline {
+                return Err(network("handshake", "timed out"));
+            }
+            for link in &mut self.links {
+                link.wire
+                    .flush()
+                    .map_err(|e| network("handshake", describe(e)))?;
+                loop {
+                    match link.wire.read_into(&mut link.decoder) {
+                        Ok(Read::Progress) => {}
+                        Ok(Read::WouldBlock) => break,
+                        Ok(Read::Ended) => {
+                            return Err(network("handshake", "closed by the server"));
+                        }
+                        Err(e) => return Err(network("handshake", describe(e))),
+                    }
+                }
+                link.wire
+                    .flush()
+                    .map_err(|e| network("handshake", describe(e)))?;
+            }
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(10)));
+        }
+        Ok(())
+    }
+
+    /// Moves queued frames onto the wires, writes, reads and times replies
+    /// until told to stop; returns how many connections were lost.
+    fn pump(mut self, timing: &mut Timing) -> u64 {
+        let mut events = Events::with_capacity(1024);
+        let outboxes = Arc::clone(&self.outboxes);
+        loop {
+            for (link, queue) in self.links.iter_mut().zip(&outboxes.queued) {
+                {
+                    let mut queued = queue.lock();
+                    if !queued.is_empty() {
+                        link.wire.out().extend_from_slice(&queued);
+                        queued.clear();
+                    }
+                }
+                if link.open && link.wire.flush().is_err() {
+                    link.open = false;
+                }
+            }
+            if outboxes.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            outboxes.asleep.store(true, Ordering::SeqCst);
+            let timeout = if outboxes.any_queued() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(10)
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                break;
+            }
+            outboxes.asleep.store(false, Ordering::SeqCst);
+            for event in &events {
+                let Some(link) = self.links.get_mut(event.token().0) else {
+                    continue;
+                };
+                if event.is_readable() {
+                    link.read(timing);
+                }
             }
         }
-        if idle {
-            std::thread::sleep(Duration::from_micros(50));
+        let mut lost = 0;
+        for link in &mut self.links {
+            if link.open {
+                link.wire.close_notify();
+            } else {
+                lost += 1;
+            }
+        }
+        lost
+    }
+}
+
+impl Link {
+    /// Reads until the socket has nothing more, timing every reply.
+    fn read(&mut self, timing: &mut Timing) {
+        while self.open {
+            let step = self.wire.read_into(&mut self.decoder);
+            while let Some(Ok(frame)) = self.decoder.next_frame() {
+                timing.reply(frame.codec, frame.body);
+            }
+            match step {
+                Ok(Read::Progress) => {}
+                Ok(Read::WouldBlock) => break,
+                Ok(Read::Ended) | Err(_) => self.open = false,
+            }
+            if self.decoder.is_failed() {
+                self.open = false;
+            }
         }
     }
 }
 
-fn record(
-    reply: &ClientReply,
-    recorder: &Recorder,
-    index_of: &HashMap<String, usize>,
-    envelopes: &mut Envelopes,
-) {
-    let Some(index) = reply
-        .correlation_id
-        .as_deref()
-        .and_then(|id| index_of.get(id))
-    else {
-        return;
-    };
-    // Only an Error needs opening (for its code): a JSON reply says so in
-    // plain text; a binary one is opened.
-    let maybe_error = match reply.codec {
-        Codec::Json => contains(&reply.body, br#""type":"Error""#),
-        Codec::Binary => true,
-    };
-    let code = if maybe_error {
-        match envelopes.open(reply.codec, &reply.body) {
-            Ok(opened) if opened.is_error() => {
-                Some(error_code(&opened).unwrap_or(Code::InternalError))
+fn describe(e: WireError) -> String {
+    match e {
+        WireError::Io(e) => format!("socket: {e}"),
+        WireError::Tls(e) => format!("TLS: {e}"),
+    }
+}
+
+/// Times replies against the messages they answer.
+struct Timing {
+    recorder: Arc<Recorder>,
+    index_of: HashMap<String, usize>,
+    envelopes: Envelopes,
+    binary: Decoder,
+    scratch: Vec<u8>,
+}
+
+impl Timing {
+    fn reply(&mut self, codec: Codec, body: &[u8]) {
+        let index = match codec {
+            Codec::Json => json_correlation_id(body).and_then(|id| self.index_of.get(id)),
+            Codec::Binary => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(body);
+                let id = self
+                    .binary
+                    .decode(codec, &mut self.scratch, unix_nanos_now())
+                    .ok()
+                    .and_then(|view| view.correlation_id().map(str::to_owned));
+                id.and_then(|id| self.index_of.get(&id))
             }
-            Ok(_) => None,
-            Err(e) => Some(e.code()),
-        }
-    } else {
-        None
-    };
-    recorder.answered(*index, code);
+        };
+        let Some(&index) = index else {
+            return;
+        };
+        // Only an Error needs opening (for its code): a JSON reply says so
+        // in plain text; a binary one is opened.
+        let maybe_error = match codec {
+            Codec::Json => find(body, br#""type":"Error""#).is_some(),
+            Codec::Binary => true,
+        };
+        let code = if maybe_error {
+            match self.envelopes.open(codec, body) {
+                Ok(opened) if opened.is_error() => {
+                    Some(error_code(&opened).unwrap_or(Code::InternalError))
+                }
+                Ok(_) => None,
+                Err(e) => Some(e.code()),
+            }
+        } else {
+            None
+        };
+        self.recorder.answered(index, code);
+    }
+}
+
+/// A JSON reply's `metadata.correlation_id`, found without parsing: the
+/// engine writes `metadata` after `payload`, so the last occurrence is it,
+/// and ids need no escapes (PROTOCOL.md section 3).
+fn json_correlation_id(body: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = br#""correlation_id":""#;
+    let start = rfind(body, KEY)? + KEY.len();
+    let rest = body.get(start..)?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(rest.get(..end)?).ok()
 }
 
 /// The `code` of an opened Error's payload.
@@ -242,8 +495,30 @@ fn error_code(opened: &mcp_engine::client::Opened) -> Option<Code> {
     Code::ALL.iter().copied().find(|c| c.as_str() == code)
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
-        .any(|window| window == needle)
+        .position(|window| window == needle)
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .rposition(|window| window == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_correlation_id_is_read_from_metadata() {
+        let body = br#"{"version":"1.0","id":"r-1","type":"Response","payload":{"result":{"note":"\"correlation_id\":\"decoy\""}},"metadata":{"correlation_id":"m-42"},"security":{}}"#;
+        assert_eq!(json_correlation_id(body), Some("m-42"));
+        assert_eq!(json_correlation_id(br#"{"metadata":null}"#), None);
+        assert_eq!(
+            json_correlation_id(br#"{"metadata":{"correlation_id":"cut"#),
+            None
+        );
+    }
 }
