@@ -110,8 +110,11 @@ impl Connector {
         self.addr
     }
 
-    /// Connects, and finishes the TLS handshake before returning.
-    pub fn connect(&self) -> Result<Client, Error> {
+    /// Connects and returns the non-blocking connection, its TLS handshake
+    /// not yet driven: for programs that run connections from an event
+    /// loop of their own (`mcp-bench` does); [`connect`](Self::connect)
+    /// gives a ready [`Client`].
+    pub fn open_wire(&self) -> Result<Wire, Error> {
         let stream = StdStream::connect_timeout(&self.addr, self.timeout)
             .map_err(|e| network(&format!("cannot connect to {}", self.addr), e))?;
         stream
@@ -125,10 +128,19 @@ impl Connector {
             )),
             None => None,
         };
-        let mut socket = mio::net::TcpStream::from_std(stream);
+        Ok(Wire::new(mio::net::TcpStream::from_std(stream), tls))
+    }
+
+    /// Connects, and finishes the TLS handshake before returning.
+    pub fn connect(&self) -> Result<Client, Error> {
+        let mut wire = self.open_wire()?;
         let poll = Poll::new().map_err(|e| network("poll", e))?;
         poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)
+            .register(
+                wire.socket_mut(),
+                SOCKET,
+                Interest::READABLE | Interest::WRITABLE,
+            )
             .map_err(|e| network("poll", e))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| network("poll", e))?;
         let (unmatched_tx, unmatched) = mpsc::channel();
@@ -143,7 +155,7 @@ impl Connector {
         let (ready_tx, ready) = mpsc::sync_channel(1);
         let driver = Driver {
             poll,
-            wire: Wire::new(socket, tls),
+            wire,
             decoder: FrameDecoder::new(MAX_REPLY),
             replies: Decoder::new(Limits {
                 max_message_size: MAX_REPLY,

@@ -10,12 +10,12 @@
 //! server it measured.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream as StdStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mcp_engine::client::{Credentials, Envelopes, client_config};
+use mcp_engine::client::{Connector, Credentials, Envelopes};
 use mcp_engine::codec::{Codec, Decoder, Limits};
 use mcp_engine::frame::{FrameDecoder, write_frame};
 use mcp_engine::message::unix_nanos_now;
@@ -24,7 +24,6 @@ use mcp_engine::wire::{Read, Wire, WireError};
 use mcp_engine::{Code, Config, Error};
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
-use rustls_pki_types::ServerName;
 
 use super::inproc::{ENGINE_THREADS, drive, settle, start_engine};
 use super::report::{Figures, measure};
@@ -38,8 +37,8 @@ const WAKER: Token = Token(usize::MAX);
 /// The largest reply frame taken.
 const MAX_REPLY: usize = 64 * 1024 * 1024;
 
-/// How long connecting and the TLS handshakes may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the TLS handshakes may take (connecting: the Connector's 10 s).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the network run sends.
 #[derive(Debug)]
@@ -55,45 +54,6 @@ pub enum NetTarget {
         /// Its address.
         addr: SocketAddr,
     },
-}
-
-/// How to reach the server: its address, and TLS settings unless plain.
-struct Reach {
-    addr: SocketAddr,
-    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-}
-
-impl Reach {
-    /// TLS as `credentials` say (their CA and server name) to `addr`.
-    fn tls(addr: SocketAddr, credentials: &Credentials) -> Result<Reach, Error> {
-        let ca = credentials.ca_cert.as_deref().ok_or_else(|| {
-            Error::new(Code::ConfigurationError, "credentials: TLS needs `ca_cert`")
-        })?;
-        let name = credentials.server_name.as_deref().unwrap_or("localhost");
-        let name = ServerName::try_from(name.to_owned())
-            .map_err(|e| Error::new(Code::ConfigurationError, format!("server name: {e}")))?;
-        Ok(Reach {
-            addr,
-            tls: Some((client_config(ca, None)?, name)),
-        })
-    }
-
-    fn connect(&self) -> Result<Wire, Error> {
-        let stream = StdStream::connect_timeout(&self.addr, CONNECT_TIMEOUT)
-            .map_err(|e| network(&format!("cannot connect to {}", self.addr), e))?;
-        stream
-            .set_nodelay(true)
-            .and_then(|()| stream.set_nonblocking(true))
-            .map_err(|e| network("socket", e))?;
-        let tls = match &self.tls {
-            Some((config, name)) => Some(rustls::Connection::from(
-                rustls::ClientConnection::new(Arc::clone(config), name.clone())
-                    .map_err(|e| network("TLS", e))?,
-            )),
-            None => None,
-        };
-        Ok(Wire::new(mio::net::TcpStream::from_std(stream), tls))
-    }
 }
 
 fn network(what: &str, e: impl std::fmt::Display) -> Error {
@@ -127,18 +87,18 @@ pub fn run_net(
         NetTarget::Addr { .. } => None,
     };
     let reach = match (target, &own) {
-        (NetTarget::Own { tls: false }, Some(server)) => Reach {
-            addr: server.local_addr(),
-            tls: None,
-        },
+        (NetTarget::Own { tls: false }, Some(server)) => Connector::plain(server.local_addr()),
         (NetTarget::Own { tls: true }, Some(server)) => {
-            Reach::tls(server.local_addr(), credentials)?
+            let mut reach = credentials.clone();
+            reach.addr = server.local_addr().to_string();
+            reach.tls = true;
+            Connector::from_credentials(&reach)?
         }
-        (NetTarget::Addr { addr }, _) if credentials.tls => Reach::tls(*addr, credentials)?,
-        (NetTarget::Addr { addr }, _) => Reach {
-            addr: *addr,
-            tls: None,
-        },
+        (NetTarget::Addr { addr }, _) => {
+            let mut reach = credentials.clone();
+            reach.addr = addr.to_string();
+            Connector::from_credentials(&reach)?
+        }
         _ => return Err(Error::new(Code::InternalError, "no server to reach")),
     };
     let links = Links::connect(&reach, connections.max(1))?;
@@ -284,11 +244,11 @@ struct Links {
 
 impl Links {
     /// Connects `count` times and finishes every TLS handshake.
-    fn connect(reach: &Reach, count: usize) -> Result<Links, Error> {
+    fn connect(reach: &Connector, count: usize) -> Result<Links, Error> {
         let poll = Poll::new().map_err(|e| network("poll", e))?;
         let mut links = Vec::with_capacity(count);
         for token in 0..count {
-            let mut wire = reach.connect()?;
+            let mut wire = reach.open_wire()?;
             poll.registry()
                 .register(
                     wire.socket_mut(),
@@ -319,7 +279,7 @@ impl Links {
     }
 
     fn handshake(&mut self) -> Result<(), Error> {
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         let mut events = Events::with_capacity(1024);
         while self.links.iter().any(|link| link.wire.is_handshaking()) {
             if Instant::now() > deadline {
