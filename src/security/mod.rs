@@ -11,6 +11,7 @@
 mod admission;
 pub mod b64u;
 pub mod cipher;
+mod fingerprint_table;
 mod keyring;
 mod level;
 pub mod policy;

@@ -14,9 +14,10 @@
 //! ## The bound, and what happens at it
 //!
 //! At most `capacity` ids are remembered (config `replay_capacity`, default
-//! 4,194,304, about 16 bytes each plus the hash table's slack). When a shard
-//! is full, its expired entries are purged; if none has expired, the message
-//! is refused with `resource_exhausted` (retryable) rather than forgetting a
+//! 4,194,304, 16 bytes each with the table's slack: 64 MiB, touched only as
+//! it fills). The table (`fingerprint_table.rs`) reads one cache line per
+//! check. When a shard is full, its expired entries are purged; if none has
+//! expired, the message is refused with `resource_exhausted` (retryable) rather than forgetting a
 //! live id. The capacity a deployment needs is its sustained rate of
 //! authenticated messages times the window: the default covers 13,981 msg/s
 //! over 300 s. A false `replay_detected` needs a 64-bit hash collision among
@@ -25,18 +26,17 @@
 //! ## Concurrency
 //!
 //! The table is split into 64 shards, each behind its own lock, chosen by the
-//! hash. The check-and-insert is one short critical section (a hash lookup
-//! and an insert into preallocated space; a purge only when a shard is
-//! full), so two workers contend only when they land on the same shard at
-//! the same moment. Two copies of one id racing on two workers meet in the
+//! hash. The check-and-insert is one short critical section (one probe of
+//! preallocated space; a purge only when a shard is full), so two workers
+//! contend only when they land on the same shard at the same moment. Two copies of one id racing on two workers meet in the
 //! same shard and the lock orders them: exactly one is accepted (proved by
 //! the loom model in `loom-tests/tests/replay_guard.rs`).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 
 use crossbeam_utils::CachePadded;
 
+use super::fingerprint_table::{FingerprintTable, Recorded};
 use crate::error::{Code, Error};
 use crate::sync::Mutex;
 
@@ -47,28 +47,9 @@ const SHARDS: usize = 2;
 
 const NANOS: i128 = 1_000_000_000;
 
-/// Keys are already uniform hashes: the table uses them as they are.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
 struct Shard {
     /// Fingerprint to expiry, in whole seconds since the guard's epoch.
-    seen: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
-    capacity: usize,
+    seen: FingerprintTable,
     /// When full: the earliest expiry among the entries, before which a
     /// purge would free nothing.
     purge_at: u32,
@@ -100,8 +81,7 @@ impl ReplayGuard {
         let shards = (0..SHARDS)
             .map(|_| {
                 CachePadded::new(Mutex::new(Shard {
-                    seen: HashMap::with_capacity_and_hasher(per_shard, Default::default()),
-                    capacity: per_shard,
+                    seen: FingerprintTable::with_capacity(per_shard),
                     purge_at: 0,
                 }))
             })
@@ -116,7 +96,7 @@ impl ReplayGuard {
 
     /// How many ids the guard can hold.
     pub fn capacity(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().capacity).sum()
+        self.shards.iter().map(|s| s.lock().seen.capacity()).sum()
     }
 
     /// How many ids it holds now (expired ones included until purged).
@@ -158,27 +138,19 @@ impl ReplayGuard {
             return Err(Error::new(Code::InternalError, "replay shard missing"));
         };
         let mut shard = shard.lock();
-        match shard.seen.get(&fingerprint) {
-            Some(&until) if until > now_secs => {
-                return Err(Error::new(Code::ReplayDetected, "id already used"));
-            }
-            Some(_) => {}
-            None if shard.seen.len() >= shard.capacity => {
-                if now_secs >= shard.purge_at {
-                    shard.seen.retain(|_, until| *until > now_secs);
-                    shard.purge_at = shard.seen.values().copied().min().unwrap_or(0);
-                }
-                if shard.seen.len() >= shard.capacity {
-                    return Err(Error::new(
-                        Code::ResourceExhausted,
-                        "replay memory full of live ids",
-                    ));
-                }
-            }
-            None => {}
+        let mut recorded = shard.seen.record(fingerprint, expiry, now_secs);
+        if recorded == Recorded::Full && now_secs >= shard.purge_at {
+            shard.purge_at = shard.seen.purge(now_secs);
+            recorded = shard.seen.record(fingerprint, expiry, now_secs);
         }
-        shard.seen.insert(fingerprint, expiry);
-        Ok(())
+        match recorded {
+            Recorded::Done => Ok(()),
+            Recorded::Live => Err(Error::new(Code::ReplayDetected, "id already used")),
+            Recorded::Full => Err(Error::new(
+                Code::ResourceExhausted,
+                "replay memory full of live ids",
+            )),
+        }
     }
 }
 
