@@ -22,7 +22,43 @@ const SLOTS: usize = 5;
 /// the five 32-bit expiries, two per word. A plain array of `u64`, so that
 /// a zeroed table is allocated zeroed (by the OS, page by page) instead of
 /// written.
-type Bucket = [u64; 8];
+type Bucket = [u64; WORDS];
+
+/// Words per bucket.
+const WORDS: usize = 8;
+
+/// The huge page size on x86-64 and the usual arm64 configuration.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Asks the kernel to back the table's whole 2 MiB stretches with huge
+/// pages (transparent huge pages, in `madvise` mode on most systems).
+///
+/// Lookups land anywhere in the table (64 MiB by default): with 4 KiB
+/// pages each one is a TLB miss as well as a cache miss, and each page is
+/// first touched by a fault (two, as a read maps the zero page and the
+/// write then copies it) once per page, thousands of faults over the first
+/// seconds at a low rate. With 2 MiB pages the table is 32 TLB entries
+/// and 32 faults. Where the kernel cannot (no THP, or no huge page free),
+/// the table works as before.
+fn advise_huge_pages(buckets: &mut [Bucket]) {
+    let bytes = std::mem::size_of_val(buckets);
+    let base = buckets.as_mut_ptr().cast::<u8>();
+    let address = base as usize;
+    let first = address.next_multiple_of(HUGE_PAGE);
+    let end = address.saturating_add(bytes) / HUGE_PAGE * HUGE_PAGE;
+    if end <= first {
+        return;
+    }
+    let start = base
+        .wrapping_add(first - address)
+        .cast::<std::ffi::c_void>();
+    #[allow(unsafe_code)]
+    // SAFETY: `start..start + (end - first)` lies inside `buckets`, which
+    // this table owns alone, and is page-aligned as madvise requires.
+    // MADV_HUGEPAGE changes only how the kernel backs those pages, never
+    // their contents or whether they may be accessed.
+    let _ = unsafe { rustix::mm::madvise(start, end - first, rustix::mm::Advice::LinuxHugepage) };
+}
 
 /// What [`FingerprintTable::record`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +76,14 @@ pub(crate) enum Recorded {
 
 /// A bounded set of fingerprints, each remembered until its expiry.
 pub(crate) struct FingerprintTable {
-    buckets: Box<[Bucket]>,
+    /// The buckets are `count` (a power of two) times 8 words of `storage`
+    /// from word `offset`: storage has room to start them on a cache line
+    /// (whatever the allocator's alignment), and for a table of 2 MiB or
+    /// more on a huge page boundary (the spare words are never touched, so
+    /// never backed by memory).
+    storage: Box<[u64]>,
+    offset: usize,
+    count: usize,
     /// Slots in use, live or expired.
     len: usize,
     capacity: usize,
@@ -49,12 +92,45 @@ pub(crate) struct FingerprintTable {
 impl FingerprintTable {
     /// A table for `capacity` fingerprints, at most 80% of its slots.
     pub(crate) fn with_capacity(capacity: usize) -> FingerprintTable {
-        let buckets = capacity.div_ceil(4).max(1).next_power_of_two();
+        let count = capacity.div_ceil(4).max(1).next_power_of_two();
+        let words = count * WORDS;
+        let align = if words * 8 >= HUGE_PAGE {
+            HUGE_PAGE
+        } else {
+            std::mem::size_of::<Bucket>()
+        };
+        let mut storage = vec![0u64; words + align / 8].into_boxed_slice();
+        let address = storage.as_ptr() as usize;
+        // Words are 8-byte aligned, so the distance is whole words.
+        let offset = (address.next_multiple_of(align) - address) / 8;
+        if let Some(words) = storage.get_mut(offset..offset + words) {
+            advise_huge_pages(words.as_chunks_mut::<WORDS>().0);
+        }
         FingerprintTable {
-            buckets: vec![[0u64; 8]; buckets].into_boxed_slice(),
+            storage,
+            offset,
+            count,
             len: 0,
             capacity,
         }
+    }
+
+    fn buckets(&self) -> &[Bucket] {
+        let range = self.offset..self.offset + self.count * WORDS;
+        self.storage
+            .get(range)
+            .unwrap_or_default()
+            .as_chunks::<WORDS>()
+            .0
+    }
+
+    fn buckets_mut(&mut self) -> &mut [Bucket] {
+        let range = self.offset..self.offset + self.count * WORDS;
+        self.storage
+            .get_mut(range)
+            .unwrap_or_default()
+            .as_chunks_mut::<WORDS>()
+            .0
     }
 
     /// Slots in use, expired ones included until purged or reused.
@@ -71,14 +147,17 @@ impl FingerprintTable {
     /// and live at `now`.
     pub(crate) fn record(&mut self, fingerprint: u64, expiry: u32, now: u32) -> Recorded {
         let fingerprint = fingerprint.max(1);
-        let mask = self.buckets.len() - 1;
+        let capacity = self.capacity;
+        let len = self.len;
+        let buckets = self.buckets_mut();
+        let mask = buckets.len().wrapping_sub(1);
         let start = fingerprint as usize & mask;
         // The first expired slot on the chain, else the first empty one.
         let mut expired: Option<(usize, usize)> = None;
         let mut empty: Option<(usize, usize)> = None;
-        for probe in 0..self.buckets.len() {
+        for probe in 0..buckets.len() {
             let at = (start + probe) & mask;
-            let Some(bucket) = self.buckets.get_mut(at) else {
+            let Some(bucket) = buckets.get_mut(at) else {
                 break;
             };
             for slot in 0..SLOTS {
@@ -104,19 +183,19 @@ impl FingerprintTable {
                 break;
             }
         }
-        let (at, slot) = match (expired, empty) {
-            (Some(place), _) => place,
-            (None, Some(place)) if self.len < self.capacity => {
-                self.len += 1;
-                place
-            }
+        let (at, slot, grows) = match (expired, empty) {
+            (Some((at, slot)), _) => (at, slot, false),
+            (None, Some((at, slot))) if len < capacity => (at, slot, true),
             _ => return Recorded::Full,
         };
-        if let Some(bucket) = self.buckets.get_mut(at)
+        if let Some(bucket) = buckets.get_mut(at)
             && let Some(word) = bucket.get_mut(slot)
         {
             *word = fingerprint;
             set_expiry(bucket, slot, expiry);
+        }
+        if grows {
+            self.len += 1;
         }
         Recorded::Done
     }
@@ -126,7 +205,7 @@ impl FingerprintTable {
     /// none: before then a purge would free nothing.
     pub(crate) fn purge(&mut self, now: u32) -> u32 {
         let mut live = Vec::with_capacity(self.len);
-        for bucket in self.buckets.iter() {
+        for bucket in self.buckets() {
             for slot in 0..SLOTS {
                 if let Some(&fingerprint) = bucket.get(slot)
                     && fingerprint != 0
@@ -136,7 +215,9 @@ impl FingerprintTable {
                 }
             }
         }
-        self.buckets.iter_mut().for_each(|bucket| *bucket = [0; 8]);
+        self.buckets_mut()
+            .iter_mut()
+            .for_each(|bucket| *bucket = [0; 8]);
         self.len = 0;
         for &(fingerprint, expiry) in &live {
             // Fewer than before, into an empty table: always room.
@@ -163,6 +244,49 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn a_large_table_is_advised_onto_huge_pages() {
+        // 16 MiB of buckets: at least seven whole 2 MiB stretches.
+        let mut table = FingerprintTable::with_capacity(1 << 20);
+        assert_eq!(table.record(7, 10, 0), Recorded::Done);
+        let start = table.buckets().as_ptr() as usize;
+        assert!(start.is_multiple_of(HUGE_PAGE));
+        let inside = start + 4 * HUGE_PAGE;
+        // The mapping holding it carries the advice: `hg` in its VmFlags.
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut holds_it = false;
+        let mut flags = None;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().unwrap_or("");
+            if let Some((from, to)) = range.split_once('-')
+                && let (Ok(from), Ok(to)) = (
+                    usize::from_str_radix(from, 16),
+                    usize::from_str_radix(to, 16),
+                )
+            {
+                holds_it = (from..to).contains(&inside);
+            } else if holds_it && let Some(rest) = line.strip_prefix("VmFlags:") {
+                flags = Some(
+                    rest.split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        let flags = flags.unwrap();
+        assert!(flags.iter().any(|f| f == "hg"), "{flags:?}");
+    }
+
+    #[test]
+    fn buckets_start_on_a_cache_line_whatever_the_allocator() {
+        for capacity in [1, 100, 4096, 30_000] {
+            let table = FingerprintTable::with_capacity(capacity);
+            let start = table.buckets().as_ptr() as usize;
+            assert!(start.is_multiple_of(64), "{capacity}: {start:#x}");
+            assert_eq!(table.buckets().len(), table.count);
+        }
+    }
 
     #[test]
     fn a_bucket_is_one_cache_line() {
