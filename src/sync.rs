@@ -127,6 +127,18 @@ impl<T> Mutex<T> {
             self.inner.lock().unwrap()
         }
     }
+
+    /// The guard, if no one holds the lock now.
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        {
+            self.inner.try_lock()
+        }
+        #[cfg(loom)]
+        {
+            self.inner.try_lock().ok()
+        }
+    }
 }
 
 /// A shared value replaced whole and read without waiting: readers take a

@@ -25,6 +25,7 @@
 //! | `completion_vs_timeout.rs` | a responder answering while the deadline passes |
 //! | `shutdown_drain.rs` | submitters racing shutdown: every queued job is taken |
 //! | `outbox.rs` | engine threads handing replies to the server's I/O thread: no lost wake-up; a reply racing the close is taken or counted once |
+//! | `seat.rs` | a submitter running messages in a parked worker's seat while the worker wakes: each message runs once, a submitter's in order, no lost wake-up |
 //! | `staged_handover.rs` | a front-stage worker's last hand-over racing shutdown: the back stage takes it before exiting |
 
 /// Threads: loom's under `--cfg loom`, std's otherwise.
@@ -32,6 +33,12 @@
 pub use loom::thread;
 #[cfg(not(loom))]
 pub use std::thread;
+
+/// Atomics: loom's under `--cfg loom`, std's otherwise.
+#[cfg(loom)]
+pub use loom::sync::atomic;
+#[cfg(not(loom))]
+pub use std::sync::atomic;
 
 /// `Arc`: loom's under `--cfg loom`, std's otherwise.
 #[cfg(loom)]

@@ -49,6 +49,13 @@ pub struct EngineConfig {
     pub overflow: Overflow,
     /// Pin workers to cores, where there are cores enough (default true).
     pub pin_threads: bool,
+    /// Let a submitting thread run a message itself when its worker is
+    /// parked and has nothing queued, instead of waking the worker
+    /// (default true; `sharded` only). A wake-up costs far more than a
+    /// message at low rates; but the submitter (the server's I/O thread,
+    /// or the caller of `Engine::submit`) is busy for as long as the
+    /// handler runs, so turn it off if handlers block for long.
+    pub run_on_submitter: bool,
     /// Deferred commands one worker may hold open (default 1024).
     pub max_deferred: u64,
     /// Worker stack size in KiB (default 256).
@@ -70,6 +77,7 @@ impl Default for EngineConfig {
             queue_capacity: 4096,
             overflow: Overflow::Refuse,
             pin_threads: true,
+            run_on_submitter: true,
             max_deferred: 1024,
             stack_kib: 256,
             drain_ms: 5000,
@@ -88,6 +96,7 @@ pub(super) struct EngineFile {
     queue_capacity: Option<Spanned<u64>>,
     overflow: Option<Overflow>,
     pin_threads: Option<bool>,
+    run_on_submitter: Option<bool>,
     max_deferred: Option<Spanned<u64>>,
     stack_kib: Option<Spanned<u64>>,
     drain_ms: Option<Spanned<u64>>,
@@ -123,6 +132,7 @@ pub(super) fn engine_config(
         )?,
         overflow: file.overflow.unwrap_or(defaults.overflow),
         pin_threads: file.pin_threads.unwrap_or(defaults.pin_threads),
+        run_on_submitter: file.run_on_submitter.unwrap_or(defaults.run_on_submitter),
         max_deferred: bounded(
             at,
             file.max_deferred,

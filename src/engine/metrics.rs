@@ -127,7 +127,9 @@ const UNMATCHED_REPLIES: usize = RESPONSES + 5;
 const PANICS: usize = RESPONSES + 6;
 const LATE_ANSWERS: usize = RESPONSES + 7;
 const RESTARTS: usize = RESPONSES + 8;
-const SLOTS: usize = RESPONSES + 9;
+const RUN_ON_SUBMITTER: usize = RESPONSES + 9;
+const SUBMITTER_BUSY_NS: usize = RESPONSES + 10;
+const SLOTS: usize = RESPONSES + 11;
 
 /// One thread's counters.
 #[derive(Debug)]
@@ -180,6 +182,11 @@ impl Counters {
     }
     pub(crate) fn late_answer(&self) {
         self.add(LATE_ANSWERS, 1);
+    }
+    /// A submitter ran a message in this worker's seat, for `busy_ns`.
+    pub(crate) fn ran_on_submitter(&self, busy_ns: u64) {
+        self.add(RUN_ON_SUBMITTER, 1);
+        self.add(SUBMITTER_BUSY_NS, busy_ns);
     }
 }
 
@@ -272,6 +279,8 @@ impl Metrics {
             handler_panics: sum(PANICS),
             late_answers: sum(LATE_ANSWERS),
             worker_restarts: sum(RESTARTS),
+            run_on_submitter: sum(RUN_ON_SUBMITTER),
+            submitter_busy_ns: sum(SUBMITTER_BUSY_NS),
             latencies,
             queue_depths,
         }
@@ -331,6 +340,13 @@ pub struct MetricsSnapshot {
     pub late_answers: u64,
     /// Worker loops restarted after a panic escaped them.
     pub worker_restarts: u64,
+    /// Messages run by the submitting thread, its worker being parked
+    /// (`engine.run_on_submitter`).
+    pub run_on_submitter: u64,
+    /// How long the submitting threads spent running those messages, in
+    /// nanoseconds of wall-clock time (so at least the CPU time they took):
+    /// engine work that the worker threads' own CPU time does not show.
+    pub submitter_busy_ns: u64,
     /// Per-stage latency.
     pub latencies: Vec<StageLatency>,
     /// Each worker's queue depth at the reading.
@@ -356,7 +372,7 @@ impl MetricsSnapshot {
         let mut out = String::with_capacity(512);
         let _ = write!(
             out,
-            "{{\"accepted\":{},\"refused_at_intake\":{},\"responses\":{},\"events\":{},\"deliveries\":{},\"unmatched_replies\":{},\"handler_panics\":{},\"late_answers\":{},\"errors\":{{",
+            "{{\"accepted\":{},\"refused_at_intake\":{},\"responses\":{},\"events\":{},\"deliveries\":{},\"unmatched_replies\":{},\"handler_panics\":{},\"late_answers\":{},\"run_on_submitter\":{},\"submitter_busy_ns\":{},\"errors\":{{",
             self.accepted,
             self.refused_at_intake,
             self.responses,
@@ -364,7 +380,9 @@ impl MetricsSnapshot {
             self.deliveries,
             self.unmatched_replies,
             self.handler_panics,
-            self.late_answers
+            self.late_answers,
+            self.run_on_submitter,
+            self.submitter_busy_ns
         );
         for (i, (code, n)) in self.errors.iter().enumerate() {
             let comma = if i == 0 { "" } else { "," };
@@ -433,6 +451,16 @@ impl MetricsSnapshot {
             "late_answers_total",
             "Answers dropped after a timeout.",
             self.late_answers,
+        );
+        counter(
+            "run_on_submitter_total",
+            "Messages run by the submitting thread while their worker was parked.",
+            self.run_on_submitter,
+        );
+        counter(
+            "submitter_busy_nanoseconds_total",
+            "Wall-clock time submitting threads spent running messages.",
+            self.submitter_busy_ns,
         );
         let _ = writeln!(
             out,

@@ -26,6 +26,7 @@ use super::metrics::MetricsSnapshot;
 use super::outbound::PendingReply;
 use super::registry::{CommandSpec, Registry};
 use super::reply::ReplyWriter;
+use super::seat::Seat;
 use super::shared::{Phase, Shared, ThreadPlan};
 use super::sink::{Destination, Outcome, Reply, ReplySink, SinkId};
 use super::state::{ProtocolState, RecentMessage, Status};
@@ -146,6 +147,7 @@ impl EngineBuilder {
         };
         let mut threads = Vec::with_capacity(workers + 1);
         let mut mailboxes = Vec::with_capacity(workers);
+        let mut seats = Vec::with_capacity(workers);
         for index in 0..workers {
             let (mailbox_tx, mailbox_rx) = mpsc::sync_channel(1);
             let shared_for_worker = Arc::clone(&shared);
@@ -168,8 +170,14 @@ impl EngineBuilder {
                         history,
                         crate::sync::thread::current(),
                     ));
-                    let _ = mailbox_tx.send(Arc::clone(&mailbox));
-                    supervise(index, role, &shared_for_worker, &mailbox, idle);
+                    let seat = Arc::new(Seat::new(Worker::new(
+                        index,
+                        role,
+                        Arc::clone(&shared_for_worker),
+                        Arc::clone(&mailbox),
+                    )));
+                    let _ = mailbox_tx.send((Arc::clone(&mailbox), Arc::clone(&seat)));
+                    supervise(index, role, &shared_for_worker, &mailbox, &seat, idle);
                 })
                 .map_err(|e| {
                     Error::new(
@@ -177,10 +185,14 @@ impl EngineBuilder {
                         format!("cannot start a worker: {e}"),
                     )
                 })?;
-            let mailbox = mailbox_rx
+            let (mailbox, seat) = mailbox_rx
                 .recv()
                 .map_err(|_| Error::new(Code::InternalError, "a worker failed to start"))?;
             mailboxes.push(mailbox);
+            // Submitters run messages only where a worker runs every stage.
+            if role == Role::Whole {
+                seats.push(seat);
+            }
             threads.push(handle);
         }
         let _ = shared.mailboxes.set(mailboxes.into_boxed_slice());
@@ -204,6 +216,7 @@ impl EngineBuilder {
             shared,
             workers: Mutex::new(threads),
             timer: Mutex::new(Some(timer)),
+            seats: seats.into_boxed_slice(),
             calls,
             call_sink,
             next_call: AtomicU64::new(0),
@@ -218,11 +231,11 @@ fn supervise(
     role: Role,
     shared: &Arc<Shared>,
     mailbox: &Arc<Mailbox>,
+    seat: &Seat<Worker>,
     idle: IdleStrategy,
 ) {
     loop {
-        let mut worker = Worker::new(index, role, Arc::clone(shared), Arc::clone(mailbox));
-        match catch_unwind(AssertUnwindSafe(|| worker.run(idle))) {
+        match catch_unwind(AssertUnwindSafe(|| Worker::run(seat, idle))) {
             Ok(()) => {
                 if role == Role::Front {
                     shared.gate.front_exited(shared.back_mailboxes());
@@ -232,6 +245,7 @@ fn supervise(
             Err(_) => {
                 shared.metrics.counters(index).panic();
                 Worker::recover(shared, mailbox, index);
+                **seat.take() = Worker::new(index, role, Arc::clone(shared), Arc::clone(mailbox));
                 shared.metrics.restarted();
             }
         }
@@ -241,6 +255,8 @@ fn supervise(
 /// A running engine. Dropping it shuts it down.
 pub struct Engine {
     shared: Arc<Shared>,
+    /// The workers' seats, by intake index (sharded topology only).
+    seats: Box<[Arc<Seat<Worker>>]>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     timer: Mutex<Option<JoinHandle<()>>>,
     calls: Arc<CallSink>,
@@ -318,6 +334,10 @@ impl Engine {
         if !mailbox.enter() {
             return Err(self.refuse(submission, Code::Unavailable));
         }
+        let submission = match self.run_here(index as usize, mailbox, submission) {
+            Ok(()) => return Ok(()),
+            Err(submission) => submission,
+        };
         let pushed = self.push(mailbox, submission);
         mailbox.leave();
         match pushed {
@@ -327,6 +347,37 @@ impl Engine {
             }
             Err((submission, code)) => Err(self.refuse(submission, code)),
         }
+    }
+
+    /// Runs the submission on this thread if its worker is parked with
+    /// nothing queued (see `seat.rs`): a wake-up costs more than most
+    /// messages. Called inside the intake, which it leaves once the
+    /// message is running; gives the submission back (still inside) when
+    /// it must be pushed instead.
+    fn run_here(
+        &self,
+        index: usize,
+        mailbox: &Mailbox,
+        submission: Submission,
+    ) -> Result<(), Submission> {
+        let shared = &*self.shared;
+        let Some(seat) = self.seats.get(index) else {
+            return Err(submission);
+        };
+        if shared.phase() != Phase::Running || !shared.config.load().engine.run_on_submitter {
+            return Err(submission);
+        }
+        let Some(mut worker) = seat.take_if_idle(|| !mailbox.jobs.is_empty()) else {
+            return Err(submission);
+        };
+        shared.metrics.counters(shared.intake_slot()).accepted();
+        let job = Job {
+            submission,
+            accepted_at: shared.clock.now(),
+            staged: None,
+        };
+        worker.process_on_submitter(job, || mailbox.leave());
+        Ok(())
     }
 
     /// Pushes, waiting for room if overflow is `block`; gives the

@@ -6,6 +6,8 @@
 //! `route`, `authorize`, `execute`, `respond`), called in order by
 //! [`Worker::process`]; `stages.rs` holds the ones that need no worker.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use crate::codec::{Decoder, Limits};
 use crate::error::{Code, Error};
 use crate::json::{MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
@@ -19,6 +21,7 @@ use super::metrics::{Counters, Stage, StageHistograms};
 use super::pending::Completion;
 use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
+use super::seat::Seat;
 use super::shared::{Clock, Phase, Shared};
 use super::sink::{Destination, Outcome};
 use super::stages::{Context, StagedView, Verdict, dispatch};
@@ -138,38 +141,45 @@ impl Worker {
         self.shared.metrics.counters(self.index)
     }
 
-    /// The worker's loop, until the engine stops.
-    pub(crate) fn run(&mut self, idle: IdleStrategy) {
+    /// The worker thread's loop, until the engine stops. It holds the seat
+    /// except while parked, when a submitter may run messages in it.
+    pub(crate) fn run(seat: &Seat<Worker>, idle: IdleStrategy) {
         let mut idle = Idle::new(idle);
+        let mut worker = seat.take();
         loop {
-            if let Some(completion) = self.mailbox.completions.pop() {
-                self.finish_deferred(completion);
+            if let Some(completion) = worker.mailbox.completions.pop() {
+                worker.finish_deferred(completion);
                 idle.reset();
                 continue;
             }
-            if let Some(job) = self.mailbox.jobs.pop() {
-                self.process(job);
+            if let Some(job) = worker.mailbox.jobs.pop() {
+                worker.process(job, || {});
                 idle.reset();
                 continue;
             }
             // Intake closed before `Stopped`, so an empty queue now stays
             // empty (for a back-stage worker: once every front-stage worker,
             // which feeds it, has exited): nothing accepted is left behind.
-            if self.shared.phase() == Phase::Stopped
-                && (self.role != Role::Back || self.shared.gate.back_may_exit())
-                && self.mailbox.jobs.is_empty()
-                && self.mailbox.completions.is_empty()
+            // A submitter still running a message here holds the seat, so
+            // this worker got it back only after that message ended.
+            if worker.shared.phase() == Phase::Stopped
+                && (worker.role != Role::Back || worker.shared.gate.back_may_exit())
+                && worker.mailbox.jobs.is_empty()
+                && worker.mailbox.completions.is_empty()
             {
                 return;
             }
+            let mailbox = Arc::clone(&worker.mailbox);
+            let shared = Arc::clone(&worker.shared);
+            let has_work = || mailbox.has_work() || shared.phase() == Phase::Stopped;
             if idle.parks_next() {
-                self.hand_over_latencies();
+                worker.hand_over_latencies();
+                drop(worker);
+                idle.wait(&mailbox.parker, has_work);
+                worker = seat.take();
+            } else {
+                idle.wait(&mailbox.parker, has_work);
             }
-            let mailbox = &self.mailbox;
-            let shared = &self.shared;
-            idle.wait(&mailbox.parker, || {
-                mailbox.has_work() || shared.phase() == Phase::Stopped
-            });
         }
     }
 
@@ -178,15 +188,18 @@ impl Worker {
     }
 
     /// One message through the worker's stages, and its one reply (or its
-    /// hand-over to the back stage).
-    pub(crate) fn process(&mut self, job: Job) {
+    /// hand-over to the back stage). `begun` runs once the watch counts the
+    /// message as running (a submitter running it lets go of the intake
+    /// then: shutdown waits for the message from there on through the
+    /// watch, and the timer can answer it if it overruns).
+    pub(crate) fn process(&mut self, job: Job, begun: impl FnOnce()) {
         let Job {
             submission,
             accepted_at,
             staged,
         } = job;
         if let Some(staged) = staged {
-            return self.process_staged(submission, accepted_at, *staged);
+            return self.process_staged(submission, accepted_at, *staged, begun);
         }
         let Submission {
             sink,
@@ -204,6 +217,7 @@ impl Worker {
             .mailbox
             .watch
             .begin(self.sequence, started, &Address { to, id: None });
+        begun();
         let mut laps = Laps::new(self.sequence, started);
         let config = shared.config.load();
         self.decoder.set_limits(Limits::from_config(&config));
@@ -336,7 +350,13 @@ impl Worker {
 
     /// Back stage: route, authorize, execute and respond for a message a
     /// front-stage worker admitted.
-    fn process_staged(&mut self, submission: Submission, accepted_at: u64, staged: Staged) {
+    fn process_staged(
+        &mut self,
+        submission: Submission,
+        accepted_at: u64,
+        staged: Staged,
+        begun: impl FnOnce(),
+    ) {
         let Submission {
             sink,
             tag,
@@ -353,6 +373,7 @@ impl Worker {
             .mailbox
             .watch
             .begin(self.sequence, started, &Address { to, id });
+        begun();
         let mut laps = Laps::new(self.sequence, started);
         let wall_now = unix_nanos_now();
         let mut replying = Replying {
@@ -564,6 +585,41 @@ impl Worker {
             self.histograms
                 .record(Stage::Total, now.saturating_sub(to.accepted_at));
         }
+    }
+
+    /// A submitter holding the seat (see `seat.rs`) runs `job` on its own
+    /// thread. `leave_intake` runs once the watch counts the message (at the
+    /// latest when this returns). A panic that escapes the stages (an
+    /// engine bug, or a sink that panicked) is answered as on the worker's
+    /// thread, and the seat gets a fresh worker.
+    pub(crate) fn process_on_submitter(&mut self, job: Job, leave_intake: impl FnOnce()) {
+        let began = self.shared.clock.now();
+        let mut leave_intake = Some(leave_intake);
+        let finished = catch_unwind(AssertUnwindSafe(|| {
+            self.process(job, || {
+                if let Some(leave) = leave_intake.take() {
+                    leave();
+                }
+            });
+        }));
+        if let Some(leave) = leave_intake.take() {
+            leave();
+        }
+        let (index, shared) = (self.index, Arc::clone(&self.shared));
+        if finished.is_err() {
+            shared.metrics.counters(index).panic();
+            let mailbox = Arc::clone(&self.mailbox);
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                Worker::recover(&shared, &mailbox, index);
+            }));
+            *self = Worker::new(index, self.role, Arc::clone(&shared), mailbox);
+            shared.metrics.restarted();
+        }
+        // Wall-clock time, not the thread's CPU time: the thread CPU clock
+        // is a system call (0.4 us here), this is not, and wall-clock time
+        // is at least the CPU time, so the figure errs high.
+        let busy = shared.clock.now().saturating_sub(began);
+        shared.metrics.counters(index).ran_on_submitter(busy);
     }
 
     /// After a panic escaped the loop (an engine bug, or a sink that

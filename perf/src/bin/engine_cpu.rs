@@ -58,6 +58,7 @@ fn main() {
     let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
     let cpu = cpu_seconds();
     let threads_before = cpu_by_thread();
+    let metrics_before = engine.metrics();
     let start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < window {
@@ -101,5 +102,12 @@ fn main() {
             (seconds - before) / elapsed * 100.0
         );
     }
+    let metrics = engine.metrics();
+    let on_sender = metrics.submitter_busy_ns - metrics_before.submitter_busy_ns;
+    println!(
+        "  of which the engine's work on the sending thread ({} messages run there, `engine.run_on_submitter`; wall-clock time, at least the CPU time): {:.2}% of one core",
+        metrics.run_on_submitter - metrics_before.run_on_submitter,
+        on_sender as f64 / 1e9 / elapsed * 100.0
+    );
     engine.shutdown();
 }

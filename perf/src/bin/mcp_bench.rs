@@ -110,6 +110,11 @@ struct Args {
     /// Engine worker threads (default: one per core).
     #[arg(long)]
     workers: Option<u64>,
+    /// Every message through a worker's queue, never run on the sending
+    /// thread while its worker is parked (`engine.run_on_submitter =
+    /// false`).
+    #[arg(long)]
+    no_run_on_submitter: bool,
     /// A running server to load (tcp or tls), reached with --credentials.
     #[arg(long, requires = "credentials")]
     addr: Option<SocketAddr>,
@@ -214,6 +219,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     };
     if let Some(workers) = args.workers {
         config.engine.workers = workers;
+    }
+    if args.no_run_on_submitter {
+        config.engine.run_on_submitter = false;
     }
     // A closed loop keeps the queues full: the sender waits for room
     // rather than being refused.
