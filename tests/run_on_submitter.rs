@@ -257,3 +257,50 @@ fn shutdown_answers_a_message_blocking_its_submitter_once() {
     }
     panic!("no submission ran on the submitting thread");
 }
+
+#[test]
+fn back_to_back_submissions_go_to_the_worker_not_all_to_the_submitter() {
+    // Messages closer together than a short park keep a worker busy: the
+    // submitter hands them over rather than becoming the engine's only
+    // thread at full load.
+    let s = setup(|c| {
+        c.engine.workers = 1;
+        c.engine.queue_capacity = 1 << 14;
+    });
+    let engine = EngineBuilder::new(s.config.clone())
+        .idle_strategy(PARK_AT_ONCE)
+        .start()
+        .unwrap();
+    let replies = Arc::new(AtomicU32::new(0));
+    let sink = {
+        let replies = Arc::clone(&replies);
+        engine.register_sink(move |_: Reply<'_>| {
+            replies.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    let mut admin = s.sealer(&s.admin);
+    let bodies: Vec<Vec<u8>> = (0..10_000)
+        .map(|n| command(&mut admin, &format!("p-{n}"), "sys.ping"))
+        .collect();
+    for (n, body) in bodies.into_iter().enumerate() {
+        engine
+            .submit(Submission {
+                sink,
+                tag: n as u64,
+                peer: LOCAL,
+                key: 0,
+                codec: Codec::Json,
+                body,
+            })
+            .unwrap();
+    }
+    engine.shutdown();
+    let metrics = engine.metrics();
+    assert_eq!(replies.load(Ordering::SeqCst), 10_000);
+    assert_eq!(metrics.responses, 10_000);
+    assert!(
+        metrics.run_on_submitter < 10_000,
+        "{}",
+        metrics.run_on_submitter
+    );
+}

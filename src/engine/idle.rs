@@ -87,7 +87,7 @@ impl Parker {
 /// A park shorter than this would have been cheaper spent yielding: it
 /// costs the worker a futex wait and two context switches, and its
 /// producer a futex wake, some 10 to 20 us together on these cores.
-const SHORT_PARK: Duration = Duration::from_micros(50);
+pub(crate) const SHORT_PARK: Duration = Duration::from_micros(50);
 
 /// A worker's wait loop state: counts empty polls since the last work, and
 /// learns how many yields are worth making before it parks.

@@ -350,8 +350,9 @@ impl Engine {
     }
 
     /// Runs the submission on this thread if its worker is parked with
-    /// nothing queued (see `seat.rs`): a wake-up costs more than most
-    /// messages. Called inside the intake, which it leaves once the
+    /// nothing queued (see `seat.rs`) and no submitter ran a message there
+    /// just before (see `Worker::may_run_on_submitter`): at low rates a
+    /// wake-up costs more than most messages. Called inside the intake, which it leaves once the
     /// message is running; gives the submission back (still inside) when
     /// it must be pushed instead.
     fn run_here(
@@ -370,10 +371,14 @@ impl Engine {
         let Some(mut worker) = seat.take_if_idle(|| !mailbox.jobs.is_empty()) else {
             return Err(submission);
         };
+        let now = shared.clock.now();
+        if !worker.may_run_on_submitter(now) {
+            return Err(submission);
+        }
         shared.metrics.counters(shared.intake_slot()).accepted();
         let job = Job {
             submission,
-            accepted_at: shared.clock.now(),
+            accepted_at: now,
             staged: None,
         };
         worker.process_on_submitter(job, || mailbox.leave());

@@ -15,7 +15,7 @@ use crate::message::{MessageType, unix_nanos_now};
 use crate::security::Admission;
 use crate::sync::{Arc, Ordering};
 
-use super::idle::{Idle, IdleStrategy};
+use super::idle::{Idle, IdleStrategy, SHORT_PARK};
 use super::mailbox::{Job, Mailbox, Staged, Submission};
 use super::metrics::{Counters, Stage, StageHistograms};
 use super::pending::Completion;
@@ -111,6 +111,9 @@ pub(crate) struct Worker {
     writer: ReplyWriter,
     sequence: u64,
     histograms: Box<StageHistograms>,
+    /// When a submitter last finished running a message here, on the
+    /// engine's clock (0: never).
+    ran_on_submitter_until: u64,
 }
 
 impl Worker {
@@ -134,6 +137,7 @@ impl Worker {
             mailbox,
             sequence: 0,
             histograms: Box::new(StageHistograms::new()),
+            ran_on_submitter_until: 0,
         }
     }
 
@@ -169,16 +173,20 @@ impl Worker {
             {
                 return;
             }
-            let mailbox = Arc::clone(&worker.mailbox);
-            let shared = Arc::clone(&worker.shared);
-            let has_work = || mailbox.has_work() || shared.phase() == Phase::Stopped;
             if idle.parks_next() {
                 worker.hand_over_latencies();
+                let mailbox = Arc::clone(&worker.mailbox);
+                let shared = Arc::clone(&worker.shared);
                 drop(worker);
-                idle.wait(&mailbox.parker, has_work);
+                idle.wait(&mailbox.parker, || {
+                    mailbox.has_work() || shared.phase() == Phase::Stopped
+                });
                 worker = seat.take();
             } else {
-                idle.wait(&mailbox.parker, has_work);
+                let (mailbox, shared) = (&worker.mailbox, &worker.shared);
+                idle.wait(&mailbox.parker, || {
+                    mailbox.has_work() || shared.phase() == Phase::Stopped
+                });
             }
         }
     }
@@ -587,6 +595,17 @@ impl Worker {
         }
     }
 
+    /// Whether a submitter holding the seat at `now` should run its
+    /// message itself. Not when a submitter ran one here less than a short
+    /// park ago: messages that close together would keep an awake worker
+    /// busy, so the worker is worth its wake-up, and a submitter running
+    /// them all would leave the other cores idle (at full load the engine
+    /// would be one thread).
+    pub(crate) fn may_run_on_submitter(&self, now: u64) -> bool {
+        let gap = u64::try_from(SHORT_PARK.as_nanos()).unwrap_or(u64::MAX);
+        self.ran_on_submitter_until == 0 || now.saturating_sub(self.ran_on_submitter_until) >= gap
+    }
+
     /// A submitter holding the seat (see `seat.rs`) runs `job` on its own
     /// thread. `leave_intake` runs once the watch counts the message (at the
     /// latest when this returns). A panic that escapes the stages (an
@@ -618,8 +637,12 @@ impl Worker {
         // Wall-clock time, not the thread's CPU time: the thread CPU clock
         // is a system call (0.4 us here), this is not, and wall-clock time
         // is at least the CPU time, so the figure errs high.
-        let busy = shared.clock.now().saturating_sub(began);
-        shared.metrics.counters(index).ran_on_submitter(busy);
+        let ended = shared.clock.now();
+        self.ran_on_submitter_until = ended;
+        shared
+            .metrics
+            .counters(index)
+            .ran_on_submitter(ended.saturating_sub(began));
     }
 
     /// After a panic escaped the loop (an engine bug, or a sink that
