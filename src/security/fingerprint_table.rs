@@ -27,39 +27,6 @@ type Bucket = [u64; WORDS];
 /// Words per bucket.
 const WORDS: usize = 8;
 
-/// The huge page size on x86-64 and the usual arm64 configuration.
-const HUGE_PAGE: usize = 2 << 20;
-
-/// Asks the kernel to back the table's whole 2 MiB stretches with huge
-/// pages (transparent huge pages, in `madvise` mode on most systems).
-///
-/// Lookups land anywhere in the table (64 MiB by default): with 4 KiB
-/// pages each one is a TLB miss as well as a cache miss, and each page is
-/// first touched by a fault (two, as a read maps the zero page and the
-/// write then copies it) once per page, thousands of faults over the first
-/// seconds at a low rate. With 2 MiB pages the table is 32 TLB entries
-/// and 32 faults. Where the kernel cannot (no THP, or no huge page free),
-/// the table works as before.
-fn advise_huge_pages(buckets: &mut [Bucket]) {
-    let bytes = std::mem::size_of_val(buckets);
-    let base = buckets.as_mut_ptr().cast::<u8>();
-    let address = base as usize;
-    let first = address.next_multiple_of(HUGE_PAGE);
-    let end = address.saturating_add(bytes) / HUGE_PAGE * HUGE_PAGE;
-    if end <= first {
-        return;
-    }
-    let start = base
-        .wrapping_add(first - address)
-        .cast::<std::ffi::c_void>();
-    #[allow(unsafe_code)]
-    // SAFETY: `start..start + (end - first)` lies inside `buckets`, which
-    // this table owns alone, and is page-aligned as madvise requires.
-    // MADV_HUGEPAGE changes only how the kernel backs those pages, never
-    // their contents or whether they may be accessed.
-    let _ = unsafe { rustix::mm::madvise(start, end - first, rustix::mm::Advice::LinuxHugepage) };
-}
-
 /// What [`FingerprintTable::record`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Recorded {
@@ -78,9 +45,8 @@ pub(crate) enum Recorded {
 pub(crate) struct FingerprintTable {
     /// The buckets are `count` (a power of two) times 8 words of `storage`
     /// from word `offset`: storage has room to start them on a cache line
-    /// (whatever the allocator's alignment), and for a table of 2 MiB or
-    /// more on a huge page boundary (the spare words are never touched, so
-    /// never backed by memory).
+    /// whatever the allocator's alignment (glibc's malloc puts a 16-byte
+    /// header before a large block), so that a bucket is one line.
     storage: Box<[u64]>,
     offset: usize,
     count: usize,
@@ -93,19 +59,11 @@ impl FingerprintTable {
     /// A table for `capacity` fingerprints, at most 80% of its slots.
     pub(crate) fn with_capacity(capacity: usize) -> FingerprintTable {
         let count = capacity.div_ceil(4).max(1).next_power_of_two();
-        let words = count * WORDS;
-        let align = if words * 8 >= HUGE_PAGE {
-            HUGE_PAGE
-        } else {
-            std::mem::size_of::<Bucket>()
-        };
-        let mut storage = vec![0u64; words + align / 8].into_boxed_slice();
+        let line = std::mem::size_of::<Bucket>();
+        let storage = vec![0u64; (count + 1) * WORDS].into_boxed_slice();
         let address = storage.as_ptr() as usize;
         // Words are 8-byte aligned, so the distance is whole words.
-        let offset = (address.next_multiple_of(align) - address) / 8;
-        if let Some(words) = storage.get_mut(offset..offset + words) {
-            advise_huge_pages(words.as_chunks_mut::<WORDS>().0);
-        }
+        let offset = (address.next_multiple_of(line) - address) / 8;
         FingerprintTable {
             storage,
             offset,
@@ -244,39 +202,6 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-
-    #[test]
-    fn a_large_table_is_advised_onto_huge_pages() {
-        // 16 MiB of buckets: at least seven whole 2 MiB stretches.
-        let mut table = FingerprintTable::with_capacity(1 << 20);
-        assert_eq!(table.record(7, 10, 0), Recorded::Done);
-        let start = table.buckets().as_ptr() as usize;
-        assert!(start.is_multiple_of(HUGE_PAGE));
-        let inside = start + 4 * HUGE_PAGE;
-        // The mapping holding it carries the advice: `hg` in its VmFlags.
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let mut holds_it = false;
-        let mut flags = None;
-        for line in smaps.lines() {
-            let range = line.split_whitespace().next().unwrap_or("");
-            if let Some((from, to)) = range.split_once('-')
-                && let (Ok(from), Ok(to)) = (
-                    usize::from_str_radix(from, 16),
-                    usize::from_str_radix(to, 16),
-                )
-            {
-                holds_it = (from..to).contains(&inside);
-            } else if holds_it && let Some(rest) = line.strip_prefix("VmFlags:") {
-                flags = Some(
-                    rest.split_whitespace()
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>(),
-                );
-            }
-        }
-        let flags = flags.unwrap();
-        assert!(flags.iter().any(|f| f == "hg"), "{flags:?}");
-    }
 
     #[test]
     fn buckets_start_on_a_cache_line_whatever_the_allocator() {
