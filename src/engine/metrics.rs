@@ -69,6 +69,9 @@ impl Stage {
 pub(crate) struct StageHistograms {
     stages: [Histogram<u64>; 6],
     recorded: u64,
+    /// The metrics' reset count when these began to record: histograms
+    /// begun before a reset hold samples from before it, and are dropped.
+    epoch: u64,
 }
 
 impl StageHistograms {
@@ -76,6 +79,7 @@ impl StageHistograms {
         StageHistograms {
             stages: std::array::from_fn(|_| new_histogram()),
             recorded: 0,
+            epoch: 0,
         }
     }
 
@@ -198,6 +202,8 @@ pub(crate) struct Metrics {
     handed_over: Ring<Box<StageHistograms>>,
     /// Emptied histograms on their way back to the workers.
     recycled: Ring<Box<StageHistograms>>,
+    /// How many times the latencies were reset.
+    epoch: AtomicU64,
     /// Reader side only: merged latencies. Never touched by a worker.
     merged: Mutex<StageHistograms>,
 }
@@ -210,6 +216,7 @@ impl Metrics {
             counters: (0..threads).map(|_| Counters::default()).collect(),
             handed_over: Ring::new(threads * 4),
             recycled: Ring::new(threads * 4),
+            epoch: AtomicU64::new(0),
             merged: Mutex::new(StageHistograms::new()),
         }
     }
@@ -228,10 +235,18 @@ impl Metrics {
         if histograms.recorded() == 0 {
             return;
         }
-        let empty = self
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if histograms.epoch != epoch {
+            // Begun before the last reset: they would bring its samples back.
+            histograms.reset();
+            histograms.epoch = epoch;
+            return;
+        }
+        let mut empty = self
             .recycled
             .pop()
             .unwrap_or_else(|| Box::new(StageHistograms::new()));
+        empty.epoch = epoch;
         let full = std::mem::replace(histograms, empty);
         if let Err(full) = self.handed_over.push(full) {
             // The reader has not caught up: keep recording into these.
@@ -291,9 +306,17 @@ impl Metrics {
         self.counters(usize::MAX).add(RESTARTS, 1);
     }
 
-    /// Forgets merged latencies (counters keep counting).
+    /// Forgets the latencies recorded so far (counters keep counting):
+    /// the merged ones, those handed over and not yet merged, and, as
+    /// each worker hands them over, those it recorded before now.
     pub(crate) fn reset_latencies(&self) {
-        self.merged.lock().reset();
+        let mut merged = self.merged.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        while let Some(mut histograms) = self.handed_over.pop() {
+            histograms.reset();
+            let _ = self.recycled.push(histograms);
+        }
+        merged.reset();
     }
 }
 
@@ -502,5 +525,45 @@ impl MetricsSnapshot {
             let _ = writeln!(out, "mcp_queue_depth{{worker=\"{worker}\"}} {depth}");
         }
         out
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn total_count(metrics: &Metrics) -> u64 {
+        metrics
+            .snapshot(Vec::new())
+            .latencies
+            .iter()
+            .find(|l| l.stage == Stage::Total)
+            .map_or(0, |l| l.count)
+    }
+
+    #[test]
+    fn a_reset_drops_what_was_recorded_before_it_wherever_it_waits() {
+        let metrics = Metrics::new(3);
+        // Worker A handed over before the reset, but nothing merged yet;
+        // worker B still holds what it recorded before the reset.
+        let mut a = Box::new(StageHistograms::new());
+        let mut b = Box::new(StageHistograms::new());
+        a.record(Stage::Total, 1_000);
+        b.record(Stage::Total, 150_000_000);
+        metrics.hand_over(&mut a);
+        metrics.reset_latencies();
+        metrics.hand_over(&mut b);
+        assert_eq!(total_count(&metrics), 0);
+        // A's histograms got before the reset are dropped at their next
+        // hand-over too (when their samples were taken is not known); B's
+        // were renewed at the drop. From then on both count.
+        a.record(Stage::Total, 2_000);
+        b.record(Stage::Total, 3_000);
+        metrics.hand_over(&mut a);
+        metrics.hand_over(&mut b);
+        assert_eq!(total_count(&metrics), 1);
+        a.record(Stage::Total, 4_000);
+        metrics.hand_over(&mut a);
+        assert_eq!(total_count(&metrics), 2);
     }
 }

@@ -191,7 +191,8 @@ impl Worker {
         }
     }
 
-    fn hand_over_latencies(&mut self) {
+    /// Hands the latencies recorded here over to the metrics.
+    pub(crate) fn hand_over_latencies(&mut self) {
         self.shared.metrics.hand_over(&mut self.histograms);
     }
 
