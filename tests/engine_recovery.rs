@@ -8,26 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{LOCAL, encode, message, setup};
+use common::{LOCAL, command, setup};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{
     Answer, BreakerPolicy, CommandSpec, EngineBuilder, Outcome, Reply, Request, RetryPolicy,
     Status, Submission,
 };
-use mcp_engine::security::Sealer;
-use mcp_engine::{Code, Error, MessageType, RawJson, SecurityLevel};
-
-fn command(sealer: &mut Sealer, id: &str, name: &str) -> Vec<u8> {
-    let payload = format!(r#"{{"command":"{name}"}}"#);
-    let m = message(
-        sealer,
-        id,
-        MessageType::Command,
-        SecurityLevel::Standard,
-        &payload,
-    );
-    encode(&m, Codec::Json)
-}
+use mcp_engine::{Code, Error, RawJson};
 
 #[test]
 fn retryable_failures_are_retried_until_they_pass() {

@@ -9,31 +9,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use common::{LOCAL, encode, message, setup};
+use common::{LOCAL, command, setup};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{
     Answer, Engine, EngineBuilder, IdleStrategy, Outcome, Reply, Request, Submission,
 };
 use mcp_engine::security::Sealer;
-use mcp_engine::{Code, MessageType, RawJson, SecurityLevel};
+use mcp_engine::{Code, RawJson};
 
 /// Workers that park as soon as their queue is empty.
 const PARK_AT_ONCE: IdleStrategy = IdleStrategy {
     spins: 0,
     yields: 0,
 };
-
-fn command(sealer: &mut Sealer, id: &str, name: &str) -> Vec<u8> {
-    let payload = format!(r#"{{"command":"{name}"}}"#);
-    let m = message(
-        sealer,
-        id,
-        MessageType::Command,
-        SecurityLevel::Standard,
-        &payload,
-    );
-    encode(&m, Codec::Json)
-}
 
 /// Calls `sys.ping` until a call ran on this thread (a worker that just
 /// answered parks within microseconds; the loop only waits for that).

@@ -50,6 +50,19 @@ impl Setup {
     }
 }
 
+/// A Standard Command for `name` (no arguments), sealed and encoded as JSON.
+pub fn command(sealer: &mut Sealer, id: &str, name: &str) -> Vec<u8> {
+    let payload = format!(r#"{{"command":"{name}"}}"#);
+    let m = message(
+        sealer,
+        id,
+        MessageType::Command,
+        SecurityLevel::Standard,
+        &payload,
+    );
+    encode(&m, Codec::Json)
+}
+
 /// A message of `kind` and `level` with `payload`, stamped now and sealed.
 pub fn message(
     sealer: &mut Sealer,
