@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{LOCAL, decode_reply, encode, message, setup};
+use common::{LOCAL, command, decode_reply, encode, message, setup};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{Answer, CommandSpec, EngineBuilder, Outcome};
 use mcp_engine::{Code, MessageType, RawJson, SecurityLevel};
@@ -73,16 +73,8 @@ fn builtins_answer_by_protocol_section_9() {
     let engine = EngineBuilder::new(s.config.clone()).start().unwrap();
     let mut admin = s.sealer(&s.admin);
     let mut reader = s.sealer(&s.reader);
-    let call = |sealer: &mut mcp_engine::security::Sealer, id: &str, command: &str| {
-        let payload = format!(r#"{{"command":"{command}"}}"#);
-        let m = message(
-            sealer,
-            id,
-            MessageType::Command,
-            SecurityLevel::Standard,
-            &payload,
-        );
-        let reply = engine.call(Codec::Json, encode(&m, Codec::Json), LOCAL);
+    let call = |sealer: &mut mcp_engine::security::Sealer, id: &str, name: &str| {
+        let reply = engine.call(Codec::Json, command(sealer, id, name), LOCAL);
         (reply.outcome, decode_reply(Codec::Json, &reply.body))
     };
     let (outcome, ping) = call(&mut reader, "b-1", "sys.ping");

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{LOCAL, command, setup};
+use common::{LOCAL, command, eventually, setup, submission};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{
-    Answer, BreakerPolicy, CommandSpec, EngineBuilder, Outcome, Reply, Request, RetryPolicy,
-    Status, Submission,
+    Answer, BreakerPolicy, CommandSpec, EngineBuilder, Outcome, Reply, Request, RetryPolicy, Status,
 };
 use mcp_engine::{Code, Error, RawJson};
 
@@ -189,22 +188,14 @@ fn a_worker_whose_loop_panics_is_restarted_and_goes_on() {
     let mut admin = s.sealer(&s.admin);
     for n in 0..3 {
         engine
-            .submit(Submission {
+            .submit(submission(
                 sink,
-                tag: n,
-                peer: LOCAL,
-                key: 0,
-                codec: Codec::Json,
-                body: command(&mut admin, &format!("p-{n}"), "sys.ping"),
-            })
+                n,
+                command(&mut admin, &format!("p-{n}"), "sys.ping"),
+            ))
             .unwrap();
     }
-    for _ in 0..5000 {
-        if delivered.load(Ordering::SeqCst) >= 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    eventually(|| delivered.load(Ordering::SeqCst) >= 3);
     assert_eq!(delivered.load(Ordering::SeqCst), 3);
     assert_eq!(engine.metrics().worker_restarts, 1);
     // And it still answers.

@@ -9,11 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use common::{LOCAL, command, setup};
+use common::{LOCAL, Setup, command, eventually, setup, submission};
 use mcp_engine::codec::Codec;
-use mcp_engine::engine::{
-    Answer, Engine, EngineBuilder, IdleStrategy, Outcome, Reply, Request, Submission,
-};
+use mcp_engine::engine::{Answer, Engine, EngineBuilder, IdleStrategy, Outcome, Reply, Request};
 use mcp_engine::security::Sealer;
 use mcp_engine::{Code, RawJson};
 
@@ -22,6 +20,20 @@ const PARK_AT_ONCE: IdleStrategy = IdleStrategy {
     spins: 0,
     yields: 0,
 };
+
+/// A setup with one worker (so every message meets the same seat), then
+/// `edit`.
+fn one_worker(edit: impl FnOnce(&mut mcp_engine::Config)) -> Setup {
+    setup(|c| {
+        c.engine.workers = 1;
+        edit(c);
+    })
+}
+
+/// An engine builder whose workers park as soon as they are idle.
+fn parking(s: &Setup) -> EngineBuilder {
+    EngineBuilder::new(s.config.clone()).idle_strategy(PARK_AT_ONCE)
+}
 
 /// Calls `sys.ping` until a call ran on this thread (a worker that just
 /// answered parks within microseconds; the loop only waits for that).
@@ -44,11 +56,8 @@ fn until_one_runs_here(engine: &Engine, sealer: &mut Sealer, tag: &str) {
 
 #[test]
 fn a_parked_workers_messages_run_on_the_submitter_and_are_answered_once() {
-    let s = setup(|c| c.engine.workers = 1);
-    let engine = EngineBuilder::new(s.config.clone())
-        .idle_strategy(PARK_AT_ONCE)
-        .start()
-        .unwrap();
+    let s = one_worker(|_| {});
+    let engine = parking(&s).start().unwrap();
     let mut admin = s.sealer(&s.admin);
     until_one_runs_here(&engine, &mut admin, "warm");
     let replies = Arc::new(AtomicU32::new(0));
@@ -62,22 +71,14 @@ fn a_parked_workers_messages_run_on_the_submitter_and_are_answered_once() {
     let before = engine.metrics();
     for n in 0..1000 {
         engine
-            .submit(Submission {
+            .submit(submission(
                 sink,
-                tag: n,
-                peer: LOCAL,
-                key: 0,
-                codec: Codec::Json,
-                body: command(&mut admin, &format!("p-{n}"), "sys.ping"),
-            })
+                n,
+                command(&mut admin, &format!("p-{n}"), "sys.ping"),
+            ))
             .unwrap();
     }
-    for _ in 0..5000 {
-        if replies.load(Ordering::SeqCst) >= 1000 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    eventually(|| replies.load(Ordering::SeqCst) >= 1000);
     engine.shutdown();
     assert_eq!(replies.load(Ordering::SeqCst), 1000);
     let after = engine.metrics();
@@ -88,14 +89,10 @@ fn a_parked_workers_messages_run_on_the_submitter_and_are_answered_once() {
 
 #[test]
 fn with_the_switch_off_every_message_runs_on_a_worker() {
-    let s = setup(|c| {
-        c.engine.workers = 1;
+    let s = one_worker(|c| {
         c.engine.run_on_submitter = false;
     });
-    let engine = EngineBuilder::new(s.config.clone())
-        .idle_strategy(PARK_AT_ONCE)
-        .start()
-        .unwrap();
+    let engine = parking(&s).start().unwrap();
     let mut admin = s.sealer(&s.admin);
     for n in 0..200 {
         let body = command(&mut admin, &format!("p-{n}"), "sys.ping");
@@ -112,11 +109,8 @@ fn with_the_switch_off_every_message_runs_on_a_worker() {
 #[test]
 fn a_sink_panicking_on_the_submitter_is_contained_and_the_worker_renewed() {
     std::panic::set_hook(Box::new(|_| {}));
-    let s = setup(|c| c.engine.workers = 1);
-    let engine = EngineBuilder::new(s.config.clone())
-        .idle_strategy(PARK_AT_ONCE)
-        .start()
-        .unwrap();
+    let s = one_worker(|_| {});
+    let engine = parking(&s).start().unwrap();
     let mut admin = s.sealer(&s.admin);
     for attempt in 0..200 {
         until_one_runs_here(&engine, &mut admin, &format!("warm-{attempt}"));
@@ -130,25 +124,14 @@ fn a_sink_panicking_on_the_submitter_is_contained_and_the_worker_renewed() {
         };
         let before = engine.metrics();
         // The panic does not reach the caller of `submit`.
-        let accepted = engine.submit(Submission {
-            sink,
-            tag: 0,
-            peer: LOCAL,
-            key: 0,
-            codec: Codec::Json,
-            body: command(&mut admin, &format!("p-{attempt}"), "sys.ping"),
-        });
+        let body = command(&mut admin, &format!("p-{attempt}"), "sys.ping");
+        let accepted = engine.submit(submission(sink, 0, body));
         assert_eq!(accepted, Ok(()));
         let after = engine.metrics();
         if after.run_on_submitter == before.run_on_submitter {
             // It went to the worker (which had not parked yet): wait for
             // that restart, and try again.
-            for _ in 0..5000 {
-                if engine.metrics().worker_restarts > before.worker_restarts {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            eventually(|| engine.metrics().worker_restarts > before.worker_restarts);
             continue;
         }
         // Ran here: the sink was called once (the reply was concluded
@@ -166,16 +149,14 @@ fn a_sink_panicking_on_the_submitter_is_contained_and_the_worker_renewed() {
 
 #[test]
 fn shutdown_answers_a_message_blocking_its_submitter_once() {
-    let s = setup(|c| {
-        c.engine.workers = 1;
+    let s = one_worker(|c| {
         c.engine.drain_ms = 0;
     });
     // The handler reports the thread it runs on, then waits for a release.
     let (started_tx, started_rx) = mpsc::channel::<String>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let release_rx = std::sync::Mutex::new(release_rx);
-    let engine = EngineBuilder::new(s.config.clone())
-        .idle_strategy(PARK_AT_ONCE)
+    let engine = parking(&s)
         .command("demo.block", move |_: &Request<'_>| {
             let here = std::thread::current().name().unwrap_or("").to_owned();
             started_tx.send(here).unwrap();
@@ -200,16 +181,7 @@ fn shutdown_answers_a_message_blocking_its_submitter_once() {
             let engine = Arc::clone(&engine);
             std::thread::Builder::new()
                 .name("test-submitter".into())
-                .spawn(move || {
-                    engine.submit(Submission {
-                        sink,
-                        tag: attempt,
-                        peer: LOCAL,
-                        key: 0,
-                        codec: Codec::Json,
-                        body,
-                    })
-                })
+                .spawn(move || engine.submit(submission(sink, attempt, body)))
                 .unwrap()
         };
         let ran_on = started_rx.recv().unwrap();
@@ -251,14 +223,10 @@ fn back_to_back_submissions_go_to_the_worker_not_all_to_the_submitter() {
     // Messages closer together than a short park keep a worker busy: the
     // submitter hands them over rather than becoming the engine's only
     // thread at full load.
-    let s = setup(|c| {
-        c.engine.workers = 1;
+    let s = one_worker(|c| {
         c.engine.queue_capacity = 1 << 14;
     });
-    let engine = EngineBuilder::new(s.config.clone())
-        .idle_strategy(PARK_AT_ONCE)
-        .start()
-        .unwrap();
+    let engine = parking(&s).start().unwrap();
     let replies = Arc::new(AtomicU32::new(0));
     let sink = {
         let replies = Arc::clone(&replies);
@@ -271,16 +239,7 @@ fn back_to_back_submissions_go_to_the_worker_not_all_to_the_submitter() {
         .map(|n| command(&mut admin, &format!("p-{n}"), "sys.ping"))
         .collect();
     for (n, body) in bodies.into_iter().enumerate() {
-        engine
-            .submit(Submission {
-                sink,
-                tag: n as u64,
-                peer: LOCAL,
-                key: 0,
-                codec: Codec::Json,
-                body,
-            })
-            .unwrap();
+        engine.submit(submission(sink, n as u64, body)).unwrap();
     }
     engine.shutdown();
     let metrics = engine.metrics();

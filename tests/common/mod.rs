@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use mcp_engine::codec::{self, Codec};
 use mcp_engine::dev_setup::{DEV_ADDR, DevSetup};
+use mcp_engine::engine::{SinkId, Submission};
 use mcp_engine::message::{Timestamp, unix_nanos_now};
 use mcp_engine::security::{Keyring, Sealer};
 use mcp_engine::{Config, Message, MessageType, RawJson, SecurityLevel};
@@ -61,6 +62,32 @@ pub fn command(sealer: &mut Sealer, id: &str, name: &str) -> Vec<u8> {
         &payload,
     );
     encode(&m, Codec::Json)
+}
+
+/// A JSON submission of `body` to `sink`, tagged `tag`, on key 0 (so on one
+/// worker, in order).
+pub fn submission(sink: SinkId, tag: u64, body: Vec<u8>) -> Submission {
+    Submission {
+        sink,
+        tag,
+        peer: LOCAL,
+        key: 0,
+        codec: Codec::Json,
+        body,
+    }
+}
+
+/// Waits (up to 5 s, polling each millisecond) until `done` holds, and
+/// returns whether it does: a wait for other threads' progress, never a
+/// timing assertion.
+pub fn eventually(done: impl Fn() -> bool) -> bool {
+    for _ in 0..5000 {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    done()
 }
 
 /// A message of `kind` and `level` with `payload`, stamped now and sealed.
