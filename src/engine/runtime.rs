@@ -177,7 +177,7 @@ impl EngineBuilder {
                         Arc::clone(&mailbox),
                     )));
                     let _ = mailbox_tx.send((Arc::clone(&mailbox), Arc::clone(&seat)));
-                    supervise(index, role, &shared_for_worker, &mailbox, &seat, idle);
+                    supervise(role, &shared_for_worker, &seat, idle);
                 })
                 .map_err(|e| {
                     Error::new(
@@ -226,14 +226,7 @@ impl EngineBuilder {
 
 /// A worker thread's life: run the loop; if a panic escapes it, answer the
 /// message it held and run it again with fresh state.
-fn supervise(
-    index: usize,
-    role: Role,
-    shared: &Arc<Shared>,
-    mailbox: &Arc<Mailbox>,
-    seat: &Seat<Worker>,
-    idle: IdleStrategy,
-) {
+fn supervise(role: Role, shared: &Shared, seat: &Seat<Worker>, idle: IdleStrategy) {
     loop {
         match catch_unwind(AssertUnwindSafe(|| Worker::run(seat, idle))) {
             Ok(()) => {
@@ -242,12 +235,7 @@ fn supervise(
                 }
                 return;
             }
-            Err(_) => {
-                shared.metrics.counters(index).panic();
-                Worker::recover(shared, mailbox, index);
-                **seat.take() = Worker::new(index, role, Arc::clone(shared), Arc::clone(mailbox));
-                shared.metrics.restarted();
-            }
+            Err(_) => seat.take().renew_after_panic(),
         }
     }
 }
@@ -362,15 +350,18 @@ impl Engine {
         submission: Submission,
     ) -> Result<(), Submission> {
         let shared = &*self.shared;
-        let Some(seat) = self.seats.get(index) else {
+        // The seat first: at full load its worker holds it, and the
+        // submission goes to the queue without the other checks.
+        let Some(mut worker) = self
+            .seats
+            .get(index)
+            .and_then(|seat| seat.take_if_idle(|| !mailbox.jobs.is_empty()))
+        else {
             return Err(submission);
         };
         if shared.phase() != Phase::Running || !shared.config.load().engine.run_on_submitter {
             return Err(submission);
         }
-        let Some(mut worker) = seat.take_if_idle(|| !mailbox.jobs.is_empty()) else {
-            return Err(submission);
-        };
         let now = shared.clock.now();
         if !worker.may_run_on_submitter(now) {
             return Err(submission);

@@ -178,15 +178,11 @@ impl Worker {
                 let mailbox = Arc::clone(&worker.mailbox);
                 let shared = Arc::clone(&worker.shared);
                 drop(worker);
-                idle.wait(&mailbox.parker, || {
-                    mailbox.has_work() || shared.phase() == Phase::Stopped
-                });
+                idle.wait(&mailbox.parker, || wakes_up(&mailbox, &shared));
                 worker = seat.take();
             } else {
                 let (mailbox, shared) = (&worker.mailbox, &worker.shared);
-                idle.wait(&mailbox.parker, || {
-                    mailbox.has_work() || shared.phase() == Phase::Stopped
-                });
+                idle.wait(&mailbox.parker, || wakes_up(mailbox, shared));
             }
         }
     }
@@ -616,7 +612,7 @@ impl Worker {
     /// engine bug, or a sink that panicked) is answered as on the worker's
     /// thread, and the seat gets a fresh worker.
     pub(crate) fn process_on_submitter(&mut self, job: Job, leave_intake: impl FnOnce()) {
-        let began = self.shared.clock.now();
+        let began = job.accepted_at;
         let mut leave_intake = Some(leave_intake);
         let finished = catch_unwind(AssertUnwindSafe(|| {
             self.process(job, || {
@@ -628,30 +624,36 @@ impl Worker {
         if let Some(leave) = leave_intake.take() {
             leave();
         }
-        let (index, shared) = (self.index, Arc::clone(&self.shared));
         if finished.is_err() {
-            shared.metrics.counters(index).panic();
-            let mailbox = Arc::clone(&self.mailbox);
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                Worker::recover(&shared, &mailbox, index);
-            }));
-            *self = Worker::new(index, self.role, Arc::clone(&shared), mailbox);
-            shared.metrics.restarted();
+            // A sink that panics again must not reach the submitter either.
+            let _ = catch_unwind(AssertUnwindSafe(|| self.renew_after_panic()));
         }
         // Wall-clock time, not the thread's CPU time: the thread CPU clock
         // is a system call (0.4 us here), this is not, and wall-clock time
         // is at least the CPU time, so the figure errs high.
-        let ended = shared.clock.now();
+        let ended = self.shared.clock.now();
         self.ran_on_submitter_until = ended;
-        shared
-            .metrics
-            .counters(index)
+        self.counters()
             .ran_on_submitter(ended.saturating_sub(began));
     }
 
-    /// After a panic escaped the loop (an engine bug, or a sink that
-    /// panicked): answers the message it held, if nobody did.
-    pub(crate) fn recover(shared: &Shared, mailbox: &Mailbox, index: usize) {
+    /// After a panic escaped the stages (an engine bug, or a sink that
+    /// panicked), on the worker's thread or a submitter's: counts it, gives
+    /// the seat fresh state, and answers the message that was running, if
+    /// nobody did.
+    pub(crate) fn renew_after_panic(&mut self) {
+        let (index, role) = (self.index, self.role);
+        let shared = Arc::clone(&self.shared);
+        let mailbox = Arc::clone(&self.mailbox);
+        shared.metrics.counters(index).panic();
+        shared.metrics.restarted();
+        *self = Worker::new(index, role, Arc::clone(&shared), Arc::clone(&mailbox));
+        Worker::recover(&shared, &mailbox, index);
+    }
+
+    /// Answers the message the worker held when a panic escaped, if nobody
+    /// did.
+    fn recover(shared: &Shared, mailbox: &Mailbox, index: usize) {
         if let Some(address) = mailbox.watch.take_overdue(shared.clock.now(), true) {
             let mut writer = ReplyWriter::new(shared.boot);
             let error = Error::new(Code::InternalError, "the worker failed and was restarted");
@@ -660,6 +662,12 @@ impl Worker {
             shared.sent_error(index, &error, id);
         }
     }
+}
+
+/// Whether a waiting worker has something to do: work queued, or the
+/// engine stopping.
+fn wakes_up(mailbox: &Mailbox, shared: &Shared) -> bool {
+    mailbox.has_work() || shared.phase() == Phase::Stopped
 }
 
 fn replying_to(id: Option<IdBytes>, kind: MessageType) -> Replying {

@@ -43,13 +43,12 @@ pub(crate) enum Recorded {
 
 /// A bounded set of fingerprints, each remembered until its expiry.
 pub(crate) struct FingerprintTable {
-    /// The buckets are `count` (a power of two) times 8 words of `storage`
-    /// from word `offset`: storage has room to start them on a cache line
-    /// whatever the allocator's alignment (glibc's malloc puts a 16-byte
-    /// header before a large block), so that a bucket is one line.
+    /// The buckets (a power of two of them) from word `offset`, with one
+    /// bucket's words to spare: room to start them on a cache line whatever
+    /// the allocator's alignment (glibc's malloc puts a 16-byte header
+    /// before a large block), so that a bucket is one line.
     storage: Box<[u64]>,
     offset: usize,
-    count: usize,
     /// Slots in use, live or expired.
     len: usize,
     capacity: usize,
@@ -67,23 +66,26 @@ impl FingerprintTable {
         FingerprintTable {
             storage,
             offset,
-            count,
             len: 0,
             capacity,
         }
     }
 
+    /// The buckets' words in `storage`: all but the spare bucket's.
+    fn bucket_words(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.storage.len() - WORDS
+    }
+
     fn buckets(&self) -> &[Bucket] {
-        let range = self.offset..self.offset + self.count * WORDS;
         self.storage
-            .get(range)
+            .get(self.bucket_words())
             .unwrap_or_default()
             .as_chunks::<WORDS>()
             .0
     }
 
     fn buckets_mut(&mut self) -> &mut [Bucket] {
-        let range = self.offset..self.offset + self.count * WORDS;
+        let range = self.bucket_words();
         self.storage
             .get_mut(range)
             .unwrap_or_default()
@@ -209,7 +211,8 @@ mod tests {
             let table = FingerprintTable::with_capacity(capacity);
             let start = table.buckets().as_ptr() as usize;
             assert!(start.is_multiple_of(64), "{capacity}: {start:#x}");
-            assert_eq!(table.buckets().len(), table.count);
+            let count = capacity.div_ceil(4).next_power_of_two();
+            assert_eq!(table.buckets().len(), count);
         }
     }
 
