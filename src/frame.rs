@@ -85,9 +85,14 @@ pub struct Frame<'a> {
 /// ```
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// Received bytes in `start..end`. Past `end` lies room already zeroed
+    /// by an earlier read: it is kept, so that a read does not clear its
+    /// whole chunk again (64 KiB per call, mostly for a `WouldBlock`).
     buffer: Vec<u8>,
     /// The first byte not yet consumed.
     start: usize,
+    /// The end of the bytes received.
+    end: usize,
     max_length: u64,
     failed: bool,
 }
@@ -98,6 +103,7 @@ impl FrameDecoder {
         FrameDecoder {
             buffer: Vec::new(),
             start: 0,
+            end: 0,
             max_length: max_length(max_message_size),
             failed: false,
         }
@@ -114,7 +120,11 @@ impl FrameDecoder {
             return;
         }
         self.compact();
-        self.buffer.extend_from_slice(bytes);
+        let Some(room) = self.room(bytes.len()) else {
+            return;
+        };
+        room.copy_from_slice(bytes);
+        self.end += bytes.len();
     }
 
     /// Reads once from `reader` straight into the buffer, at most `limit`
@@ -124,12 +134,23 @@ impl FrameDecoder {
             return Ok(0);
         }
         self.compact();
-        let filled = self.buffer.len();
-        self.buffer.resize(filled + limit, 0);
-        let result = reader.read(self.buffer.get_mut(filled..).unwrap_or_default());
+        let Some(room) = self.room(limit) else {
+            return Ok(0);
+        };
+        let result = reader.read(room);
         let read = *result.as_ref().unwrap_or(&0);
-        self.buffer.truncate(filled + read.min(limit));
+        self.end += read.min(limit);
         result
+    }
+
+    /// The `len` bytes after `end`, grown (and zeroed) only past what
+    /// earlier calls left; `None` only if `end + len` overflows.
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+        let needed = self.end.checked_add(len)?;
+        if self.buffer.len() < needed {
+            self.buffer.resize(needed, 0);
+        }
+        self.buffer.get_mut(self.end..needed)
     }
 
     /// The next complete frame, a framing error, or `None` until more bytes
@@ -138,7 +159,7 @@ impl FrameDecoder {
         if self.failed {
             return None;
         }
-        let available = self.buffer.get(self.start..).unwrap_or_default();
+        let available = self.buffer.get(self.start..self.end).unwrap_or_default();
         let header: [u8; 4] = available.get(..4)?.try_into().ok()?;
         let length = u32::from_be_bytes(header);
         if length == 0 {
@@ -149,6 +170,7 @@ impl FrameDecoder {
             self.failed = true;
             self.buffer = Vec::new();
             self.start = 0;
+            self.end = 0;
             return Some(Err(FrameError::TooLarge {
                 length,
                 limit: self.max_length,
@@ -174,7 +196,7 @@ impl FrameDecoder {
 
     /// Bytes received and not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buffer.len().saturating_sub(self.start)
+        self.end.saturating_sub(self.start)
     }
 
     /// Whether a fatal error stopped the decoder.
@@ -187,11 +209,10 @@ impl FrameDecoder {
         if self.start == 0 {
             return;
         }
-        if self.start >= self.buffer.len() {
-            self.buffer.clear();
-        } else {
-            self.buffer.drain(..self.start);
+        if self.start < self.end && self.end <= self.buffer.len() {
+            self.buffer.copy_within(self.start..self.end, 0);
         }
+        self.end = self.end.saturating_sub(self.start);
         self.start = 0;
     }
 }
@@ -340,6 +361,57 @@ mod tests {
         for (i, frame) in got.into_iter().enumerate() {
             assert_eq!(frame.unwrap().1, vec![i as u8; i]);
         }
+    }
+
+    /// A reader that hands out its pieces one per call, then `WouldBlock`.
+    struct Pieces(Vec<Vec<u8>>);
+
+    impl Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let piece = self.0.remove(0);
+            buf[..piece.len()].copy_from_slice(&piece);
+            Ok(piece.len())
+        }
+    }
+
+    #[test]
+    fn reads_that_would_block_keep_their_room_and_old_bytes_never_resurface() {
+        let mut long = Vec::new();
+        write_frame(&mut long, Codec::Json, &[b'a'; 20]).unwrap();
+        let mut short = Vec::new();
+        write_frame(&mut short, Codec::Json, b"bb").unwrap();
+        let (head, tail) = short.split_at(3);
+        let mut reader = Pieces(vec![long, head.to_vec(), tail.to_vec()]);
+        let mut decoder = FrameDecoder::new(100);
+        assert_eq!(decoder.read_from(&mut reader, 64).unwrap(), 25);
+        assert_eq!(
+            frames_of(&mut decoder),
+            vec![Ok((Codec::Json, vec![b'a'; 20]))]
+        );
+        // The room left holds the long frame's bytes: the short frame's
+        // first three must not complete a frame from them.
+        assert_eq!(decoder.read_from(&mut reader, 64).unwrap(), 3);
+        assert_eq!(decoder.buffered(), 3);
+        assert!(decoder.next_frame().is_none());
+        assert_eq!(decoder.read_from(&mut reader, 64).unwrap(), 4);
+        assert_eq!(
+            frames_of(&mut decoder),
+            vec![Ok((Codec::Json, b"bb".to_vec()))]
+        );
+        let room = decoder.buffer.len();
+        for _ in 0..3 {
+            let blocked = decoder.read_from(&mut reader, 64).unwrap_err();
+            assert_eq!(blocked.kind(), io::ErrorKind::WouldBlock);
+        }
+        assert_eq!(decoder.buffered(), 0);
+        assert_eq!(
+            decoder.buffer.len(),
+            room,
+            "the zeroed room is reused, not regrown"
+        );
     }
 
     #[test]
