@@ -9,6 +9,7 @@
 mod errors;
 mod handler;
 mod idle;
+mod inline_credit;
 mod mailbox;
 mod metrics;
 #[doc(hidden)]

@@ -15,7 +15,8 @@ use crate::message::{MessageType, unix_nanos_now};
 use crate::security::Admission;
 use crate::sync::{Arc, Ordering};
 
-use super::idle::{Idle, IdleStrategy, SHORT_PARK};
+use super::idle::{Idle, IdleStrategy};
+use super::inline_credit::InlineCredit;
 use super::mailbox::{Job, Mailbox, Staged, Submission};
 use super::metrics::{Counters, Stage, StageHistograms};
 use super::pending::Completion;
@@ -111,9 +112,8 @@ pub(crate) struct Worker {
     writer: ReplyWriter,
     sequence: u64,
     histograms: Box<StageHistograms>,
-    /// When a submitter last finished running a message here, on the
-    /// engine's clock (0: never).
-    ran_on_submitter_until: u64,
+    /// What submitters may still run here.
+    inline_credit: InlineCredit,
 }
 
 impl Worker {
@@ -137,7 +137,7 @@ impl Worker {
             mailbox,
             sequence: 0,
             histograms: Box::new(StageHistograms::new()),
-            ran_on_submitter_until: 0,
+            inline_credit: InlineCredit::new(),
         }
     }
 
@@ -596,14 +596,9 @@ impl Worker {
     }
 
     /// Whether a submitter holding the seat at `now` should run its
-    /// message itself. Not when a submitter ran one here less than a short
-    /// park ago: messages that close together would keep an awake worker
-    /// busy, so the worker is worth its wake-up, and a submitter running
-    /// them all would leave the other cores idle (at full load the engine
-    /// would be one thread).
+    /// message itself (see `inline_credit.rs`).
     pub(crate) fn may_run_on_submitter(&self, now: u64) -> bool {
-        let gap = u64::try_from(SHORT_PARK.as_nanos()).unwrap_or(u64::MAX);
-        self.ran_on_submitter_until == 0 || now.saturating_sub(self.ran_on_submitter_until) >= gap
+        self.inline_credit.allows(now)
     }
 
     /// A submitter holding the seat (see `seat.rs`) runs `job` on its own
@@ -632,7 +627,7 @@ impl Worker {
         // is a system call (0.4 us here), this is not, and wall-clock time
         // is at least the CPU time, so the figure errs high.
         let ended = self.shared.clock.now();
-        self.ran_on_submitter_until = ended;
+        self.inline_credit.spend(began, ended);
         self.counters()
             .ran_on_submitter(ended.saturating_sub(began));
     }
