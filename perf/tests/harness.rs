@@ -192,3 +192,27 @@ fn an_open_loop_plan_spaces_messages_evenly() {
     let short = plan.measured(Duration::from_secs(4));
     assert_eq!(short.duration, Duration::from_secs(3));
 }
+
+#[test]
+fn an_open_loop_run_reports_the_senders_lag_and_a_closed_loop_does_not() {
+    let setup = setup();
+    let open = Plan {
+        pace: Pace::Open { rate: 10_000 },
+        duration: Duration::from_millis(200),
+        warmup: Duration::from_millis(50),
+    };
+    let messages = workload(SecurityLevel::Standard, 0)
+        .make(&setup.credentials, open.messages(0))
+        .expect("workload");
+    let figures = run_inproc(setup.config.clone(), messages, &open).expect("run");
+    assert_all_answered(&figures, 2000);
+    let lag = figures.send_lag_us.expect("an open loop records its lag");
+    assert!(lag.p50 <= lag.p99 && lag.p99 <= lag.max, "{lag:?}");
+
+    let messages = workload(SecurityLevel::Standard, 0)
+        .make(&setup.credentials, 500)
+        .expect("workload");
+    let figures = run_inproc(setup.config.clone(), messages, &closed(64)).expect("run");
+    assert_all_answered(&figures, 500);
+    assert!(figures.send_lag_us.is_none());
+}

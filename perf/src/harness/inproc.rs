@@ -77,7 +77,11 @@ pub fn drive(
                     break;
                 }
                 wait_until(start, due);
-                due.as_nanos() as u64
+                let due = due.as_nanos() as u64;
+                if warm {
+                    recorder.lagged(recorder.now().saturating_sub(due));
+                }
+                due
             }
             Pace::Closed { window } => {
                 while sent as u64 - recorder.done() >= window as u64 {

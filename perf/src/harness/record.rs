@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
+use hdrhistogram::Histogram;
 use mcp_engine::Code;
+use parking_lot::Mutex;
 
 /// `outcome` values: 0 not yet, 1 answered without error, 2 + the code's
 /// index in [`Code::ALL`] for an Error.
@@ -20,6 +22,9 @@ pub struct Recorder {
     done_at: Vec<AtomicU64>,
     outcome: Vec<AtomicU8>,
     done: AtomicU64,
+    /// How late the sending thread was for each measured open-loop send,
+    /// ns (only that thread records; the lock is never contended).
+    send_lag: Mutex<Option<Histogram<u64>>>,
 }
 
 impl Recorder {
@@ -31,6 +36,7 @@ impl Recorder {
             done_at: (0..messages).map(|_| AtomicU64::new(0)).collect(),
             outcome: (0..messages).map(|_| AtomicU8::new(PENDING)).collect(),
             done: AtomicU64::new(0),
+            send_lag: Mutex::new(Histogram::new(3).ok()),
         }
     }
 
@@ -49,6 +55,18 @@ impl Recorder {
         if let Some(slot) = self.sent_at.get(index) {
             slot.store(at, Ordering::Relaxed);
         }
+    }
+
+    /// The sending thread got to a send due at `due` ns only `lag` ns late.
+    pub fn lagged(&self, lag: u64) {
+        if let Some(histogram) = self.send_lag.lock().as_mut() {
+            let _ = histogram.record(lag.max(1));
+        }
+    }
+
+    /// The send lags recorded, if any.
+    pub fn send_lags(&self) -> Option<Histogram<u64>> {
+        self.send_lag.lock().clone().filter(|h| !h.is_empty())
     }
 
     /// Message `index` was answered now: without error, or with `code`.

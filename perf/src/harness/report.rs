@@ -55,6 +55,10 @@ pub struct Figures {
     pub unanswered: u64,
     /// The engine's own acceptance-to-reply p99, microseconds (in-process).
     pub processing_p99_us: Option<f64>,
+    /// Open loop: how late the harness's sending thread got to each send
+    /// (the OS ran it late). Latency counts from the intended time, so this
+    /// is a part of every latency above, and not the engine's doing.
+    pub send_lag_us: Option<Latency>,
     /// Every latency recorded, for the plot: `(percentile, microseconds)`.
     #[serde(skip)]
     pub curve: Vec<(f64, f64)>,
@@ -84,15 +88,7 @@ pub fn measure(
     let unanswered = recorder.unanswered_between(from, to, sent_total);
     let sent = answered + unanswered;
     let seconds = plan.duration.as_secs_f64().max(1e-9);
-    let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-    let latency = Latency {
-        p50: us(0.5),
-        p90: us(0.9),
-        p95: us(0.95),
-        p99: us(0.99),
-        p999: us(0.999),
-        max: histogram.max() as f64 / 1000.0,
-    };
+    let latency = percentiles(&histogram);
     let curve = histogram
         .iter_quantiles(1)
         .map(|step| {
@@ -115,7 +111,21 @@ pub fn measure(
         answered,
         unanswered,
         processing_p99_us: processing_p99_ns.map(|ns| ns as f64 / 1000.0),
+        send_lag_us: recorder.send_lags().map(|lags| percentiles(&lags)),
         curve,
+    }
+}
+
+/// The percentiles of a histogram of nanoseconds, in microseconds.
+fn percentiles(histogram: &Histogram<u64>) -> Latency {
+    let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    Latency {
+        p50: us(0.5),
+        p90: us(0.9),
+        p95: us(0.95),
+        p99: us(0.99),
+        p999: us(0.999),
+        max: histogram.max() as f64 / 1000.0,
     }
 }
 
@@ -178,6 +188,12 @@ impl Report {
             format!("{:.1}", f.latency_us.p999)
         });
         row("latency max (us)", &|f| format!("{:.1}", f.latency_us.max));
+        if f.send_lag_us.is_some() {
+            row("harness send lag p50 / p99 (us)", &|f| {
+                f.send_lag_us
+                    .map_or("-".into(), |l| format!("{:.1} / {:.1}", l.p50, l.p99))
+            });
+        }
         row("sent / answered", &|f| {
             format!("{} / {}", f.sent, f.answered)
         });
