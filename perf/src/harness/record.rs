@@ -3,7 +3,8 @@
 //! whichever thread sees the event.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::time::Instant;
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mcp_engine::Code;
@@ -25,6 +26,10 @@ pub struct Recorder {
     /// How late the sending thread was for each measured open-loop send,
     /// ns (only that thread records; the lock is never contended).
     send_lag: Mutex<Option<Histogram<u64>>>,
+    /// A closed-loop sender parked until `done` reaches this (`u64::MAX`:
+    /// none), and its thread.
+    wake_at: AtomicU64,
+    sender: Mutex<Option<Thread>>,
 }
 
 impl Recorder {
@@ -37,6 +42,8 @@ impl Recorder {
             outcome: (0..messages).map(|_| AtomicU8::new(PENDING)).collect(),
             done: AtomicU64::new(0),
             send_lag: Mutex::new(Histogram::new(3).ok()),
+            wake_at: AtomicU64::new(u64::MAX),
+            sender: Mutex::new(None),
         }
     }
 
@@ -86,8 +93,33 @@ impl Recorder {
             if let Some(slot) = self.done_at.get(index) {
                 slot.store(self.now(), Ordering::Relaxed);
             }
-            self.done.fetch_add(1, Ordering::AcqRel);
+            let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+            if done >= self.wake_at.load(Ordering::SeqCst)
+                && self.wake_at.swap(u64::MAX, Ordering::SeqCst) != u64::MAX
+                && let Some(sender) = &*self.sender.lock()
+            {
+                sender.unpark();
+            }
         }
+    }
+
+    /// Closed loop: parks the calling (sending) thread until `target`
+    /// messages are answered. Blocking, not yielding in a loop: a sender
+    /// spinning on `sched_yield` took half a core here from the threads it
+    /// measures. The answer that reaches `target` unparks it; the timeout
+    /// only bounds a wait should that ever be missed.
+    pub fn wait_until_done(&self, target: u64) {
+        if self.done() >= target {
+            return;
+        }
+        self.sender.lock().get_or_insert_with(std::thread::current);
+        // SeqCst with `answered`'s increment-then-load: either this sees
+        // the answer, or the answer sees this target.
+        self.wake_at.store(target, Ordering::SeqCst);
+        while self.done.load(Ordering::SeqCst) < target {
+            std::thread::park_timeout(Duration::from_millis(1));
+        }
+        self.wake_at.store(u64::MAX, Ordering::SeqCst);
     }
 
     /// Messages answered so far.
