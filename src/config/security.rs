@@ -39,7 +39,8 @@ pub struct SecurityConfig {
     pub key_grace_secs: u64,
     /// How many message ids the replay guard remembers, over all principals
     /// (default 4,194,304). Its table (16 bytes an id, rounded up to a
-    /// power of two: 64 MiB by default) is mapped in full at start.
+    /// power of two: 64 MiB by default) is mapped in full at start, on huge
+    /// pages where the kernel allows.
     pub replay_capacity: u64,
     /// Verified tokens cached per worker (default 4096; 0 turns the cache
     /// off).

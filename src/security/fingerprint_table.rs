@@ -41,14 +41,20 @@ pub(crate) enum Recorded {
     Full,
 }
 
+/// The huge page size on x86-64 and the usual arm64 configuration.
+const HUGE_PAGE: usize = 2 << 20;
+
 /// A bounded set of fingerprints, each remembered until its expiry.
 pub(crate) struct FingerprintTable {
-    /// The buckets (a power of two of them) from word `offset`, with one
-    /// bucket's words to spare: room to start them on a cache line whatever
-    /// the allocator's alignment (glibc's malloc puts a 16-byte header
-    /// before a large block), so that a bucket is one line.
+    /// The buckets, `count` of them (a power of two) from word `offset`.
+    /// The words to spare let them start on a cache line whatever the
+    /// allocator's alignment (glibc's malloc puts a 16-byte header before
+    /// a large block), so that a bucket is one line, and a table of 2 MiB
+    /// or more on a huge page boundary. The spare words are never touched,
+    /// so never backed by memory.
     storage: Box<[u64]>,
     offset: usize,
+    count: usize,
     /// Slots in use, live or expired.
     len: usize,
     capacity: usize,
@@ -58,23 +64,32 @@ impl FingerprintTable {
     /// A table for `capacity` fingerprints, at most 80% of its slots.
     pub(crate) fn with_capacity(capacity: usize) -> FingerprintTable {
         let count = capacity.div_ceil(4).max(1).next_power_of_two();
-        let line = std::mem::size_of::<Bucket>();
-        let mut storage = vec![0u64; (count + 1) * WORDS].into_boxed_slice();
-        map_now(&mut storage);
+        let words = count * WORDS;
+        let align = if words * 8 >= HUGE_PAGE {
+            HUGE_PAGE
+        } else {
+            std::mem::size_of::<Bucket>()
+        };
+        let mut storage = vec![0u64; words + align / 8].into_boxed_slice();
         let address = storage.as_ptr() as usize;
         // Words are 8-byte aligned, so the distance is whole words.
-        let offset = (address.next_multiple_of(line) - address) / 8;
+        let offset = (address.next_multiple_of(align) - address) / 8;
+        if let Some(buckets) = storage.get_mut(offset..offset + words) {
+            advise_huge_pages(buckets);
+            map_now(buckets);
+        }
         FingerprintTable {
             storage,
             offset,
+            count,
             len: 0,
             capacity,
         }
     }
 
-    /// The buckets' words in `storage`: all but the spare bucket's.
+    /// The buckets' words in `storage`.
     fn bucket_words(&self) -> std::ops::Range<usize> {
-        self.offset..self.offset + self.storage.len() - WORDS
+        self.offset..self.offset + self.count * WORDS
     }
 
     fn buckets(&self) -> &[Bucket] {
@@ -188,15 +203,41 @@ impl FingerprintTable {
     }
 }
 
+/// Asks the kernel to back the table's whole 2 MiB stretches with huge
+/// pages (transparent huge pages, in `madvise` mode on most systems).
+///
+/// Lookups land anywhere in the table (64 MiB by default): with 4 KiB pages
+/// each is a TLB miss as well as a cache miss. With 2 MiB pages the table
+/// is 32 TLB entries. Where the kernel cannot (THP off, or no huge page
+/// free), the table works as before, on small pages.
+fn advise_huge_pages(words: &mut [u64]) {
+    let bytes = std::mem::size_of_val(words);
+    let base = words.as_mut_ptr().cast::<u8>();
+    let address = base as usize;
+    let first = address.next_multiple_of(HUGE_PAGE);
+    let end = address.saturating_add(bytes) / HUGE_PAGE * HUGE_PAGE;
+    if end <= first {
+        return;
+    }
+    let start = base
+        .wrapping_add(first - address)
+        .cast::<std::ffi::c_void>();
+    #[allow(unsafe_code)]
+    // SAFETY: `start..start + (end - first)` lies inside `words`, which this
+    // table owns alone, and is page-aligned as madvise requires.
+    // MADV_HUGEPAGE changes only how the kernel backs those pages, never
+    // their contents or whether they may be accessed.
+    let _ = unsafe { rustix::mm::madvise(start, end - first, rustix::mm::Advice::LinuxHugepage) };
+}
+
 /// Writes a word on each 4 KiB page, so that the OS maps the whole table
-/// now rather than on the first message to touch each page. A zeroed
-/// table comes unmapped, and its first check on a page took two page
-/// faults (the read maps the shared zero page, the write copies it): at
-/// 10k msg/s a large share of messages paid them for the first tens of
-/// seconds, 8.3-10.5% of a core against 6.1-7.5% mapped at start
-/// (`mcp-bench`, alternating). It costs 32 ms at start for the default 64
-/// MiB, which stays resident. `black_box` keeps the compiler from proving
-/// the stores redundant on memory it knows is zero.
+/// now (on 2 MiB pages where [`advise_huge_pages`] got them) rather than
+/// on the first message to touch each page. A zeroed table comes
+/// unmapped: on 4 KiB pages, a page's first check took two page faults
+/// (the read maps the shared zero page, the write copies it), and on 2
+/// MiB pages the first touch of each stalled a message 0.5 to 9 ms.
+/// `black_box` keeps the compiler from proving the stores redundant on
+/// memory it knows is zero.
 fn map_now(words: &mut [u64]) {
     const WORDS_PER_PAGE: usize = 4096 / 8;
     for word in words.iter_mut().step_by(WORDS_PER_PAGE) {

@@ -25,8 +25,10 @@
 //!
 //! ## Concurrency
 //!
-//! The table is split into 64 shards, each behind its own lock, chosen by the
-//! hash. The check-and-insert is one short critical section (one probe of
+//! The table is split into up to 64 shards, each behind its own lock, chosen
+//! by the hash; each holds at least a 2 MiB huge page of table (32 shards
+//! at the default capacity), since a lookup's TLB miss costs more than the
+//! rare contention of fewer locks. The check-and-insert is one short critical section (one probe of
 //! preallocated space; a purge only when a shard is full), so two workers
 //! contend only when they land on the same shard at the same moment. Two copies of one id racing on two workers meet in the
 //! same shard and the lock orders them: exactly one is accepted (proved by
@@ -44,6 +46,11 @@ use crate::sync::Mutex;
 const SHARDS: usize = 64;
 #[cfg(loom)]
 const SHARDS: usize = 2;
+
+/// Ids whose table (16 bytes each, see `fingerprint_table.rs`) fills a 2
+/// MiB huge page: a shard holds at least this many, or the whole capacity
+/// if that is less, so that its table can sit on huge pages.
+const IDS_PER_HUGE_PAGE: usize = (2 << 20) / 16;
 
 const NANOS: i128 = 1_000_000_000;
 
@@ -77,8 +84,9 @@ impl ReplayGuard {
     /// A guard remembering up to `capacity` ids for `window_secs`, with
     /// time counted from `now` (unix nanoseconds).
     pub fn new(capacity: usize, window_secs: u64, now: i128) -> ReplayGuard {
-        let per_shard = capacity.div_ceil(SHARDS).max(1);
-        let shards = (0..SHARDS)
+        let count = (capacity / IDS_PER_HUGE_PAGE).clamp(1, SHARDS);
+        let per_shard = capacity.div_ceil(count).max(1);
+        let shards = (0..count)
             .map(|_| {
                 CachePadded::new(Mutex::new(Shard {
                     seen: FingerprintTable::with_capacity(per_shard),
