@@ -281,7 +281,9 @@ mod tests {
 
     #[test]
     fn every_byte_value_at_every_position_of_a_long_string_is_found() {
-        // 40 bytes: two 16-byte SSE2 steps on x86_64, then a SWAR word.
+        // 40 bytes: two 16-byte SSE2 steps on x86_64, then a full SWAR
+        // word (every position of it); from offset 3, a padded tail word.
+        // Elsewhere, SWAR words throughout.
         for position in 0..40 {
             for b in 0u8..=255 {
                 let mut bytes = [b'a'; 40];
@@ -297,22 +299,6 @@ mod tests {
                     next_escape(&bytes, 3),
                     (expected && position >= 3).then_some(position),
                     "{b:#x} at {position}, from 3"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn every_byte_value_in_every_word_position_is_classified_right() {
-        for position in 0..8 {
-            for b in 0u8..=255 {
-                let mut word = [b'a'; 8];
-                word[position] = b;
-                let expected = b < 0x20 || b == b'"' || b == b'\\';
-                assert_eq!(
-                    needs_escape(u64::from_le_bytes(word)),
-                    expected,
-                    "{b:#x} at {position}"
                 );
             }
         }
