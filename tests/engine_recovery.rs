@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{LOCAL, command, eventually, setup, submission};
+use common::{LOCAL, command, eventually, setup, submit_pings};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{
     Answer, BreakerPolicy, CommandSpec, EngineBuilder, Outcome, Reply, Request, RetryPolicy, Status,
@@ -186,15 +186,7 @@ fn a_worker_whose_loop_panics_is_restarted_and_goes_on() {
         }
     });
     let mut admin = s.sealer(&s.admin);
-    for n in 0..3 {
-        engine
-            .submit(submission(
-                sink,
-                n,
-                command(&mut admin, &format!("p-{n}"), "sys.ping"),
-            ))
-            .unwrap();
-    }
+    submit_pings(&engine, &mut admin, sink, 3);
     eventually(|| delivered.load(Ordering::SeqCst) >= 3);
     assert_eq!(delivered.load(Ordering::SeqCst), 3);
     assert_eq!(engine.metrics().worker_restarts, 1);

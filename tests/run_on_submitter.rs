@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use common::{LOCAL, Setup, command, eventually, setup, submission};
+use common::{LOCAL, Setup, command, eventually, setup, submission, submit_pings};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{Answer, Engine, EngineBuilder, IdleStrategy, Outcome, Reply, Request};
 use mcp_engine::security::Sealer;
@@ -73,15 +73,7 @@ fn a_parked_workers_messages_run_on_the_submitter_and_are_answered_once() {
         })
     };
     let before = engine.metrics();
-    for n in 0..1000 {
-        engine
-            .submit(submission(
-                sink,
-                n,
-                command(&mut admin, &format!("p-{n}"), "sys.ping"),
-            ))
-            .unwrap();
-    }
+    submit_pings(&engine, &mut admin, sink, 1000);
     eventually(|| replies.load(Ordering::SeqCst) >= 1000);
     engine.shutdown();
     assert_eq!(replies.load(Ordering::SeqCst), 1000);

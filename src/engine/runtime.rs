@@ -338,11 +338,11 @@ impl Engine {
     }
 
     /// Runs the submission on this thread if its worker is parked with
-    /// nothing queued (see `seat.rs`) and no submitter ran a message there
-    /// just before (see `Worker::may_run_on_submitter`): at low rates a
-    /// wake-up costs more than most messages. Called inside the intake, which it leaves once the
-    /// message is running; gives the submission back (still inside) when
-    /// it must be pushed instead.
+    /// nothing queued (see `seat.rs`) and has idle time saved for it (see
+    /// `inline_credit.rs`): at low rates a wake-up costs more than most
+    /// messages. Called inside the intake, which it leaves once the message
+    /// is running; gives the submission back (still inside) when it must be
+    /// pushed instead.
     fn run_here(
         &self,
         index: usize,

@@ -150,6 +150,9 @@ impl Worker {
     pub(crate) fn run(seat: &Seat<Worker>, idle: IdleStrategy) {
         let mut idle = Idle::new(idle);
         let mut worker = seat.take();
+        // Kept while the seat is let go (a fresh worker after a panic on a
+        // submitter shares them too).
+        let (mailbox, shared) = (Arc::clone(&worker.mailbox), Arc::clone(&worker.shared));
         loop {
             if let Some(completion) = worker.mailbox.completions.pop() {
                 worker.finish_deferred(completion);
@@ -175,14 +178,11 @@ impl Worker {
             }
             if idle.parks_next() {
                 worker.hand_over_latencies();
-                let mailbox = Arc::clone(&worker.mailbox);
-                let shared = Arc::clone(&worker.shared);
                 drop(worker);
                 idle.wait(&mailbox.parker, || wakes_up(&mailbox, &shared));
                 worker = seat.take();
             } else {
-                let (mailbox, shared) = (&worker.mailbox, &worker.shared);
-                idle.wait(&mailbox.parker, || wakes_up(mailbox, shared));
+                idle.wait(&mailbox.parker, || wakes_up(&mailbox, &shared));
             }
         }
     }

@@ -193,7 +193,7 @@ impl FingerprintTable {
         }
         self.buckets_mut()
             .iter_mut()
-            .for_each(|bucket| *bucket = [0; 8]);
+            .for_each(|bucket| *bucket = [0; WORDS]);
         self.len = 0;
         for &(fingerprint, expiry) in &live {
             // Fewer than before, into an empty table: always room.

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use mcp_engine::codec::{self, Codec};
 use mcp_engine::dev_setup::{DEV_ADDR, DevSetup};
-use mcp_engine::engine::{SinkId, Submission};
+use mcp_engine::engine::{Engine, SinkId, Submission};
 use mcp_engine::message::{Timestamp, unix_nanos_now};
 use mcp_engine::security::{Keyring, Sealer};
 use mcp_engine::{Config, Message, MessageType, RawJson, SecurityLevel};
@@ -74,6 +74,16 @@ pub fn submission(sink: SinkId, tag: u64, body: Vec<u8>) -> Submission {
         key: 0,
         codec: Codec::Json,
         body,
+    }
+}
+
+/// Submits `count` Standard `sys.ping` commands to `sink` (ids `p-0`,
+/// `p-1`, ..., tagged with their number) through [`submission`], so on
+/// one worker, in order.
+pub fn submit_pings(engine: &Engine, sealer: &mut Sealer, sink: SinkId, count: u64) {
+    for n in 0..count {
+        let body = command(sealer, &format!("p-{n}"), "sys.ping");
+        engine.submit(submission(sink, n, body)).unwrap();
     }
 }
 
