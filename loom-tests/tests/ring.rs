@@ -1,6 +1,7 @@
 //! The engine's queue: empty and full are reported, not blocked on; values
 //! come out in order across wrap-around; two producers racing a consumer
-//! lose nothing and repeat nothing.
+//! lose nothing and repeat nothing; the sole consumer's peek sees only
+//! whole, published values, and never one a producer is writing.
 
 use loom_tests::{Arc, thread};
 use mcp_engine::engine::Ring;
@@ -79,5 +80,49 @@ fn two_producers_race_a_consumer_for_the_last_slot_across_the_wrap() {
         assert_eq!(all, vec![2, 3]);
         // A refusal only when the ring was really full: at most one.
         assert!(refused.len() <= 1);
+    });
+}
+
+#[test]
+fn the_sole_consumer_peeks_whole_values_while_a_producer_refills_the_wrapped_slots() {
+    loom_tests::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        // Move the positions so that the producer's writes wrap around.
+        ring.push(vec![0u8]).unwrap();
+        assert_eq!(ring.pop(), Some(vec![0]));
+        let producer = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || {
+                for value in [1u8, 2, 3] {
+                    let mut value = vec![value; usize::from(value)];
+                    while let Err(back) = ring.push(value) {
+                        value = back;
+                        thread::yield_now();
+                    }
+                }
+            })
+        };
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            // SAFETY: this thread is the ring's only consumer.
+            #[allow(unsafe_code)]
+            let peeked = unsafe { ring.peek_with(Vec::clone) };
+            match ring.pop() {
+                Some(value) => {
+                    // A peeked value is the one the next pop takes, whole
+                    // (the producer pushes nothing into an occupied slot).
+                    if let Some(peeked) = peeked {
+                        assert_eq!(peeked, value);
+                    }
+                    got.push(value);
+                }
+                None => {
+                    assert_eq!(peeked, None);
+                    thread::yield_now();
+                }
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(got, vec![vec![1], vec![2, 2], vec![3, 3, 3]]);
     });
 }

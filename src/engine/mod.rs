@@ -16,6 +16,7 @@ mod metrics;
 pub mod models;
 mod outbound;
 mod pending;
+mod prefetch;
 mod recovery;
 mod registry;
 mod reply;

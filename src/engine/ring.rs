@@ -170,6 +170,35 @@ impl<T> Ring<T> {
     }
 }
 
+impl<T> Ring<T> {
+    /// Calls `look` on the oldest value without taking it; `None` if the
+    /// ring is empty (or its oldest value is still being written).
+    ///
+    /// # Safety
+    ///
+    /// The caller must be the ring's only consumer until this returns: no
+    /// other thread may [`pop`](Self::pop) meanwhile. (A pop elsewhere could
+    /// hand the value out and let a producer overwrite its slot while `look`
+    /// reads it.)
+    pub unsafe fn peek_with<R>(&self, look: impl FnOnce(&T) -> R) -> Option<R> {
+        // The only consumer wrote `head` last, or saw it written by the
+        // consumer before it through whatever handed the role over.
+        let position = self.head.load(Ordering::Relaxed);
+        let slot = self.slot(position);
+        if slot.sequence.load(Ordering::Acquire) != position.wrapping_add(1) {
+            return None;
+        }
+        // SAFETY: the sequence (loaded with Acquire) says a producer wrote
+        // this slot and published it. Only a pop of `position` lets a
+        // producer write the slot again, and the caller promises that no pop
+        // runs before this returns, so the value stays as it is meanwhile.
+        Some(
+            slot.value
+                .with(|cell| look(unsafe { (*cell).assume_init_ref() })),
+        )
+    }
+}
+
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
         while self.pop().is_some() {}

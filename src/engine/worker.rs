@@ -20,6 +20,7 @@ use super::inline_credit::InlineCredit;
 use super::mailbox::{Job, Mailbox, Staged, Submission};
 use super::metrics::{Counters, Stage, StageHistograms};
 use super::pending::Completion;
+use super::prefetch::prefetch;
 use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
 use super::seat::Seat;
@@ -160,6 +161,16 @@ impl Worker {
                 continue;
             }
             if let Some(job) = worker.mailbox.jobs.pop() {
+                // SAFETY: this thread holds the seat, and only the seat's
+                // holder pops its mailbox's jobs (here; a submitter holding
+                // the seat runs its own message and pops nothing).
+                #[allow(unsafe_code)]
+                unsafe {
+                    worker
+                        .mailbox
+                        .jobs
+                        .peek_with(|next| prefetch(&next.submission.body));
+                }
                 worker.process(job, || {});
                 idle.reset();
                 continue;
