@@ -248,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn four_producers_lose_and_repeat_nothing() {
+    fn four_producers_lose_and_repeat_nothing_and_peeks_see_the_next_value() {
         let ring = Arc::new(Ring::new(64));
         let producers: Vec<_> = (0..4u64)
             .map(|p| {
@@ -267,8 +267,12 @@ mod tests {
         let mut next = [0u64; 4];
         let mut received = 0;
         while received < 200_000 {
+            // SAFETY: this thread is the ring's only consumer.
+            let peeked = unsafe { ring.peek_with(|value| *value) };
             match ring.pop() {
                 Some(value) => {
+                    // What a peek saw is what the next pop takes.
+                    assert!(peeked.is_none_or(|peeked| peeked == value));
                     let (p, i) = ((value >> 32) as usize, value & 0xffff_ffff);
                     // Per producer, order holds.
                     assert_eq!(i, next[p]);
