@@ -28,6 +28,7 @@ mod sink;
 mod stages;
 mod state;
 mod timer;
+mod wall_clock;
 mod watch;
 mod worker;
 

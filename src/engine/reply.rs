@@ -163,13 +163,16 @@ impl ReplyWriter {
     }
 
     /// Builds the Response carrying `{"result": result}`, protected as the
-    /// request was; [`send`](Self::send) delivers it. If protecting fails (a
-    /// key rotated away), the answer must be that Error instead.
+    /// request was and stamped `at` (Unix nanoseconds: the worker's time
+    /// when the message began, for an answer given while it ran);
+    /// [`send`](Self::send) delivers it. If protecting fails (a key rotated
+    /// away), the answer must be that Error instead.
     pub(crate) fn seal_response(
         &mut self,
         admission: &mut Admission,
         reply_to: ReplyHeader<'_>,
         result: &RawJson,
+        at: i128,
     ) -> Result<Message, Error> {
         // Sized once: growing it would reallocate on every reply.
         const OPEN: &[u8] = b"{\"result\":";
@@ -194,7 +197,7 @@ impl ReplyWriter {
             payload: RawJson::null(),
             metadata: Field::Present(RawJson::from_compact(metadata)),
             security,
-            timestamp: self.clock.now(),
+            timestamp: self.clock.at(at),
         };
         let now = message.timestamp.unix_nanos();
         admission.protect_reply(&mut message, payload, reply_to.protection, now)?;

@@ -28,6 +28,7 @@ use super::shared::{Clock, Phase, Shared};
 use super::sink::{Destination, Outcome};
 use super::stages::{Context, StagedView, Verdict, dispatch};
 use super::timer;
+use super::wall_clock::WallClock;
 use super::watch::{Address, IdBytes, Ticket};
 
 /// Messages between hand-overs of the latency histograms.
@@ -115,6 +116,7 @@ pub(crate) struct Worker {
     histograms: Box<StageHistograms>,
     /// What submitters may still run here.
     inline_credit: InlineCredit,
+    wall_clock: WallClock,
 }
 
 impl Worker {
@@ -139,6 +141,7 @@ impl Worker {
             sequence: 0,
             histograms: Box::new(StageHistograms::new()),
             inline_credit: InlineCredit::new(),
+            wall_clock: WallClock::default(),
         }
     }
 
@@ -240,7 +243,7 @@ impl Worker {
         let mut laps = Laps::new(self.sequence, started);
         let config = shared.config.load();
         self.decoder.set_limits(Limits::from_config(&config));
-        let wall_now = unix_nanos_now();
+        let wall_now = self.wall_clock.at(started);
 
         // Stage: validate.
         let (verdict, replying) = match self.decoder.decode(codec, &mut body, wall_now) {
@@ -394,7 +397,7 @@ impl Worker {
             .begin(self.sequence, started, &Address { to, id });
         begun();
         let mut laps = Laps::new(self.sequence, started);
-        let wall_now = unix_nanos_now();
+        let wall_now = self.wall_clock.at(started);
         let mut replying = Replying {
             id,
             level: staged.admitted.level,
@@ -547,15 +550,15 @@ impl Worker {
         }
     }
 
-    /// Sends a Response (its history entry first, so that whoever gets the
-    /// reply finds it recorded); the Error instead if it cannot be
-    /// protected.
+    /// Sends a Response stamped `at` (its history entry first, so that
+    /// whoever gets the reply finds it recorded); the Error instead if it
+    /// cannot be protected.
     fn respond(&mut self, header: ReplyHeader<'_>, result: &RawJson, outcome: Outcome, at: i128) {
         let shared = &*self.shared;
         let id = Some(header.id);
         match self
             .writer
-            .seal_response(&mut self.admission, header, result)
+            .seal_response(&mut self.admission, header, result, at)
         {
             Ok(message) => {
                 shared.metrics.counters(self.index).response();

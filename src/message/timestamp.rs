@@ -91,7 +91,11 @@ pub(crate) struct MillisecondClock {
 impl MillisecondClock {
     /// The current time, UTC, to the millisecond.
     pub(crate) fn now(&mut self) -> Timestamp {
-        let unix_nanos = unix_nanos_now();
+        self.at(unix_nanos_now())
+    }
+
+    /// `unix_nanos` (a time just read), UTC, to the millisecond.
+    pub(crate) fn at(&mut self, unix_nanos: i128) -> Timestamp {
         let millis = unix_nanos.div_euclid(1_000_000).saturating_mul(1_000_000);
         match &self.last {
             Some(last) if last.unix_nanos == millis => last.clone(),
