@@ -148,6 +148,7 @@ pub mod error;
 pub mod frame;
 pub mod json;
 pub mod message;
+mod prefetch;
 pub mod security;
 pub mod server;
 mod sync;

@@ -511,6 +511,17 @@ fn replays_are_refused_per_principal() {
     // Another principal may use the same id.
     let other = client_message(&s, "r-1", SecurityLevel::Standard, Some(&s.reader), echo, t);
     assert!(admit(&mut admission, &other, LOCAL, t).is_ok());
+    // Principals taking turns (each message's replay bucket is looked up
+    // ahead under the last message's principal): each one's ids stay its own.
+    for (message, turn) in [(&first, "admin"), (&other, "reader"), (&first, "admin")] {
+        assert_eq!(
+            admit(&mut admission, message, LOCAL, t + 2 * SECOND),
+            Err(Code::ReplayDetected),
+            "{turn}"
+        );
+    }
+    let fresh = client_message(&s, "r-2", SecurityLevel::Standard, Some(&s.reader), echo, t);
+    assert!(admit(&mut admission, &fresh, LOCAL, t).is_ok());
 }
 
 #[test]

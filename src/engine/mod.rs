@@ -16,7 +16,6 @@ mod metrics;
 pub mod models;
 mod outbound;
 mod pending;
-mod prefetch;
 mod recovery;
 mod registry;
 mod reply;

@@ -12,6 +12,7 @@ use crate::codec::{Decoder, Limits};
 use crate::error::{Code, Error};
 use crate::json::{MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
 use crate::message::{MessageType, unix_nanos_now};
+use crate::prefetch::prefetch;
 use crate::security::Admission;
 use crate::sync::{Arc, Ordering};
 
@@ -20,7 +21,6 @@ use super::inline_credit::InlineCredit;
 use super::mailbox::{Job, Mailbox, Staged, Submission};
 use super::metrics::{Counters, Stage, StageHistograms};
 use super::pending::Completion;
-use super::prefetch::prefetch;
 use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
 use super::seat::Seat;

@@ -41,6 +41,24 @@ pub(crate) enum Recorded {
     Full,
 }
 
+/// Where a table's buckets lie in memory, so that a bucket can be asked for
+/// ahead of a check without the table's lock: the buckets never move (a
+/// purge rewrites them in place).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BucketLines {
+    first: usize,
+    mask: usize,
+}
+
+impl BucketLines {
+    /// The address of the bucket where `fingerprint`'s probe chain starts.
+    pub(crate) fn of(self, fingerprint: u64) -> usize {
+        let at = fingerprint.max(1) as usize & self.mask;
+        self.first
+            .wrapping_add(at.wrapping_mul(std::mem::size_of::<Bucket>()))
+    }
+}
+
 /// The huge page size on x86-64 and the usual arm64 configuration.
 const HUGE_PAGE: usize = 2 << 20;
 
@@ -107,6 +125,15 @@ impl FingerprintTable {
             .unwrap_or_default()
             .as_chunks_mut::<WORDS>()
             .0
+    }
+
+    /// Where the buckets lie (see [`BucketLines`]).
+    pub(crate) fn lines(&self) -> BucketLines {
+        let buckets = self.buckets();
+        BucketLines {
+            first: buckets.as_ptr() as usize,
+            mask: buckets.len().wrapping_sub(1),
+        }
     }
 
     /// Slots in use, expired ones included until purged or reused.
@@ -272,6 +299,25 @@ mod tests {
             let count = capacity.div_ceil(4).next_power_of_two();
             assert_eq!(table.buckets().len(), count);
         }
+    }
+
+    #[test]
+    fn the_line_asked_for_ahead_is_the_bucket_a_record_lands_in() {
+        let mut table = FingerprintTable::with_capacity(4096);
+        let lines = table.lines();
+        // (0 is stored as 1.)
+        for fingerprint in [0, 7, 1 << 40, u64::MAX, 0x9e37_79b9_7f4a_7c15] {
+            assert_eq!(table.record(fingerprint, 10, 0), Recorded::Done);
+            let bucket = table
+                .buckets()
+                .iter()
+                .find(|bucket| bucket[..SLOTS].contains(&fingerprint.max(1)))
+                .unwrap();
+            assert_eq!(lines.of(fingerprint), bucket.as_ptr() as usize);
+        }
+        // A purge rewrites the buckets in place: the addresses hold.
+        table.purge(20);
+        assert_eq!(table.lines().of(7), lines.of(7));
     }
 
     #[test]

@@ -14,14 +14,16 @@
 //! ## The bound, and what happens at it
 //!
 //! At most `capacity` ids are remembered (config `replay_capacity`, default
-//! 4,194,304, 16 bytes each with the table's slack: 64 MiB, touched only as
-//! it fills). The table (`fingerprint_table.rs`) reads one cache line per
-//! check. When a shard is full, its expired entries are purged; if none has
-//! expired, the message is refused with `resource_exhausted` (retryable) rather than forgetting a
-//! live id. The capacity a deployment needs is its sustained rate of
-//! authenticated messages times the window: the default covers 13,981 msg/s
-//! over 300 s. A false `replay_detected` needs a 64-bit hash collision among
-//! live ids: below 2^-42 per message at full capacity.
+//! 4,194,304, 16 bytes each with the table's slack: 64 MiB, mapped at
+//! start). The table (`fingerprint_table.rs`) reads one cache line per
+//! check, a miss in so large a table; admission asks for that line before
+//! the token check (`ReplayGuard::locate`), so that it arrives meanwhile.
+//! When a shard is full, its expired entries are purged; if none has
+//! expired, the message is refused with `resource_exhausted` (retryable)
+//! rather than forgetting a live id. The capacity a deployment needs is its
+//! sustained rate of authenticated messages times the window: the default
+//! covers 13,981 msg/s over 300 s. A false `replay_detected` needs a 64-bit
+//! hash collision among live ids: below 2^-42 per message at full capacity.
 //!
 //! ## Concurrency
 //!
@@ -38,8 +40,9 @@ use std::hash::{BuildHasher, RandomState};
 
 use crossbeam_utils::CachePadded;
 
-use super::fingerprint_table::{FingerprintTable, Recorded};
+use super::fingerprint_table::{BucketLines, FingerprintTable, Recorded};
 use crate::error::{Code, Error};
+use crate::prefetch::prefetch_line;
 use crate::sync::Mutex;
 
 #[cfg(not(loom))]
@@ -62,10 +65,19 @@ struct Shard {
     purge_at: u32,
 }
 
+/// A `(principal, id)` located in a [`ReplayGuard`], its bucket asked
+/// for: [`ReplayGuard::check_located`] checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReplayProbe {
+    fingerprint: u64,
+}
+
 /// Per-principal message-id memory for replay detection (see the module
 /// docs for the bound and its proof of safety).
 pub struct ReplayGuard {
     shards: Box<[CachePadded<Mutex<Shard>>]>,
+    /// Each shard's bucket addresses, read without its lock.
+    lines: Box<[BucketLines]>,
     hasher: RandomState,
     window_nanos: i128,
     epoch: i128,
@@ -93,9 +105,14 @@ impl ReplayGuard {
                     purge_at: 0,
                 }))
             })
+            .collect::<Box<[CachePadded<Mutex<Shard>>]>>();
+        let lines = shards
+            .iter()
+            .map(|shard| shard.lock().seen.lines())
             .collect();
         ReplayGuard {
             shards,
+            lines,
             hasher: RandomState::new(),
             window_nanos: i128::from(window_secs) * NANOS,
             epoch: now,
@@ -133,16 +150,41 @@ impl ReplayGuard {
         timestamp: i128,
         now: i128,
     ) -> Result<(), Error> {
+        self.check_located(self.locate(principal, id), timestamp, now)
+    }
+
+    /// Where `(principal, id)` lies in the table, and a request to the CPU
+    /// to fetch that bucket: the table is far larger than the cache, so the
+    /// check's read is a miss unless asked for ahead, with other work to do
+    /// meanwhile.
+    pub(crate) fn locate(&self, principal: &str, id: &str) -> ReplayProbe {
         let fingerprint = self.hasher.hash_one((principal, id));
+        if let Some(lines) = self.lines.get(self.shard_of(fingerprint)) {
+            prefetch_line(lines.of(fingerprint));
+        }
+        ReplayProbe { fingerprint }
+    }
+
+    /// Middle bits pick the shard: the table itself uses the low bits
+    /// (bucket) and the top seven (tag), which must stay varied.
+    fn shard_of(&self, fingerprint: u64) -> usize {
+        (fingerprint >> 32) as usize % self.shards.len()
+    }
+
+    /// [`check`](Self::check) for the message `probe` was located for.
+    pub(crate) fn check_located(
+        &self,
+        probe: ReplayProbe,
+        timestamp: i128,
+        now: i128,
+    ) -> Result<(), Error> {
+        let fingerprint = probe.fingerprint;
         let now_secs = self.seconds(now);
         // Rounded up, plus one: an entry never expires early.
         let expiry = self
             .seconds(timestamp.max(now).saturating_add(self.window_nanos))
             .saturating_add(2);
-        // Middle bits pick the shard: the table itself uses the low bits
-        // (bucket) and the top seven (tag), which must stay varied.
-        let index = (fingerprint >> 32) as usize % self.shards.len();
-        let Some(shard) = self.shards.get(index) else {
+        let Some(shard) = self.shards.get(self.shard_of(fingerprint)) else {
             return Err(Error::new(Code::InternalError, "replay shard missing"));
         };
         let mut shard = shard.lock();
