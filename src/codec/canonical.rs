@@ -18,7 +18,8 @@ use super::value_text::ValueTexts;
 use crate::error::Error;
 use crate::json::write::{write_f64, write_number, write_str};
 use crate::json::{
-    JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease, members, span, str_at,
+    JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease, members, read_plain, span,
+    str_at,
 };
 use crate::message::{Field, Message, MessageType, MessageView, SecurityMetadata, TypeKey};
 
@@ -115,16 +116,26 @@ impl Canonicalizer {
             metadata_tape,
         } = self;
         let mut lease = TapeLease::take(tape);
-        let metadata_at = ValueTexts {
-            parser,
-            text,
-            metadata_tape,
-        }
-        .parse(
-            message.payload.as_bytes(),
-            message.metadata.present().map(RawJson::as_bytes),
-            &mut lease,
-        )?;
+        let metadata_text = message.metadata.present().map(RawJson::as_str);
+        // A reply's texts are mostly plain enough to read without parsing.
+        let nodes = &mut lease.tape.0;
+        let plain = read_plain(message.payload.as_str(), nodes);
+        let payload_end = nodes.len();
+        let metadata_at = if plain && metadata_text.is_none_or(|text| read_plain(text, nodes)) {
+            metadata_text.map(|_| payload_end)
+        } else {
+            nodes.clear();
+            ValueTexts {
+                parser,
+                text,
+                metadata_tape,
+            }
+            .parse(
+                message.payload.as_bytes(),
+                metadata_text.map(str::as_bytes),
+                &mut lease,
+            )?
+        };
         let metadata = match (&message.metadata, metadata_at) {
             (Field::Absent, _) => Field::Absent,
             (Field::Null, _) | (Field::Present(_), None) => Field::Null,

@@ -81,7 +81,7 @@ fn escape_in_16(chunk: &[u8; 16]) -> Option<usize> {
 /// Words of 8 bytes are checked at once; a tail shorter than a word is
 /// checked as one word padded with a harmless byte, so short strings (most
 /// keys) are cleared in one step too.
-fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     #[cfg(target_arch = "x86_64")]
     while let Some(chunk) = bytes
