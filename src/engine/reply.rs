@@ -162,6 +162,57 @@ impl ReplyWriter {
         );
     }
 
+    /// Whether a Response to `reply_to` can go by
+    /// [`send_plain_response`](Self::send_plain_response): JSON, neither
+    /// signed nor encrypted.
+    pub(crate) fn is_plain(reply_to: &ReplyHeader<'_>) -> bool {
+        let protection = reply_to.protection;
+        reply_to.to.codec == Codec::Json
+            && protection.signature_key.is_none()
+            && protection.encryption_key.is_none()
+    }
+
+    /// Sends the Response carrying `{"result": result}` to a message whose
+    /// reply [`is_plain`](Self::is_plain): the bytes that
+    /// [`seal_response`](Self::seal_response) then [`send`](Self::send)
+    /// make, written straight into the reply buffer, without the owned
+    /// [`Message`] and its half-dozen allocations in between.
+    pub(crate) fn send_plain_response(
+        &mut self,
+        sinks: &SinkTable,
+        reply_to: ReplyHeader<'_>,
+        result: &RawJson,
+        outcome: Outcome,
+        at: i128,
+    ) {
+        let body = self.write_plain_response(&reply_to, result, at);
+        deliver(sinks, reply_to.to, Some(reply_to.id), outcome, body);
+    }
+
+    fn write_plain_response(
+        &mut self,
+        reply_to: &ReplyHeader<'_>,
+        result: &RawJson,
+        at: i128,
+    ) -> &[u8] {
+        let out = &mut self.json;
+        out.clear();
+        out.extend_from_slice(b"{\"version\":");
+        write_str(out, PROTOCOL_VERSION);
+        out.extend_from_slice(b",\"id\":");
+        write_str(out, self.ids.next());
+        out.extend_from_slice(b",\"type\":\"Response\",\"payload\":{\"result\":");
+        out.extend_from_slice(result.as_bytes());
+        out.extend_from_slice(b"},\"metadata\":{\"correlation_id\":");
+        write_str(out, reply_to.id);
+        out.extend_from_slice(b"},\"security\":{\"security_level\":\"");
+        out.extend_from_slice(reply_to.level.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"auth_token\":null},\"timestamp\":");
+        write_str(out, self.clock.borrow_at(at).as_str());
+        out.push(b'}');
+        out
+    }
+
     /// Builds the Response carrying `{"result": result}`, protected as the
     /// request was and stamped `at` (Unix nanoseconds: the worker's time
     /// when the message began, for an answer given while it ran);
@@ -229,4 +280,83 @@ fn deliver(
 /// The Error a message gets when the engine shuts down before answering it.
 pub(crate) fn shutting_down() -> Error {
     Error::new(Code::Unavailable, "the engine is shutting down")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::sink::SinkId;
+    use crate::message::unix_nanos_now;
+    use crate::security::SecurityState;
+    use crate::sync::Arc;
+
+    #[test]
+    fn a_plain_response_is_byte_for_byte_what_sealing_then_encoding_make() {
+        let config = Config::default();
+        let state = SecurityState::from_config(&config, unix_nanos_now()).unwrap();
+        let mut admission = Admission::new(Arc::new(state));
+        let protection = ReplyProtection::default();
+        let mut writer = ReplyWriter::new(7);
+        let at = unix_nanos_now();
+        for level in [
+            SecurityLevel::Low,
+            SecurityLevel::Standard,
+            SecurityLevel::High,
+            SecurityLevel::Critical,
+        ] {
+            for result in ["null", r#"{"b":[1,2.5,"x\"y\u0001"],"a":{}}"#, r#""é""#] {
+                let result = RawJson::parse(result).unwrap();
+                let header = ReplyHeader {
+                    to: Destination {
+                        sink: SinkId(0),
+                        tag: 0,
+                        codec: Codec::Json,
+                    },
+                    id: "m-1",
+                    level,
+                    protection: &protection,
+                };
+                assert!(ReplyWriter::is_plain(&header));
+                writer.ids.next = 0;
+                let sealed = writer
+                    .seal_response(&mut admission, header, &result, at)
+                    .unwrap();
+                let mut encoded = Vec::new();
+                codec::json::encode(&sealed, &mut encoded);
+                writer.ids.next = 0;
+                let plain = writer.write_plain_response(&header, &result, at);
+                assert_eq!(
+                    String::from_utf8_lossy(plain),
+                    String::from_utf8_lossy(&encoded)
+                );
+            }
+        }
+        // Protected or binary replies go the long way.
+        let signed = ReplyProtection {
+            signature_key: Some("k".into()),
+            encryption_key: None,
+        };
+        let sealed = ReplyProtection {
+            signature_key: None,
+            encryption_key: Some("k".into()),
+        };
+        for (protection, codec) in [
+            (&signed, Codec::Json),
+            (&sealed, Codec::Json),
+            (&ReplyProtection::default(), Codec::Binary),
+        ] {
+            let header = ReplyHeader {
+                to: Destination {
+                    sink: SinkId(0),
+                    tag: 0,
+                    codec,
+                },
+                id: "m-1",
+                level: SecurityLevel::High,
+                protection,
+            };
+            assert!(!ReplyWriter::is_plain(&header));
+        }
+    }
 }

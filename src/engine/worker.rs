@@ -556,6 +556,13 @@ impl Worker {
     fn respond(&mut self, header: ReplyHeader<'_>, result: &RawJson, outcome: Outcome, at: i128) {
         let shared = &*self.shared;
         let id = Some(header.id);
+        if ReplyWriter::is_plain(&header) {
+            shared.metrics.counters(self.index).response();
+            self.mailbox.recent.push(id, outcome, at);
+            self.writer
+                .send_plain_response(&shared.sinks, header, result, outcome, at);
+            return;
+        }
         match self
             .writer
             .seal_response(&mut self.admission, header, result, at)

@@ -96,15 +96,21 @@ impl MillisecondClock {
 
     /// `unix_nanos` (a time just read), UTC, to the millisecond.
     pub(crate) fn at(&mut self, unix_nanos: i128) -> Timestamp {
+        self.borrow_at(unix_nanos).clone()
+    }
+
+    /// As [`at`](Self::at), borrowed: no copy of the text.
+    pub(crate) fn borrow_at(&mut self, unix_nanos: i128) -> &Timestamp {
         let millis = unix_nanos.div_euclid(1_000_000).saturating_mul(1_000_000);
-        match &self.last {
-            Some(last) if last.unix_nanos == millis => last.clone(),
-            _ => {
-                let now = Timestamp::from_unix_nanos(unix_nanos);
-                self.last = Some(now.clone());
-                now
-            }
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|last| last.unix_nanos != millis)
+        {
+            self.last = None;
         }
+        self.last
+            .get_or_insert_with(|| Timestamp::from_unix_nanos(unix_nanos))
     }
 }
 
