@@ -138,6 +138,9 @@ pub(crate) struct Context<'a> {
     pub(crate) ack: bool,
     pub(crate) accepted_at: u64,
     pub(crate) started: u64,
+    /// `timeout_ms` of the config the message runs under (one snapshot a
+    /// message: a config load is a hundred instructions).
+    pub(crate) timeout_ms: u64,
 }
 
 /// Stages route, authorize and execute, by the message's type.
@@ -211,8 +214,7 @@ fn command<V: Vetted>(
     lap(Stage::Route);
 
     // Stage: execute.
-    let config = shared.config.load();
-    let timeout_ms = entry.spec.timeout().unwrap_or(config.timeout_ms);
+    let timeout_ms = entry.spec.timeout().unwrap_or(context.timeout_ms);
     let deadline = context
         .accepted_at
         .saturating_add(timeout_ms.saturating_mul(1_000_000));
@@ -496,6 +498,7 @@ mod tests {
             ack: false,
             accepted_at: shared.clock.now(),
             started: shared.clock.now(),
+            timeout_ms: shared.config.load().timeout_ms,
         };
         let mut handler = None;
         dispatch(&context, &staged, &mut handler, &mut |_| {})

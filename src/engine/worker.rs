@@ -303,6 +303,7 @@ impl Worker {
                                 ack: view.ack(),
                                 accepted_at,
                                 started,
+                                timeout_ms: config.timeout_ms,
                             };
                             let verdict = dispatch(
                                 &context,
@@ -437,6 +438,7 @@ impl Worker {
                         ack: staged.ack,
                         accepted_at,
                         started,
+                        timeout_ms: shared.config.load().timeout_ms,
                     };
                     let histograms = &mut self.histograms;
                     dispatch(&context, &view, &mut replying.handler, &mut |stage| {

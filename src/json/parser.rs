@@ -105,31 +105,65 @@ fn key_at<'a>(nodes: &[Node<'a>], i: usize) -> &'a str {
 /// The first key found twice within one object, anywhere in the tape.
 ///
 /// One pass over the tape; each object's keys are found by hopping over its
-/// members' spans, then compared pairwise (small objects) or sorted (large
-/// ones, so a hostile object of 100,000 keys costs n log n, not n²).
+/// members' spans, then compared pairwise (small objects, most of a
+/// message's) or sorted (large ones, so a hostile object of 100,000 keys
+/// costs n log n, not n²).
 fn find_repeated_key<'a>(nodes: &[Node<'a>], scratch: &mut Vec<usize>) -> Option<&'a str> {
     for (i, node) in nodes.iter().enumerate() {
-        if !matches!(node, Node::Object { .. }) {
-            continue;
-        }
-        scratch.clear();
-        scratch.extend(members(nodes, i).map(|(_, value_at)| value_at - 1));
-        if scratch.len() <= PAIRWISE_LIMIT {
-            for (n, &a) in scratch.iter().enumerate() {
-                let key = key_at(nodes, a);
-                if scratch.iter().skip(n + 1).any(|&b| key_at(nodes, b) == key) {
+        match node {
+            Node::Object { len, .. } if *len > PAIRWISE_LIMIT => {
+                if let Some(key) = repeated_in_large(nodes, i, scratch) {
                     return Some(key);
                 }
             }
-        } else {
-            scratch.sort_unstable_by(|&a, &b| key_at(nodes, a).cmp(key_at(nodes, b)));
-            for pair in scratch.windows(2) {
-                if let [a, b] = *pair
-                    && key_at(nodes, a) == key_at(nodes, b)
-                {
-                    return Some(key_at(nodes, a));
+            Node::Object { len, .. } if *len > 1 => {
+                if let Some(key) = repeated_in_small(nodes, i) {
+                    return Some(key);
                 }
             }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Pairwise, with each key resolved once: keys of different lengths or
+/// first bytes (nearly every pair) are told apart without a byte compare.
+fn repeated_in_small<'a>(nodes: &[Node<'a>], at: usize) -> Option<&'a str> {
+    let mut keys = [""; PAIRWISE_LIMIT];
+    let mut count = 0;
+    for ((key, _), slot) in members(nodes, at).zip(keys.iter_mut()) {
+        *slot = key;
+        count += 1;
+    }
+    let keys = keys.get(..count).unwrap_or_default();
+    for (n, a) in keys.iter().enumerate() {
+        let head = a.as_bytes().first();
+        let later = keys.get(n + 1..).unwrap_or_default();
+        if later
+            .iter()
+            .any(|b| b.len() == a.len() && b.as_bytes().first() == head && b == a)
+        {
+            return Some(a);
+        }
+    }
+    None
+}
+
+/// By sorting the key positions.
+fn repeated_in_large<'a>(
+    nodes: &[Node<'a>],
+    at: usize,
+    scratch: &mut Vec<usize>,
+) -> Option<&'a str> {
+    scratch.clear();
+    scratch.extend(members(nodes, at).map(|(_, value_at)| value_at - 1));
+    scratch.sort_unstable_by(|&a, &b| key_at(nodes, a).cmp(key_at(nodes, b)));
+    for pair in scratch.windows(2) {
+        if let [a, b] = *pair
+            && key_at(nodes, a) == key_at(nodes, b)
+        {
+            return Some(key_at(nodes, a));
         }
     }
     None
