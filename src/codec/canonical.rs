@@ -21,7 +21,10 @@ use crate::json::{
     JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease, members, read_plain, span,
     str_at,
 };
-use crate::message::{Field, Message, MessageType, MessageView, SecurityMetadata, TypeKey};
+use crate::message::{
+    Field, Message, MessageType, MessageView, PROTOCOL_VERSION, SecurityLevel, SecurityMetadata,
+    TypeKey,
+};
 
 /// Integers up to 2^53 in magnitude are exact as doubles, so JCS writes them
 /// as plain digits; beyond, they take the double's ECMAScript form.
@@ -152,6 +155,107 @@ impl Canonicalizer {
             timestamp: message.timestamp.as_str(),
         };
         write_envelope(out, &parts, keys);
+        Ok(())
+    }
+}
+
+/// A Response the engine writes, by parts (see
+/// [`Canonicalizer::write_response_signing_input`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ResponseParts<'a> {
+    /// The Response's own id.
+    pub(crate) id: &'a str,
+    /// The id of the message it answers.
+    pub(crate) correlation_id: &'a str,
+    pub(crate) level: SecurityLevel,
+    /// The payload is `{"result": result}`.
+    pub(crate) result: &'a RawJson,
+    pub(crate) timestamp: &'a str,
+}
+
+/// A Response's encrypted payload: `encryption_info` and the ciphertext,
+/// as base64url text.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SealedPayload<'a> {
+    pub(crate) key_id: &'a str,
+    pub(crate) nonce: &'a str,
+    pub(crate) ciphertext: &'a str,
+}
+
+impl SealedPayload<'_> {
+    /// Appends `,"encryption_info":{...}`: its keys are in JCS order, so
+    /// the envelope and its signed input have the same bytes.
+    pub(crate) fn write_encryption_info(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"encryption_info\":{\"algorithm\":");
+        write_str(out, crate::security::cipher::ALGORITHM);
+        out.extend_from_slice(b",\"key_id\":");
+        write_str(out, self.key_id);
+        out.extend_from_slice(b",\"nonce\":");
+        write_str(out, self.nonce);
+        out.push(b'}');
+    }
+}
+
+impl Canonicalizer {
+    /// Appends the signed input of the Response `parts` describe, payload
+    /// `sealed` if given: the bytes [`write_message_signing_input`] makes
+    /// of that Response as a [`Message`] (version `1.0`, key `type`,
+    /// metadata `{"correlation_id": ...}`, `auth_token` null), written from
+    /// the parts without building one.
+    ///
+    /// [`write_message_signing_input`]: Self::write_message_signing_input
+    pub(crate) fn write_response_signing_input(
+        &mut self,
+        parts: &ResponseParts<'_>,
+        sealed: Option<&SealedPayload<'_>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        out.extend_from_slice(b"{\"id\":");
+        write_str(out, parts.id);
+        out.extend_from_slice(b",\"metadata\":{\"correlation_id\":");
+        write_str(out, parts.correlation_id);
+        out.extend_from_slice(b"},\"payload\":");
+        match sealed {
+            Some(sealed) => write_str(out, sealed.ciphertext),
+            None => {
+                // `{"result": r}` has one member: its canonical form is
+                // that of `r` inside.
+                out.extend_from_slice(b"{\"result\":");
+                self.write_raw(parts.result, out)?;
+                out.push(b'}');
+            }
+        }
+        out.extend_from_slice(b",\"security\":{\"auth_token\":null");
+        if let Some(sealed) = sealed {
+            sealed.write_encryption_info(out);
+        }
+        out.extend_from_slice(b",\"security_level\":\"");
+        out.extend_from_slice(parts.level.as_str().as_bytes());
+        out.extend_from_slice(b"\"},\"timestamp\":");
+        write_str(out, parts.timestamp);
+        out.extend_from_slice(b",\"type\":\"Response\",\"version\":");
+        write_str(out, PROTOCOL_VERSION);
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// Appends the canonical form of `raw`, read without the parser when
+    /// it is plain enough (see [`read_plain`]).
+    fn write_raw(&mut self, raw: &RawJson, out: &mut Vec<u8>) -> Result<(), Error> {
+        let Canonicalizer {
+            keys,
+            parser,
+            text,
+            tape,
+            ..
+        } = self;
+        let mut lease = TapeLease::take(tape);
+        if !read_plain(raw.as_str(), &mut lease.tape.0) {
+            text.clear();
+            text.extend_from_slice(raw.as_bytes());
+            parser.parse(text, &mut lease.tape)?;
+        }
+        write_node(out, &lease.tape.0, 0, keys);
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ mod value_text;
 
 pub use binary::{AlignedBytes, BINARY_ALIGNMENT};
 pub use canonical::Canonicalizer;
+pub(crate) use canonical::{ResponseParts, SealedPayload};
 pub use codec_byte::Codec;
 pub use decoder::{Decoder, MAX_DEPTH};
 pub use rules::Limits;

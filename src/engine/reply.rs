@@ -1,6 +1,6 @@
 //! Building reply envelopes (PROTOCOL.md section 7) into reused buffers.
 
-use crate::codec::{self, AlignedBytes, Codec};
+use crate::codec::{self, AlignedBytes, Codec, ResponseParts};
 use crate::error::{Code, Error};
 use crate::json::RawJson;
 use crate::json::write::write_str;
@@ -213,6 +213,50 @@ impl ReplyWriter {
         out
     }
 
+    /// Writes the JSON Response carrying `{"result": result}` into the reply
+    /// buffer, protected as the request was (see
+    /// [`Admission::write_protected_response`]); [`send_written`] delivers
+    /// it. If protecting fails (a key rotated away), the answer must be that
+    /// Error instead.
+    ///
+    /// [`send_written`]: Self::send_written
+    pub(crate) fn write_protected_response(
+        &mut self,
+        admission: &mut Admission,
+        reply_to: ReplyHeader<'_>,
+        result: &RawJson,
+        at: i128,
+    ) -> Result<(), Error> {
+        let timestamp = self.clock.borrow_at(at);
+        let parts = ResponseParts {
+            id: self.ids.next(),
+            correlation_id: reply_to.id,
+            level: reply_to.level,
+            result,
+            timestamp: timestamp.as_str(),
+        };
+        self.json.clear();
+        admission.write_protected_response(
+            &parts,
+            reply_to.protection,
+            timestamp.unix_nanos(),
+            &mut self.json,
+        )
+    }
+
+    /// Hands the reply [`write_protected_response`] wrote to the sink.
+    ///
+    /// [`write_protected_response`]: Self::write_protected_response
+    pub(crate) fn send_written(
+        &self,
+        sinks: &SinkTable,
+        to: Destination,
+        correlation_id: Option<&str>,
+        outcome: Outcome,
+    ) {
+        deliver(sinks, to, correlation_id, outcome, &self.json);
+    }
+
     /// Builds the Response carrying `{"result": result}`, protected as the
     /// request was and stamped `at` (Unix nanoseconds: the worker's time
     /// when the message began, for an answer given while it ran);
@@ -332,7 +376,7 @@ mod tests {
                 );
             }
         }
-        // Protected or binary replies go the long way.
+        // Protected or binary replies go another way.
         let signed = ReplyProtection {
             signature_key: Some("k".into()),
             encryption_key: None,
@@ -357,6 +401,121 @@ mod tests {
                 protection,
             };
             assert!(!ReplyWriter::is_plain(&header));
+        }
+    }
+
+    fn json_header<'a>(protection: &'a ReplyProtection) -> ReplyHeader<'a> {
+        ReplyHeader {
+            to: Destination {
+                sink: SinkId(0),
+                tag: 0,
+                codec: Codec::Json,
+            },
+            id: "m-1",
+            level: SecurityLevel::Critical,
+            protection,
+        }
+    }
+
+    #[test]
+    fn a_protected_response_is_what_sealing_then_encoding_make() {
+        use crate::codec::{Decoder, Limits};
+        use crate::security::cipher::{CipherScratch, open_payload};
+        use crate::security::signature::{SignatureScratch, verify_signature};
+
+        let suffix = crate::dev_setup::random_key().unwrap()[0];
+        let dir =
+            std::env::temp_dir().join(format!("mcp-reply-test-{}-{suffix}", std::process::id()));
+        let dev = crate::dev_setup::DevSetup::write(&dir, "127.0.0.1:1".parse().unwrap()).unwrap();
+        let config = Config::load(&dev.config_path).unwrap();
+        let at = unix_nanos_now();
+        let state = Arc::new(SecurityState::from_config(&config, at).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut admission = Admission::new(Arc::clone(&state));
+        let mut writer = ReplyWriter::new(7);
+        let result = RawJson::parse(r#"{"b":[1,"x\"y"],"a":2.5}"#).unwrap();
+
+        // Signed only: byte for byte.
+        let signed = ReplyProtection {
+            signature_key: Some("dev-sign-1".into()),
+            encryption_key: None,
+        };
+        writer.ids.next = 0;
+        let sealed = writer
+            .seal_response(&mut admission, json_header(&signed), &result, at)
+            .unwrap();
+        let mut encoded = Vec::new();
+        codec::json::encode(&sealed, &mut encoded);
+        writer.ids.next = 0;
+        writer
+            .write_protected_response(&mut admission, json_header(&signed), &result, at)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&writer.json),
+            String::from_utf8_lossy(&encoded)
+        );
+
+        // Encrypted and signed: each takes a fresh nonce, so compare what a
+        // client reads: the signature verifies, the payload opens, and
+        // every other field is the general path's.
+        let both = ReplyProtection {
+            signature_key: Some("dev-sign-1".into()),
+            encryption_key: Some("dev-enc-1".into()),
+        };
+        writer.ids.next = 0;
+        let sealed = writer
+            .seal_response(&mut admission, json_header(&both), &result, at)
+            .unwrap();
+        writer.ids.next = 0;
+        writer
+            .write_protected_response(&mut admission, json_header(&both), &result, at)
+            .unwrap();
+        let mut body = writer.json.clone();
+        let mut decoder = Decoder::new(Limits::default());
+        let view = decoder.decode_json(&mut body, at).unwrap();
+        let keyring = state.keyring.load();
+        let mut signatures = SignatureScratch::default();
+        assert_eq!(
+            verify_signature(&view, &keyring, at, &mut signatures).unwrap(),
+            "dev-sign-1"
+        );
+        let mut cipher = CipherScratch::default();
+        let (plain, key_id) = open_payload(&view, &keyring, at, &mut cipher).unwrap();
+        assert_eq!(key_id, "dev-enc-1");
+        assert_eq!(&plain[..], br#"{"result":{"b":[1,"x\"y"],"a":2.5}}"#);
+        let mut written = view.to_message();
+        let mut general = sealed;
+        for message in [&mut written, &mut general] {
+            message.payload = RawJson::null();
+            message.security.signature = crate::message::Field::Absent;
+            if let crate::message::Field::Present(info) = &mut message.security.encryption_info {
+                info.nonce.clear();
+            }
+        }
+        assert_eq!(written, general);
+
+        // A key not there: the general path's error, and nothing written.
+        for missing in [
+            ReplyProtection {
+                signature_key: Some("nope".into()),
+                encryption_key: None,
+            },
+            ReplyProtection {
+                signature_key: Some("dev-sign-1".into()),
+                encryption_key: Some("nope".into()),
+            },
+        ] {
+            let general = writer
+                .seal_response(&mut admission, json_header(&missing), &result, at)
+                .unwrap_err();
+            let written = writer
+                .write_protected_response(&mut admission, json_header(&missing), &result, at)
+                .unwrap_err();
+            assert_eq!(
+                (written.code(), written.message()),
+                (general.code(), general.message())
+            );
+            assert!(writer.json.is_empty());
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::codec::{Decoder, Limits};
+use crate::codec::{Codec, Decoder, Limits};
 use crate::error::{Code, Error};
 use crate::json::{MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
 use crate::message::{MessageType, unix_nanos_now};
@@ -565,15 +565,30 @@ impl Worker {
                 .send_plain_response(&shared.sinks, header, result, outcome, at);
             return;
         }
-        match self
-            .writer
-            .seal_response(&mut self.admission, header, result, at)
-        {
+        // JSON is written straight from the parts; the binary codec
+        // encodes an owned Message.
+        let sealed = if header.to.codec == Codec::Json {
+            self.writer
+                .write_protected_response(&mut self.admission, header, result, at)
+                .map(|()| None)
+        } else {
+            self.writer
+                .seal_response(&mut self.admission, header, result, at)
+                .map(Some)
+        };
+        match sealed {
             Ok(message) => {
                 shared.metrics.counters(self.index).response();
                 self.mailbox.recent.push(id, outcome, at);
-                self.writer
-                    .send(&shared.sinks, header.to, &message, id, outcome);
+                match message {
+                    None => self
+                        .writer
+                        .send_written(&shared.sinks, header.to, id, outcome),
+                    Some(message) => {
+                        self.writer
+                            .send(&shared.sinks, header.to, &message, id, outcome);
+                    }
+                }
             }
             Err(error) => {
                 shared.sent_error(self.index, &error, id);

@@ -15,11 +15,13 @@ use super::cipher::{CipherScratch, NonceSequence, NonceSource, open_payload, sea
 use super::keyring::{Keyring, SharedKeyring};
 use super::level::requirements;
 use super::policy::{ANONYMOUS_ROLE, Policy, Target};
+use super::protected_response::{ResponseScratch, write_protected_response};
 use super::replay::ReplayGuard;
 use super::revocation::{RevocationList, SharedRevocations};
 use super::signature::{SignatureScratch, sign_message, verify_signature};
 use super::token::{TokenRules, VerifiedToken};
 use super::token_cache::TokenCache;
+use crate::codec::ResponseParts;
 use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{JsonKind, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
@@ -249,6 +251,7 @@ pub struct Admission {
     nonces: NonceSource,
     parser: Parser,
     plain_tape: Vec<Node<'static>>,
+    response: ResponseScratch,
     /// The principal of the last message admitted here: the guess the next
     /// message's replay bucket is asked for with, before its token says.
     last_principal: String,
@@ -274,6 +277,7 @@ impl Admission {
             nonces,
             parser: Parser::new(MAX_VALUE_DEPTH),
             plain_tape: Vec::new(),
+            response: ResponseScratch::default(),
             last_principal: String::new(),
         }
     }
@@ -388,6 +392,31 @@ impl Admission {
         };
         read_name(admitted.payload(), name_key)?;
         Ok(admitted)
+    }
+
+    /// Appends to `out` the Response `parts` describe, protected as
+    /// `protection` says, in JSON: the bytes [`protect_reply`] then the
+    /// encoder make, written without building the [`Message`] (see
+    /// `protected_response.rs`).
+    ///
+    /// [`protect_reply`]: Self::protect_reply
+    pub(crate) fn write_protected_response(
+        &mut self,
+        parts: &ResponseParts<'_>,
+        protection: &ReplyProtection,
+        now: i128,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let keyring = self.state.keyring.load();
+        write_protected_response(
+            parts,
+            protection,
+            &keyring,
+            now,
+            &mut self.nonces,
+            &mut self.response,
+            out,
+        )
     }
 
     /// Protects `reply` as `protection` says: its payload becomes

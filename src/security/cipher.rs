@@ -133,7 +133,22 @@ fn aead_key<'k>(keyring: &'k Keyring, key_id: &str, now: i128) -> Option<&'k Les
     }
 }
 
-fn write_aad(out: &mut Vec<u8>, id: &str, kind: MessageType, timestamp: &str) {
+/// The key to seal a reply under: a config fault if `key_id` names none
+/// usable at `now`.
+pub(super) fn sealing_key<'k>(
+    keyring: &'k Keyring,
+    key_id: &str,
+    now: i128,
+) -> Result<&'k LessSafeKey, Error> {
+    aead_key(keyring, key_id, now).ok_or_else(|| {
+        Error::new(
+            Code::ConfigurationError,
+            format!("no usable encryption key `{key_id}`"),
+        )
+    })
+}
+
+pub(super) fn write_aad(out: &mut Vec<u8>, id: &str, kind: MessageType, timestamp: &str) {
     out.clear();
     out.extend_from_slice(id.as_bytes());
     out.push(b'\n');
@@ -202,12 +217,7 @@ pub fn seal_payload(
     nonces: &mut NonceSource,
     scratch: &mut CipherScratch,
 ) -> Result<(), Error> {
-    let key = aead_key(keyring, key_id, now).ok_or_else(|| {
-        Error::new(
-            Code::ConfigurationError,
-            format!("no usable encryption key `{key_id}`"),
-        )
-    })?;
+    let key = sealing_key(keyring, key_id, now)?;
     let nonce = nonces.next_nonce();
     write_aad(
         &mut scratch.aad,

@@ -15,6 +15,7 @@ mod fingerprint_table;
 mod keyring;
 mod level;
 pub mod policy;
+mod protected_response;
 mod replay;
 mod revocation;
 mod sealer;

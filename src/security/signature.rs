@@ -41,6 +41,21 @@ fn signing_key<'k>(keyring: &'k Keyring, key_id: &str, now: i128) -> Option<&'k 
     }
 }
 
+/// The key to sign a reply with: a config fault if `key_id` names none
+/// usable at `now`.
+pub(super) fn reply_signing_key<'k>(
+    keyring: &'k Keyring,
+    key_id: &str,
+    now: i128,
+) -> Result<&'k hmac::Key, Error> {
+    signing_key(keyring, key_id, now).ok_or_else(|| {
+        Error::new(
+            Code::ConfigurationError,
+            format!("no usable signing key `{key_id}`"),
+        )
+    })
+}
+
 /// Verifies the signature of `message` and returns its key id. Refuses
 /// with `signature_invalid` a missing, malformed, unknown-key or wrong
 /// signature.
@@ -85,12 +100,7 @@ pub fn sign_message(
     now: i128,
     scratch: &mut SignatureScratch,
 ) -> Result<(), Error> {
-    let key = signing_key(keyring, key_id, now).ok_or_else(|| {
-        Error::new(
-            Code::ConfigurationError,
-            format!("no usable signing key `{key_id}`"),
-        )
-    })?;
+    let key = reply_signing_key(keyring, key_id, now)?;
     message.security.signature = Field::Absent;
     scratch.input.clear();
     scratch
