@@ -36,19 +36,10 @@ pub(crate) fn prefetch_line(address: usize) {
 /// Asks for the cache lines of `bytes` (its first [`AHEAD_BYTES`]).
 #[inline]
 pub(crate) fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let head = bytes.get(..AHEAD_BYTES).unwrap_or(bytes);
-        for line in head.chunks(LINE) {
-            // SAFETY: SSE is in the x86_64 baseline, and a prefetch is a
-            // hint: it reads nothing the program can observe and never
-            // faults. The address is inside `bytes` anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
-        }
+    let head = bytes.get(..AHEAD_BYTES).unwrap_or(bytes);
+    for line in head.chunks(LINE) {
+        prefetch_line(line.as_ptr() as usize);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
 }
 
 #[cfg(test)]

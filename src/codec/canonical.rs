@@ -14,6 +14,7 @@ use std::cmp::Ordering;
 
 use simd_json::{Node, StaticNode};
 
+use super::response::{ResponseParts, SealedPayload};
 use super::value_text::ValueTexts;
 use crate::error::Error;
 use crate::json::write::{write_f64, write_number, write_str};
@@ -22,8 +23,7 @@ use crate::json::{
     str_at,
 };
 use crate::message::{
-    Field, Message, MessageType, MessageView, PROTOCOL_VERSION, SecurityLevel, SecurityMetadata,
-    TypeKey,
+    Field, Message, MessageType, MessageView, PROTOCOL_VERSION, SecurityMetadata, TypeKey,
 };
 
 /// Integers up to 2^53 in magnitude are exact as doubles, so JCS writes them
@@ -156,43 +156,6 @@ impl Canonicalizer {
         };
         write_envelope(out, &parts, keys);
         Ok(())
-    }
-}
-
-/// A Response the engine writes, by parts (see
-/// [`Canonicalizer::write_response_signing_input`]).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ResponseParts<'a> {
-    /// The Response's own id.
-    pub(crate) id: &'a str,
-    /// The id of the message it answers.
-    pub(crate) correlation_id: &'a str,
-    pub(crate) level: SecurityLevel,
-    /// The payload is `{"result": result}`.
-    pub(crate) result: &'a RawJson,
-    pub(crate) timestamp: &'a str,
-}
-
-/// A Response's encrypted payload: `encryption_info` and the ciphertext,
-/// as base64url text.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SealedPayload<'a> {
-    pub(crate) key_id: &'a str,
-    pub(crate) nonce: &'a str,
-    pub(crate) ciphertext: &'a str,
-}
-
-impl SealedPayload<'_> {
-    /// Appends `,"encryption_info":{...}`: its keys are in JCS order, so
-    /// the envelope and its signed input have the same bytes.
-    pub(crate) fn write_encryption_info(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b",\"encryption_info\":{\"algorithm\":");
-        write_str(out, crate::security::cipher::ALGORITHM);
-        out.extend_from_slice(b",\"key_id\":");
-        write_str(out, self.key_id);
-        out.extend_from_slice(b",\"nonce\":");
-        write_str(out, self.nonce);
-        out.push(b'}');
     }
 }
 

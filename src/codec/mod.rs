@@ -13,13 +13,14 @@ mod canonical;
 mod codec_byte;
 mod decoder;
 pub mod json;
+mod response;
 mod rules;
 mod value_text;
 
 pub use binary::{AlignedBytes, BINARY_ALIGNMENT};
 pub use canonical::Canonicalizer;
-pub(crate) use canonical::{ResponseParts, SealedPayload};
 pub use codec_byte::Codec;
 pub use decoder::{Decoder, MAX_DEPTH};
+pub(crate) use response::{ResponseParts, SealedPayload, encode_response};
 pub use rules::Limits;
 pub(crate) use rules::{check_version_form, check_version_major};

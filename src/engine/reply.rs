@@ -162,65 +162,23 @@ impl ReplyWriter {
         );
     }
 
-    /// Whether a Response to `reply_to` can go by
-    /// [`send_plain_response`](Self::send_plain_response): JSON, neither
-    /// signed nor encrypted.
-    pub(crate) fn is_plain(reply_to: &ReplyHeader<'_>) -> bool {
-        let protection = reply_to.protection;
-        reply_to.to.codec == Codec::Json
-            && protection.signature_key.is_none()
-            && protection.encryption_key.is_none()
-    }
-
-    /// Sends the Response carrying `{"result": result}` to a message whose
-    /// reply [`is_plain`](Self::is_plain): the bytes that
-    /// [`seal_response`](Self::seal_response) then [`send`](Self::send)
-    /// make, written straight into the reply buffer, without the owned
-    /// [`Message`] and its half-dozen allocations in between.
-    pub(crate) fn send_plain_response(
-        &mut self,
-        sinks: &SinkTable,
-        reply_to: ReplyHeader<'_>,
-        result: &RawJson,
-        outcome: Outcome,
-        at: i128,
-    ) {
-        let body = self.write_plain_response(&reply_to, result, at);
-        deliver(sinks, reply_to.to, Some(reply_to.id), outcome, body);
-    }
-
-    fn write_plain_response(
-        &mut self,
-        reply_to: &ReplyHeader<'_>,
-        result: &RawJson,
-        at: i128,
-    ) -> &[u8] {
-        let out = &mut self.json;
-        out.clear();
-        out.extend_from_slice(b"{\"version\":");
-        write_str(out, PROTOCOL_VERSION);
-        out.extend_from_slice(b",\"id\":");
-        write_str(out, self.ids.next());
-        out.extend_from_slice(b",\"type\":\"Response\",\"payload\":{\"result\":");
-        out.extend_from_slice(result.as_bytes());
-        out.extend_from_slice(b"},\"metadata\":{\"correlation_id\":");
-        write_str(out, reply_to.id);
-        out.extend_from_slice(b"},\"security\":{\"security_level\":\"");
-        out.extend_from_slice(reply_to.level.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"auth_token\":null},\"timestamp\":");
-        write_str(out, self.clock.borrow_at(at).as_str());
-        out.push(b'}');
-        out
+    /// Whether Responses in `codec` are written straight from their parts
+    /// ([`write_response`](Self::write_response)): JSON. The binary codec
+    /// encodes an owned Message ([`seal_response`](Self::seal_response)).
+    pub(crate) fn writes_directly(codec: Codec) -> bool {
+        codec == Codec::Json
     }
 
     /// Writes the JSON Response carrying `{"result": result}` into the reply
-    /// buffer, protected as the request was (see
-    /// [`Admission::write_protected_response`]); [`send_written`] delivers
-    /// it. If protecting fails (a key rotated away), the answer must be that
-    /// Error instead.
+    /// buffer, protected as the request was and stamped `at` (see
+    /// [`Admission::write_response`]): the bytes that
+    /// [`seal_response`](Self::seal_response) then [`send`](Self::send)
+    /// make, without the owned [`Message`] and its allocations in between;
+    /// [`send_written`] delivers it. If protecting fails (a key rotated
+    /// away), the answer must be that Error instead.
     ///
     /// [`send_written`]: Self::send_written
-    pub(crate) fn write_protected_response(
+    pub(crate) fn write_response(
         &mut self,
         admission: &mut Admission,
         reply_to: ReplyHeader<'_>,
@@ -236,7 +194,7 @@ impl ReplyWriter {
             timestamp: timestamp.as_str(),
         };
         self.json.clear();
-        admission.write_protected_response(
+        admission.write_response(
             &parts,
             reply_to.protection,
             timestamp.unix_nanos(),
@@ -244,9 +202,8 @@ impl ReplyWriter {
         )
     }
 
-    /// Hands the reply [`write_protected_response`] wrote to the sink.
-    ///
-    /// [`write_protected_response`]: Self::write_protected_response
+    /// Hands the reply [`write_response`](Self::write_response) wrote to
+    /// the sink.
     pub(crate) fn send_written(
         &self,
         sinks: &SinkTable,
@@ -335,6 +292,19 @@ mod tests {
     use crate::security::SecurityState;
     use crate::sync::Arc;
 
+    fn json_header(protection: &ReplyProtection, level: SecurityLevel) -> ReplyHeader<'_> {
+        ReplyHeader {
+            to: Destination {
+                sink: SinkId(0),
+                tag: 0,
+                codec: Codec::Json,
+            },
+            id: "m-1",
+            level,
+            protection,
+        }
+    }
+
     #[test]
     fn a_plain_response_is_byte_for_byte_what_sealing_then_encoding_make() {
         let config = Config::default();
@@ -351,17 +321,8 @@ mod tests {
         ] {
             for result in ["null", r#"{"b":[1,2.5,"x\"y\u0001"],"a":{}}"#, r#""é""#] {
                 let result = RawJson::parse(result).unwrap();
-                let header = ReplyHeader {
-                    to: Destination {
-                        sink: SinkId(0),
-                        tag: 0,
-                        codec: Codec::Json,
-                    },
-                    id: "m-1",
-                    level,
-                    protection: &protection,
-                };
-                assert!(ReplyWriter::is_plain(&header));
+                let header = json_header(&protection, level);
+                assert!(header.protection.is_empty());
                 writer.ids.next = 0;
                 let sealed = writer
                     .seal_response(&mut admission, header, &result, at)
@@ -369,52 +330,30 @@ mod tests {
                 let mut encoded = Vec::new();
                 codec::json::encode(&sealed, &mut encoded);
                 writer.ids.next = 0;
-                let plain = writer.write_plain_response(&header, &result, at);
+                writer
+                    .write_response(&mut admission, header, &result, at)
+                    .unwrap();
                 assert_eq!(
-                    String::from_utf8_lossy(plain),
+                    String::from_utf8_lossy(&writer.json),
                     String::from_utf8_lossy(&encoded)
                 );
             }
         }
-        // Protected or binary replies go another way.
-        let signed = ReplyProtection {
-            signature_key: Some("k".into()),
-            encryption_key: None,
-        };
-        let sealed = ReplyProtection {
-            signature_key: None,
-            encryption_key: Some("k".into()),
-        };
-        for (protection, codec) in [
-            (&signed, Codec::Json),
-            (&sealed, Codec::Json),
-            (&ReplyProtection::default(), Codec::Binary),
-        ] {
-            let header = ReplyHeader {
-                to: Destination {
-                    sink: SinkId(0),
-                    tag: 0,
-                    codec,
-                },
-                id: "m-1",
-                level: SecurityLevel::High,
-                protection,
-            };
-            assert!(!ReplyWriter::is_plain(&header));
-        }
-    }
-
-    fn json_header<'a>(protection: &'a ReplyProtection) -> ReplyHeader<'a> {
-        ReplyHeader {
-            to: Destination {
-                sink: SinkId(0),
-                tag: 0,
-                codec: Codec::Json,
+        // Protected replies take keys; binary ones go by an owned Message.
+        for protection in [
+            ReplyProtection {
+                signature_key: Some("k".into()),
+                encryption_key: None,
             },
-            id: "m-1",
-            level: SecurityLevel::Critical,
-            protection,
+            ReplyProtection {
+                signature_key: None,
+                encryption_key: Some("k".into()),
+            },
+        ] {
+            assert!(!protection.is_empty());
         }
+        assert!(ReplyWriter::writes_directly(Codec::Json));
+        assert!(!ReplyWriter::writes_directly(Codec::Binary));
     }
 
     #[test]
@@ -442,13 +381,23 @@ mod tests {
         };
         writer.ids.next = 0;
         let sealed = writer
-            .seal_response(&mut admission, json_header(&signed), &result, at)
+            .seal_response(
+                &mut admission,
+                json_header(&signed, SecurityLevel::Critical),
+                &result,
+                at,
+            )
             .unwrap();
         let mut encoded = Vec::new();
         codec::json::encode(&sealed, &mut encoded);
         writer.ids.next = 0;
         writer
-            .write_protected_response(&mut admission, json_header(&signed), &result, at)
+            .write_response(
+                &mut admission,
+                json_header(&signed, SecurityLevel::Critical),
+                &result,
+                at,
+            )
             .unwrap();
         assert_eq!(
             String::from_utf8_lossy(&writer.json),
@@ -464,11 +413,21 @@ mod tests {
         };
         writer.ids.next = 0;
         let sealed = writer
-            .seal_response(&mut admission, json_header(&both), &result, at)
+            .seal_response(
+                &mut admission,
+                json_header(&both, SecurityLevel::Critical),
+                &result,
+                at,
+            )
             .unwrap();
         writer.ids.next = 0;
         writer
-            .write_protected_response(&mut admission, json_header(&both), &result, at)
+            .write_response(
+                &mut admission,
+                json_header(&both, SecurityLevel::Critical),
+                &result,
+                at,
+            )
             .unwrap();
         let mut body = writer.json.clone();
         let mut decoder = Decoder::new(Limits::default());
@@ -506,10 +465,20 @@ mod tests {
             },
         ] {
             let general = writer
-                .seal_response(&mut admission, json_header(&missing), &result, at)
+                .seal_response(
+                    &mut admission,
+                    json_header(&missing, SecurityLevel::Critical),
+                    &result,
+                    at,
+                )
                 .unwrap_err();
             let written = writer
-                .write_protected_response(&mut admission, json_header(&missing), &result, at)
+                .write_response(
+                    &mut admission,
+                    json_header(&missing, SecurityLevel::Critical),
+                    &result,
+                    at,
+                )
                 .unwrap_err();
             assert_eq!(
                 (written.code(), written.message()),

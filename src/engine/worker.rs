@@ -8,7 +8,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::codec::{Codec, Decoder, Limits};
+use crate::codec::{Decoder, Limits};
 use crate::error::{Code, Error};
 use crate::json::{MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
 use crate::message::{MessageType, unix_nanos_now};
@@ -558,23 +558,15 @@ impl Worker {
     fn respond(&mut self, header: ReplyHeader<'_>, result: &RawJson, outcome: Outcome, at: i128) {
         let shared = &*self.shared;
         let id = Some(header.id);
-        if ReplyWriter::is_plain(&header) {
-            shared.metrics.counters(self.index).response();
-            self.mailbox.recent.push(id, outcome, at);
+        let sealed = if ReplyWriter::writes_directly(header.to.codec) {
             self.writer
-                .send_plain_response(&shared.sinks, header, result, outcome, at);
-            return;
-        }
-        // JSON is written straight from the parts; the binary codec
-        // encodes an owned Message.
-        let sealed = if header.to.codec == Codec::Json {
-            self.writer
-                .write_protected_response(&mut self.admission, header, result, at)
+                .write_response(&mut self.admission, header, result, at)
                 .map(|()| None)
         } else {
+            // Boxed: the JSON path's result stays small.
             self.writer
                 .seal_response(&mut self.admission, header, result, at)
-                .map(Some)
+                .map(|message| Some(Box::new(message)))
         };
         match sealed {
             Ok(message) => {

@@ -15,13 +15,13 @@ use super::cipher::{CipherScratch, NonceSequence, NonceSource, open_payload, sea
 use super::keyring::{Keyring, SharedKeyring};
 use super::level::requirements;
 use super::policy::{ANONYMOUS_ROLE, Policy, Target};
-use super::protected_response::{ResponseScratch, write_protected_response};
+use super::protected_response::{Protecting, ResponseTexts, write_protected_response};
 use super::replay::ReplayGuard;
 use super::revocation::{RevocationList, SharedRevocations};
 use super::signature::{SignatureScratch, sign_message, verify_signature};
 use super::token::{TokenRules, VerifiedToken};
 use super::token_cache::TokenCache;
-use crate::codec::ResponseParts;
+use crate::codec::{ResponseParts, encode_response};
 use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{JsonKind, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
@@ -109,6 +109,13 @@ pub struct ReplyProtection {
     pub signature_key: Option<String>,
     /// Encrypt under this key (the request's `key_id`).
     pub encryption_key: Option<String>,
+}
+
+impl ReplyProtection {
+    /// Whether the reply is neither signed nor encrypted.
+    pub fn is_empty(&self) -> bool {
+        self.signature_key.is_none() && self.encryption_key.is_none()
+    }
 }
 
 /// A message that passed every check.
@@ -251,7 +258,7 @@ pub struct Admission {
     nonces: NonceSource,
     parser: Parser,
     plain_tape: Vec<Node<'static>>,
-    response: ResponseScratch,
+    response: ResponseTexts,
     /// The principal of the last message admitted here: the guess the next
     /// message's replay bucket is asked for with, before its token says.
     last_principal: String,
@@ -277,7 +284,7 @@ impl Admission {
             nonces,
             parser: Parser::new(MAX_VALUE_DEPTH),
             plain_tape: Vec::new(),
-            response: ResponseScratch::default(),
+            response: ResponseTexts::default(),
             last_principal: String::new(),
         }
     }
@@ -397,26 +404,30 @@ impl Admission {
     /// Appends to `out` the Response `parts` describe, protected as
     /// `protection` says, in JSON: the bytes [`protect_reply`] then the
     /// encoder make, written without building the [`Message`] (see
-    /// `protected_response.rs`).
+    /// `protected_response.rs`). One needing no protection loads no keys.
     ///
     /// [`protect_reply`]: Self::protect_reply
-    pub(crate) fn write_protected_response(
+    #[inline]
+    pub(crate) fn write_response(
         &mut self,
         parts: &ResponseParts<'_>,
         protection: &ReplyProtection,
         now: i128,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
+        if protection.is_empty() {
+            encode_response(parts, None, None, out);
+            return Ok(());
+        }
         let keyring = self.state.keyring.load();
-        write_protected_response(
-            parts,
-            protection,
-            &keyring,
+        let with = Protecting {
+            keyring: &keyring,
             now,
-            &mut self.nonces,
-            &mut self.response,
-            out,
-        )
+            nonces: &mut self.nonces,
+            cipher: &mut self.cipher,
+            signatures: &mut self.signatures,
+        };
+        write_protected_response(parts, protection, with, &mut self.response, out)
     }
 
     /// Protects `reply` as `protection` says: its payload becomes

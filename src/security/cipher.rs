@@ -126,6 +126,39 @@ pub struct CipherScratch {
     aad: Vec<u8>,
 }
 
+impl CipherScratch {
+    /// Seals `plaintext` (its pieces, in order) under `key` with a fresh
+    /// nonce, the AAD made of the message's `(id, type, timestamp)`, and
+    /// returns the nonce; the ciphertext and tag are then
+    /// [`sealed`](Self::sealed).
+    pub(super) fn seal(
+        &mut self,
+        key: &LessSafeKey,
+        nonces: &mut NonceSource,
+        (id, kind, timestamp): (&str, MessageType, &str),
+        plaintext: &[&[u8]],
+    ) -> Result<[u8; NONCE_LEN], Error> {
+        let nonce = nonces.next_nonce();
+        write_aad(&mut self.aad, id, kind, timestamp);
+        self.bytes.clear();
+        for piece in plaintext {
+            self.bytes.extend_from_slice(piece);
+        }
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&self.aad[..]),
+            &mut self.bytes,
+        )
+        .map_err(|_| Error::new(Code::InternalError, "AES-GCM seal failed"))?;
+        Ok(nonce)
+    }
+
+    /// What [`seal`](Self::seal) made last: ciphertext, then tag.
+    pub(super) fn sealed(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 fn aead_key<'k>(keyring: &'k Keyring, key_id: &str, now: i128) -> Option<&'k LessSafeKey> {
     match keyring.get(KeyUse::Encryption, key_id, now)?.material() {
         Material::Encryption(key) => Some(key),
@@ -148,7 +181,7 @@ pub(super) fn sealing_key<'k>(
     })
 }
 
-pub(super) fn write_aad(out: &mut Vec<u8>, id: &str, kind: MessageType, timestamp: &str) {
+fn write_aad(out: &mut Vec<u8>, id: &str, kind: MessageType, timestamp: &str) {
     out.clear();
     out.extend_from_slice(id.as_bytes());
     out.push(b'\n');
@@ -218,22 +251,13 @@ pub fn seal_payload(
     scratch: &mut CipherScratch,
 ) -> Result<(), Error> {
     let key = sealing_key(keyring, key_id, now)?;
-    let nonce = nonces.next_nonce();
-    write_aad(
-        &mut scratch.aad,
-        &message.id,
-        message.kind,
-        message.timestamp.as_str(),
-    );
-    scratch.bytes.clear();
-    scratch.bytes.extend_from_slice(plaintext.as_bytes());
-    key.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(&scratch.aad[..]),
-        &mut scratch.bytes,
-    )
-    .map_err(|_| Error::new(Code::InternalError, "AES-GCM seal failed"))?;
-    message.payload = RawJson::string(&b64u::encode(&scratch.bytes));
+    let nonce = scratch.seal(
+        key,
+        nonces,
+        (&message.id, message.kind, message.timestamp.as_str()),
+        &[plaintext.as_bytes()],
+    )?;
+    message.payload = RawJson::string(&b64u::encode(scratch.sealed()));
     message.security.encryption_info = Field::Present(EncryptionInfo {
         algorithm: ALGORITHM.to_owned(),
         key_id: key_id.to_owned(),

@@ -10,7 +10,7 @@ use ring::hmac;
 
 use super::b64u;
 use super::keyring::{KeyUse, Keyring, Material};
-use crate::codec::Canonicalizer;
+use crate::codec::{Canonicalizer, ResponseParts, SealedPayload};
 use crate::error::{Code, Error};
 use crate::message::{Field, Message, MessageView};
 
@@ -43,7 +43,7 @@ fn signing_key<'k>(keyring: &'k Keyring, key_id: &str, now: i128) -> Option<&'k 
 
 /// The key to sign a reply with: a config fault if `key_id` names none
 /// usable at `now`.
-pub(super) fn reply_signing_key<'k>(
+fn reply_signing_key<'k>(
     keyring: &'k Keyring,
     key_id: &str,
     now: i128,
@@ -106,11 +106,38 @@ pub fn sign_message(
     scratch
         .canonical
         .write_message_signing_input(message, &mut scratch.input)?;
-    let tag = hmac::sign(key, &scratch.input);
     let mut text = String::with_capacity(key_id.len() + 44);
-    text.push_str(key_id);
-    text.push(':');
-    b64u::encode_into(tag.as_ref(), &mut text);
+    write_signature(key, key_id, &scratch.input, &mut text);
     message.security.signature = Field::Present(text);
     Ok(())
+}
+
+/// Appends to `out` the `security.signature` of the Response `parts`
+/// describe (payload `sealed` if given), signed with key `key_id`: the
+/// signature [`sign_message`] gives that Response as a [`Message`].
+pub(super) fn sign_response(
+    parts: &ResponseParts<'_>,
+    sealed: Option<&SealedPayload<'_>>,
+    keyring: &Keyring,
+    key_id: &str,
+    now: i128,
+    scratch: &mut SignatureScratch,
+    out: &mut String,
+) -> Result<(), Error> {
+    let key = reply_signing_key(keyring, key_id, now)?;
+    scratch.input.clear();
+    scratch
+        .canonical
+        .write_response_signing_input(parts, sealed, &mut scratch.input)?;
+    write_signature(key, key_id, &scratch.input, out);
+    Ok(())
+}
+
+/// Appends `key_id:` and the base64url HMAC of `input`: the text of
+/// `security.signature`.
+fn write_signature(key: &hmac::Key, key_id: &str, input: &[u8], out: &mut String) {
+    let tag = hmac::sign(key, input);
+    out.push_str(key_id);
+    out.push(':');
+    b64u::encode_into(tag.as_ref(), out);
 }
