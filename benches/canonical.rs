@@ -16,9 +16,9 @@ fn signing_input(c: &mut Criterion) {
         ("400B", support::small(&now)),
         ("4KiB", support::large(&now)),
     ] {
-        let mut json = support::json(&message);
+        let json = support::json(&message);
         let mut decoder = Decoder::new(Limits::default());
-        let view = decoder.decode_json(&mut json, now.unix_nanos()).unwrap();
+        let view = decoder.decode_json(&json, now.unix_nanos()).unwrap();
         let mut canonicalizer = Canonicalizer::new();
         let mut out = Vec::with_capacity(8192);
         group.bench_function(BenchmarkId::new("view", label), |b| {

@@ -98,9 +98,9 @@ fn signatures(c: &mut Criterion) {
             &mut SignatureScratch::default(),
         )
         .unwrap();
-        let mut body = support::json(&message);
+        let body = support::json(&message);
         let mut decoder = Decoder::new(Limits::default());
-        let view = decoder.decode_json(&mut body, now.unix_nanos()).unwrap();
+        let view = decoder.decode_json(&body, now.unix_nanos()).unwrap();
         let mut scratch = SignatureScratch::default();
         group.bench_function(label, |b| {
             b.iter(|| {
@@ -143,7 +143,7 @@ fn encryption(c: &mut Criterion) {
         let mut body = Vec::new();
         codec::json::encode(&message, &mut body);
         let mut decoder = Decoder::new(Limits::default());
-        let view = decoder.decode_json(&mut body, now.unix_nanos()).unwrap();
+        let view = decoder.decode_json(&body, now.unix_nanos()).unwrap();
         let mut scratch = CipherScratch::default();
         group.bench_function(label, |b| {
             b.iter(|| {

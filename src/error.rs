@@ -286,7 +286,7 @@ mod tests {
             let mut body = Vec::new();
             crate::codec::json::encode(&envelope, &mut body);
             let mut decoder = Decoder::new(Limits::default());
-            let view = decoder.decode_json(&mut body, now.unix_nanos()).unwrap();
+            let view = decoder.decode_json(&body, now.unix_nanos()).unwrap();
             assert_eq!(view.kind(), MessageType::Error);
             assert_eq!(view.correlation_id(), correlation);
             assert_eq!(view.security().security_level, SecurityLevel::Low);

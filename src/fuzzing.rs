@@ -6,8 +6,11 @@
 //! same frames however the bytes are chunked.
 #![allow(clippy::panic, missing_docs)]
 
+use simd_json::Tape;
+
 use crate::codec::{self, AlignedBytes, Canonicalizer, Decoder, Limits};
 use crate::frame::{FrameDecoder, FrameError};
+use crate::json::Parser;
 use crate::message::MessageView;
 use crate::{Codec, Message};
 
@@ -28,7 +31,7 @@ fn check_round_trips(message: &Message, signed: &[u8]) {
 
     let mut json = Vec::new();
     codec::json::encode(message, &mut json);
-    match decoder.decode_json(&mut json, FUZZ_NOW) {
+    match decoder.decode_json(&json, FUZZ_NOW) {
         Ok(again) => {
             assert_eq!(
                 &again.to_message(),
@@ -75,11 +78,28 @@ fn check_round_trips(message: &Message, signed: &[u8]) {
     }
 }
 
-/// Fuzz target `parse_json`: one JSON body.
+/// Whatever the plain reader reads, the parser must read the same: the
+/// reader is a shortcut past the parser, never a second judge.
+fn check_plain_reader(data: &[u8]) {
+    let mut parser = Parser::new(codec::MAX_DEPTH);
+    let mut nodes = Vec::new();
+    if parser.read_plain(data, &mut nodes) {
+        let mut copy = data.to_vec();
+        let mut tape = Tape::null().reset();
+        match parser.parse(&mut copy, &mut tape) {
+            Ok(()) => assert_eq!(nodes, tape.0, "the plain reader and the parser differ"),
+            Err(e) => panic!("the plain reader read what the parser refuses: {e}"),
+        }
+    }
+}
+
+/// Fuzz target `parse_json`: one JSON body (also checked against the plain
+/// reader).
 pub fn parse_json(data: &[u8]) {
-    let mut body = data.to_vec();
+    check_plain_reader(data);
+    let body = data.to_vec();
     let mut decoder = Decoder::new(Limits::default());
-    if let Ok(view) = decoder.decode_json(&mut body, FUZZ_NOW) {
+    if let Ok(view) = decoder.decode_json(&body, FUZZ_NOW) {
         let message = view.to_message();
         let signed = signing_input(&view);
         drop(view);

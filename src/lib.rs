@@ -9,7 +9,8 @@
 //! layers, in the order a message crosses them:
 //!
 //! - [`frame`]: length-prefixed frames from a byte stream, in any chunking;
-//! - [`codec`]: a frame body (JSON on simd-json, or binary on rkyv) to a
+//! - [`codec`]: a frame body (JSON, read directly when plain and on
+//!   simd-json otherwise, or binary on rkyv) to a
 //!   [`MessageView`] that borrows the buffer, after every envelope rule; and
 //!   the canonical form (RFC 8785) that signatures cover;
 //! - [`message`]: the envelope as types, owned ([`Message`]) or borrowed
@@ -39,7 +40,7 @@
 //! let mut wire = Vec::new();
 //! write_frame(&mut wire, Codec::Json, &body)?;
 //!
-//! // The receiver reads frames from the stream and decodes each body in place.
+//! // The receiver reads frames from the stream and decodes each body.
 //! let limits = Limits::default();
 //! let mut frames = FrameDecoder::new(limits.max_message_size);
 //! let mut decoder = Decoder::new(limits);

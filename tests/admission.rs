@@ -108,7 +108,7 @@ fn admit(
     let mut body = Vec::new();
     codec::json::encode(message, &mut body);
     let mut decoder = Decoder::new(Limits::default());
-    let view = decoder.decode_json(&mut body, at).map_err(|e| e.code())?;
+    let view = decoder.decode_json(&body, at).map_err(|e| e.code())?;
     let peer: IpAddr = peer.parse().unwrap();
     let admitted = admission.admit(&view, peer, at).map_err(|e| e.code())?;
     // The engine authorizes against the handler's declared target; these
@@ -717,7 +717,7 @@ fn a_reply_is_encrypted_under_the_request_key_then_signed() {
         let mut body = Vec::new();
         codec::json::encode(&reply, &mut body);
         let mut decoder = Decoder::new(Limits::default());
-        let view = decoder.decode_json(&mut body, t).unwrap();
+        let view = decoder.decode_json(&body, t).unwrap();
         assert_eq!(
             verify_signature(&view, &s.keyring, t, &mut SignatureScratch::default()).unwrap(),
             "dev-sign-1"

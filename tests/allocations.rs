@@ -74,7 +74,7 @@ fn decoding_json_allocates_nothing_once_warm() {
     let mut signed = Vec::with_capacity(4096);
     let mut run = || {
         work.copy_from_slice(&json);
-        let view = decoder.decode_json(&mut work, NOW).unwrap();
+        let view = decoder.decode_json(&work, NOW).unwrap();
         signed.clear();
         canonicalizer.write_signing_input(&view, &mut signed);
         assert!(view.payload().get("args").is_some());

@@ -38,10 +38,10 @@ fn suite() -> Vec<(String, Vec<u8>)> {
 }
 
 fn decode(bytes: &[u8]) -> Result<(), Code> {
-    let mut body = bytes.to_vec();
+    let body = bytes.to_vec();
     let mut decoder = Decoder::new(Limits::default());
     decoder
-        .decode_json(&mut body, NOW)
+        .decode_json(&body, NOW)
         .map(drop)
         .map_err(|e| e.code())
 }

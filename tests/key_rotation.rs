@@ -107,8 +107,8 @@ fn readers_never_see_a_torn_keyring_and_nothing_valid_is_refused() {
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     let n = (pick >> 33) as usize % (newest + 1);
-                    let mut body = messages[n].clone();
-                    let view = decoder.decode_json(&mut body, NOW).unwrap();
+                    let body = messages[n].clone();
+                    let view = decoder.decode_json(&body, NOW).unwrap();
                     let key_id = verify_signature(&view, &keyring, NOW, &mut signatures)
                         .unwrap_or_else(|e| panic!("generation {n} refused: {}", e.message()));
                     assert_eq!(key_id, format!("sig-{n}"));

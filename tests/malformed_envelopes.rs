@@ -514,10 +514,8 @@ fn each_malformed_envelope_gets_its_exact_code() {
     let cases = cases();
     assert!(cases.len() >= 40, "only {} cases", cases.len());
     let mut decoder = Decoder::new(Limits::default());
-    for (name, mut body, expected, reason) in cases {
-        let outcome = decoder
-            .decode_json(&mut body, NOW)
-            .map(|v| v.id().to_owned());
+    for (name, body, expected, reason) in cases {
+        let outcome = decoder.decode_json(&body, NOW).map(|v| v.id().to_owned());
         match outcome {
             Err(e) => {
                 assert_eq!(e.code(), expected, "{name}: got {e}");
@@ -588,8 +586,8 @@ fn the_base_envelope_and_its_lawful_variants_are_accepted() {
         ),
     ];
     let mut decoder = Decoder::new(Limits::default());
-    for (name, mut body) in lawful {
-        if let Err(e) = decoder.decode_json(&mut body, NOW) {
+    for (name, body) in lawful {
+        if let Err(e) = decoder.decode_json(&body, NOW) {
             panic!("{name}: refused with {e}");
         }
     }
@@ -602,8 +600,8 @@ fn the_binary_codec_refuses_the_same_field_faults_with_the_same_codes() {
     let accepted = with(|_| {});
     let mut decoder = Decoder::new(Limits::default());
     let message: Message = {
-        let mut body = accepted.clone();
-        decoder.decode_json(&mut body, NOW).unwrap().to_message()
+        let body = accepted.clone();
+        decoder.decode_json(&body, NOW).unwrap().to_message()
     };
     type Edit = Box<dyn Fn(&mut Message)>;
     let broken: Vec<(&str, Edit, Code)> = vec![

@@ -41,9 +41,9 @@ fn the_framed_ping_decodes_to_a_command() {
 
 #[test]
 fn the_example_envelope_has_the_documented_signed_input() {
-    let mut body = example("envelope").into_bytes();
+    let body = example("envelope").into_bytes();
     let mut decoder = Decoder::new(Limits::default());
-    let view = decoder.decode_json(&mut body, NOW).unwrap();
+    let view = decoder.decode_json(&body, NOW).unwrap();
     let mut signed = Vec::new();
     Canonicalizer::new().write_signing_input(&view, &mut signed);
     assert_eq!(

@@ -205,9 +205,9 @@ fn signed_form(view: &MessageView<'_>) -> Vec<u8> {
 }
 
 fn decode_json(decoder: &mut Decoder, text: &[u8]) -> (Message, Vec<u8>) {
-    let mut body = text.to_vec();
+    let body = text.to_vec();
     let view = decoder
-        .decode_json(&mut body, NOW)
+        .decode_json(&body, NOW)
         .unwrap_or_else(|e| panic!("refused {e}: {}", String::from_utf8_lossy(text)));
     (view.to_message(), signed_form(&view))
 }

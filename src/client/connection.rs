@@ -361,10 +361,10 @@ impl Driver {
         while let Some(Ok(frame)) = self.decoder.next_frame() {
             let codec = frame.codec;
             let body = frame.body.to_vec();
-            let mut scratch = body.clone();
+            let scratch = body.clone();
             let correlation_id = self
                 .replies
-                .decode(codec, &mut scratch, unix_nanos_now())
+                .decode(codec, &scratch, unix_nanos_now())
                 .ok()
                 .and_then(|view| view.correlation_id().map(str::to_owned));
             let reply = ClientReply {

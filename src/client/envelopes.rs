@@ -166,9 +166,9 @@ impl Envelopes {
     /// Decodes a reply body, checks its signature if it is signed, and
     /// decrypts its payload if it is encrypted.
     pub fn open(&mut self, codec: Codec, body: &[u8]) -> Result<Opened, Error> {
-        let mut bytes = body.to_vec();
+        let bytes = body.to_vec();
         let now = unix_nanos_now();
-        let view = self.decoder.decode(codec, &mut bytes, now)?;
+        let view = self.decoder.decode(codec, &bytes, now)?;
         let mut message = view.to_message();
         let correlation_id = view.correlation_id().map(str::to_owned);
         if matches!(view.security().signature, Field::Present(_)) {

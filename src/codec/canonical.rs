@@ -19,8 +19,7 @@ use super::value_text::ValueTexts;
 use crate::error::Error;
 use crate::json::write::{write_f64, write_number, write_str};
 use crate::json::{
-    JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease, members, read_plain, span,
-    str_at,
+    JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease, members, span, str_at,
 };
 use crate::message::{
     Field, Message, MessageType, MessageView, PROTOCOL_VERSION, SecurityMetadata, TypeKey,
@@ -120,25 +119,16 @@ impl Canonicalizer {
         } = self;
         let mut lease = TapeLease::take(tape);
         let metadata_text = message.metadata.present().map(RawJson::as_str);
-        // A reply's texts are mostly plain enough to read without parsing.
-        let nodes = &mut lease.tape.0;
-        let plain = read_plain(message.payload.as_str(), nodes);
-        let payload_end = nodes.len();
-        let metadata_at = if plain && metadata_text.is_none_or(|text| read_plain(text, nodes)) {
-            metadata_text.map(|_| payload_end)
-        } else {
-            nodes.clear();
-            ValueTexts {
-                parser,
-                text,
-                metadata_tape,
-            }
-            .parse(
-                message.payload.as_bytes(),
-                metadata_text.map(str::as_bytes),
-                &mut lease,
-            )?
-        };
+        let metadata_at = ValueTexts {
+            parser,
+            text,
+            metadata_tape,
+        }
+        .parse(
+            message.payload.as_bytes(),
+            metadata_text.map(str::as_bytes),
+            &mut lease,
+        )?;
         let metadata = match (&message.metadata, metadata_at) {
             (Field::Absent, _) => Field::Absent,
             (Field::Null, _) | (Field::Present(_), None) => Field::Null,
@@ -202,8 +192,8 @@ impl Canonicalizer {
         Ok(())
     }
 
-    /// Appends the canonical form of `raw`, read without the parser when
-    /// it is plain enough (see [`read_plain`]).
+    /// Appends the canonical form of `raw` (read without the parser when it
+    /// is plain).
     fn write_raw(&mut self, raw: &RawJson, out: &mut Vec<u8>) -> Result<(), Error> {
         let Canonicalizer {
             keys,
@@ -213,11 +203,7 @@ impl Canonicalizer {
             ..
         } = self;
         let mut lease = TapeLease::take(tape);
-        if !read_plain(raw.as_str(), &mut lease.tape.0) {
-            text.clear();
-            text.extend_from_slice(raw.as_bytes());
-            parser.parse(text, &mut lease.tape)?;
-        }
+        parser.parse_text(raw.as_bytes(), text, &mut lease.tape)?;
         write_node(out, &lease.tape.0, 0, keys);
         Ok(())
     }

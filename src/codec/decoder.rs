@@ -24,13 +24,13 @@ pub const MAX_DEPTH: usize = 64;
 /// use mcp_engine::{MessageType, Timestamp};
 ///
 /// let now = Timestamp::now();
-/// let mut body = format!(
+/// let body = format!(
 ///     r#"{{"id":"m-1","type":"Command","payload":{{"command":"sys.ping"}},
 ///         "security":{{"security_level":"Low"}},"timestamp":"{now}"}}"#
 /// )
 /// .into_bytes();
 /// let mut decoder = Decoder::new(Limits::default());
-/// let view = decoder.decode_json(&mut body, now.unix_nanos()).unwrap();
+/// let view = decoder.decode_json(&body, now.unix_nanos()).unwrap();
 /// assert_eq!(view.kind(), MessageType::Command);
 /// assert_eq!(view.payload().get("command").and_then(|c| c.as_str()), Some("sys.ping"));
 /// ```
@@ -79,12 +79,12 @@ impl Decoder {
     /// Decodes a body of either codec. `now` is the receiver's clock (Unix
     /// nanoseconds) for the timestamp window.
     ///
-    /// A JSON body is parsed in place: its bytes are overwritten (strings
-    /// unescaped where they stand).
+    /// The view borrows from `body` where it can; the body is left as it
+    /// was.
     pub fn decode<'a>(
         &'a mut self,
         codec: Codec,
-        body: &'a mut [u8],
+        body: &'a [u8],
         now: i128,
     ) -> Result<MessageView<'a>, Error> {
         match codec {
@@ -93,15 +93,26 @@ impl Decoder {
         }
     }
 
-    /// Decodes a JSON body, in place (see [`decode`](Self::decode)).
+    /// Decodes a JSON body (see [`decode`](Self::decode)).
+    ///
+    /// Plain JSON, with no escape in any string and no number but short
+    /// integers, is read where it stands; anything else is copied into the
+    /// decoder and parsed there (strings unescaped in the copy).
     pub fn decode_json<'a>(
         &'a mut self,
-        body: &'a mut [u8],
+        body: &'a [u8],
         now: i128,
     ) -> Result<MessageView<'a>, Error> {
-        self.limits.check_size(body.len())?;
-        let lease = TapeLease::take(&mut self.tape);
-        json::decode(&mut self.envelope_parser, body, lease, &self.limits, now)
+        let Decoder {
+            limits,
+            envelope_parser,
+            tape,
+            text,
+            ..
+        } = self;
+        limits.check_size(body.len())?;
+        let lease = TapeLease::take(tape);
+        json::decode(envelope_parser, body, text, lease, limits, now)
     }
 
     /// Decodes a binary body. Zero-copy when `body` is aligned to

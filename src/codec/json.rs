@@ -30,16 +30,19 @@ struct Slots<'a> {
     unknown: Option<&'a str>,
 }
 
-/// Decodes and validates one JSON envelope in place, whose size the caller
-/// (the [`Decoder`](super::Decoder)) has checked.
+/// Decodes and validates one JSON envelope, whose size the caller (the
+/// [`Decoder`](super::Decoder)) has checked; `spare` holds a copy of the
+/// body if it must be parsed rather than read (see
+/// [`Decoder::decode_json`](super::Decoder::decode_json)).
 pub(crate) fn decode<'a>(
     parser: &mut Parser,
-    body: &'a mut [u8],
+    body: &'a [u8],
+    spare: &'a mut Vec<u8>,
     mut lease: TapeLease<'a>,
     limits: &Limits,
     now: i128,
 ) -> Result<MessageView<'a>, Error> {
-    parser.parse(body, &mut lease.tape)?;
+    parser.parse_text(body, spare, &mut lease.tape)?;
     let nodes = &lease.tape.0;
     if !matches!(nodes.first(), Some(Node::Object { .. })) {
         return Err(Error::new(

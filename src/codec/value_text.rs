@@ -22,10 +22,13 @@ impl<'a> ValueTexts<'a> {
     /// Parses `payload` into `tape` at position 0 and, if given, `metadata`
     /// after it; returns the metadata's position. A text that is not valid
     /// JSON is refused with `invalid_format`, naming its field.
+    ///
+    /// Plain texts, nearly all, are read where they stand; otherwise both
+    /// are copied and parsed.
     pub(crate) fn parse(
         self,
-        payload: &[u8],
-        metadata: Option<&[u8]>,
+        payload: &'a [u8],
+        metadata: Option<&'a [u8]>,
         tape: &mut TapeLease<'a>,
     ) -> Result<Option<usize>, Error> {
         let ValueTexts {
@@ -33,6 +36,16 @@ impl<'a> ValueTexts<'a> {
             text,
             metadata_tape,
         } = self;
+        let nodes = &mut tape.tape.0;
+        nodes.clear();
+        if parser.read_plain(payload, nodes) {
+            let at = nodes.len();
+            match metadata {
+                None => return Ok(None),
+                Some(metadata) if parser.read_plain(metadata, nodes) => return Ok(Some(at)),
+                Some(_) => nodes.clear(),
+            }
+        }
         text.clear();
         text.extend_from_slice(payload);
         text.extend_from_slice(metadata.unwrap_or_default());

@@ -429,9 +429,9 @@ mod tests {
                 at,
             )
             .unwrap();
-        let mut body = writer.json.clone();
+        let body = writer.json.clone();
         let mut decoder = Decoder::new(Limits::default());
-        let view = decoder.decode_json(&mut body, at).unwrap();
+        let view = decoder.decode_json(&body, at).unwrap();
         let keyring = state.keyring.load();
         let mut signatures = SignatureScratch::default();
         assert_eq!(

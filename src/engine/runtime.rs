@@ -420,7 +420,7 @@ impl Engine {
             sink,
             tag,
             codec,
-            mut body,
+            body,
             ..
         } = submission;
         INTAKE.with(|intake| {
@@ -429,7 +429,7 @@ impl Engine {
             let writer = writer.get_or_insert_with(|| ReplyWriter::new(shared.boot));
             // The id, if the body has a readable one, for the correlation.
             let id = decoder
-                .decode(codec, &mut body, unix_nanos_now())
+                .decode(codec, &body, unix_nanos_now())
                 .ok()
                 .map(|view| view.id().to_owned());
             let to = Destination { sink, tag, codec };

@@ -470,7 +470,7 @@ mod tests {
         codec::json::encode(&message, &mut body);
         let mut decoder = Decoder::new(Limits::default());
         let now = unix_nanos_now();
-        let view = decoder.decode_json(&mut body, now).unwrap();
+        let view = decoder.decode_json(&body, now).unwrap();
         let mut admission = Admission::new(Arc::clone(&shared.security));
         let owned = admission.admit(&view, PEER, now).unwrap().to_owned_parts();
         let mut text = owned.payload.as_bytes().to_vec();

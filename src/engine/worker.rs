@@ -229,7 +229,7 @@ impl Worker {
             peer,
             key,
             codec,
-            mut body,
+            body,
         } = submission;
         let shared = Arc::clone(&self.shared);
         let to = Destination { sink, tag, codec };
@@ -246,7 +246,7 @@ impl Worker {
         let wall_now = self.wall_clock.at(started);
 
         // Stage: validate.
-        let (verdict, replying) = match self.decoder.decode(codec, &mut body, wall_now) {
+        let (verdict, replying) = match self.decoder.decode(codec, &body, wall_now) {
             Err(error) => (
                 Verdict::Fail(error),
                 Replying {

@@ -13,7 +13,6 @@ mod value;
 pub(crate) mod write;
 
 pub(crate) use parser::{Parser, quoted_prefix};
-pub(crate) use plain::read_plain;
 pub use raw::{MAX_VALUE_DEPTH, RawJson};
 pub(crate) use tape_lease::TapeLease;
 pub use value::{Elements, Entries, JsonKind, JsonNumber, JsonRef};

@@ -8,12 +8,13 @@
 
 use simd_json::{Buffers, ErrorType, Node, Tape};
 
+use super::plain::read_plain;
 use super::value::members;
 use crate::error::{Code, Error};
 
 /// Objects with at most this many members are checked for repeated keys by
 /// comparing every pair; larger ones by sorting the keys.
-const PAIRWISE_LIMIT: usize = 8;
+pub(super) const PAIRWISE_LIMIT: usize = 8;
 
 /// A reusable strict JSON parser.
 ///
@@ -42,6 +43,32 @@ impl Parser {
             keys: Vec::new(),
             max_depth,
         }
+    }
+
+    /// Appends to `nodes` the tape of `text` and returns true, if `text` is
+    /// plain JSON that [`parse`](Self::parse) would accept (see
+    /// [`read_plain`](super::plain::read_plain)): read where it stands, with
+    /// nothing copied. Otherwise leaves `nodes` as it was and returns false.
+    pub(crate) fn read_plain<'t>(&mut self, text: &'t [u8], nodes: &mut Vec<Node<'t>>) -> bool {
+        read_plain(text, self.max_depth, nodes, &mut self.keys)
+    }
+
+    /// Parses `text` into `tape`, as [`parse`](Self::parse) does, without
+    /// changing it: plain text is read where it stands; anything else is
+    /// copied into `spare` and parsed there.
+    pub(crate) fn parse_text<'a>(
+        &mut self,
+        text: &'a [u8],
+        spare: &'a mut Vec<u8>,
+        tape: &mut Tape<'a>,
+    ) -> Result<(), Error> {
+        tape.0.clear();
+        if self.read_plain(text, &mut tape.0) {
+            return Ok(());
+        }
+        spare.clear();
+        spare.extend_from_slice(text);
+        self.parse(spare, tape)
     }
 
     /// Parses `input` in place into `tape`.
@@ -102,29 +129,28 @@ fn key_at<'a>(nodes: &[Node<'a>], i: usize) -> &'a str {
     }
 }
 
-/// The first key found twice within one object, anywhere in the tape.
-///
-/// One pass over the tape; each object's keys are found by hopping over its
-/// members' spans, then compared pairwise (small objects, most of a
-/// message's) or sorted (large ones, so a hostile object of 100,000 keys
-/// costs n log n, not n²).
+/// The first key found twice within one object, anywhere in the tape: one
+/// pass, each object's keys found by hopping over its members' spans.
 fn find_repeated_key<'a>(nodes: &[Node<'a>], scratch: &mut Vec<usize>) -> Option<&'a str> {
-    for (i, node) in nodes.iter().enumerate() {
-        match node {
-            Node::Object { len, .. } if *len > PAIRWISE_LIMIT => {
-                if let Some(key) = repeated_in_large(nodes, i, scratch) {
-                    return Some(key);
-                }
-            }
-            Node::Object { len, .. } if *len > 1 => {
-                if let Some(key) = repeated_in_small(nodes, i) {
-                    return Some(key);
-                }
-            }
-            _ => {}
+    (0..nodes.len()).find_map(|at| repeated_key(nodes, at, scratch))
+}
+
+/// The first key found twice in the object at tape position `at` (none if
+/// there is no object there): compared pairwise in small objects, most of
+/// a message's, and sorted in large ones, so that a hostile object of
+/// 100,000 keys costs n log n, not n².
+pub(super) fn repeated_key<'a>(
+    nodes: &[Node<'a>],
+    at: usize,
+    scratch: &mut Vec<usize>,
+) -> Option<&'a str> {
+    match nodes.get(at) {
+        Some(Node::Object { len, .. }) if *len > PAIRWISE_LIMIT => {
+            repeated_in_large(nodes, at, scratch)
         }
+        Some(Node::Object { len, .. }) if *len > 1 => repeated_in_small(nodes, at),
+        _ => None,
     }
-    None
 }
 
 /// Pairwise, with each key resolved once: keys of different lengths or

@@ -253,6 +253,20 @@ pub(crate) fn members<'t, 'a>(nodes: &'t [Node<'a>], at: usize) -> Members<'t, '
     }
 }
 
+/// The first `count` members of the object whose node is at tape position
+/// `at`, read without its node (which may not be complete yet).
+pub(crate) fn first_members<'t, 'a>(
+    nodes: &'t [Node<'a>],
+    at: usize,
+    count: usize,
+) -> Members<'t, 'a> {
+    Members {
+        nodes,
+        at: at + 1,
+        left: count,
+    }
+}
+
 /// Iterator of [`members`].
 #[derive(Clone, Debug)]
 pub(crate) struct Members<'t, 'a> {

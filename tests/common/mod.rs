@@ -133,10 +133,10 @@ pub fn encode(message: &Message, codec: Codec) -> Vec<u8> {
 
 /// A reply body decoded back into a message.
 pub fn decode_reply(codec: Codec, body: &[u8]) -> Message {
-    let mut body = body.to_vec();
+    let body = body.to_vec();
     let mut decoder = codec::Decoder::new(codec::Limits::default());
     decoder
-        .decode(codec, &mut body, unix_nanos_now())
+        .decode(codec, &body, unix_nanos_now())
         .unwrap()
         .to_message()
 }

@@ -407,7 +407,7 @@ impl Timing {
                 self.scratch.extend_from_slice(body);
                 let id = self
                     .binary
-                    .decode(codec, &mut self.scratch, unix_nanos_now())
+                    .decode(codec, &self.scratch, unix_nanos_now())
                     .ok()
                     .and_then(|view| view.correlation_id().map(str::to_owned));
                 id.and_then(|id| self.index_of.get(&id))
