@@ -8,7 +8,7 @@
 
 use simd_json::{Buffers, ErrorType, Node, Tape};
 
-use super::plain::read_plain;
+use super::plain::{ReadScratch, read_plain};
 use super::value::members;
 use crate::error::{Code, Error};
 
@@ -23,6 +23,7 @@ pub(super) const PAIRWISE_LIMIT: usize = 8;
 pub(crate) struct Parser {
     buffers: Buffers,
     keys: Vec<usize>,
+    plain: ReadScratch,
     max_depth: usize,
 }
 
@@ -41,6 +42,7 @@ impl Parser {
         Parser {
             buffers: Buffers::with_max_depth(1024, max_depth),
             keys: Vec::new(),
+            plain: ReadScratch::default(),
             max_depth,
         }
     }
@@ -50,7 +52,7 @@ impl Parser {
     /// [`read_plain`](super::plain::read_plain)): read where it stands, with
     /// nothing copied. Otherwise leaves `nodes` as it was and returns false.
     pub(crate) fn read_plain<'t>(&mut self, text: &'t [u8], nodes: &mut Vec<Node<'t>>) -> bool {
-        read_plain(text, self.max_depth, nodes, &mut self.keys)
+        read_plain(text, self.max_depth, nodes, &mut self.plain)
     }
 
     /// Parses `text` into `tape`, as [`parse`](Self::parse) does, without

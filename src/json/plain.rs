@@ -21,9 +21,6 @@ use simd_json::{Node, StaticNode};
 use super::parser::{PAIRWISE_LIMIT, repeated_key};
 use super::value::first_members;
 
-/// The deepest nesting read here; deeper text goes to the parser.
-const MAX_OPEN: usize = 64;
-
 /// Digits an integer may have to be read here: up to 17 it is exact in the
 /// parser's fast path too, with the same node.
 const MAX_DIGITS: usize = 17;
@@ -31,13 +28,12 @@ const MAX_DIGITS: usize = 17;
 /// Appends to `nodes` the tape of `text` and returns true, if `text` is one
 /// plain JSON value (see the module) nested at most `max_depth` deep, with
 /// no key repeated within an object. Otherwise leaves `nodes` as it was and
-/// returns false: the parser must judge the text. `keys` is scratch for the
-/// repeated-key check of large objects.
+/// returns false: the parser must judge the text.
 pub(crate) fn read_plain<'t>(
     text: &'t [u8],
     max_depth: usize,
     nodes: &mut Vec<Node<'t>>,
-    keys: &mut Vec<usize>,
+    scratch: &mut ReadScratch,
 ) -> bool {
     let start = nodes.len();
     let mut reader = Reader {
@@ -45,16 +41,25 @@ pub(crate) fn read_plain<'t>(
         at: 0,
         nodes,
     };
-    let read = reader.document(max_depth.min(MAX_OPEN), keys).is_some();
+    let read = reader.document(max_depth, scratch).is_some();
     if !read {
         nodes.truncate(start);
     }
     read
 }
 
+/// What [`read_plain`] reuses from one text to the next.
+#[derive(Debug, Default)]
+pub(crate) struct ReadScratch {
+    /// The containers open, innermost last.
+    open: Vec<Open>,
+    /// Key positions, for the check of large objects.
+    keys: Vec<usize>,
+}
+
 /// A container being read: where its node is, how many items it has and,
 /// for an object, a filter of the keys it has (see [`Reader::key`]).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Open {
     at: usize,
     items: usize,
@@ -72,28 +77,17 @@ struct Reader<'t, 'n> {
 
 impl<'t> Reader<'t, '_> {
     /// One value and nothing after it but whitespace.
-    fn document(&mut self, max_depth: usize, keys: &mut Vec<usize>) -> Option<()> {
-        let mut open = [Open {
-            at: 0,
-            items: 0,
-            object: false,
-            keys_seen: 0,
-        }; MAX_OPEN];
-        let mut depth = 0;
+    fn document(&mut self, max_depth: usize, scratch: &mut ReadScratch) -> Option<()> {
+        let ReadScratch { open, keys } = scratch;
+        open.clear();
         'value: loop {
             match self.next_byte()? {
                 byte @ (b'{' | b'[') => {
-                    if depth >= max_depth {
+                    if open.len() >= max_depth {
                         return None;
                     }
                     let object = byte == b'{';
-                    let opened = open.get_mut(depth)?;
-                    *opened = Open {
-                        at: self.nodes.len(),
-                        items: 0,
-                        object,
-                        keys_seen: 0,
-                    };
+                    let at = self.nodes.len();
                     self.nodes.push(if object {
                         Node::Object { len: 0, count: 0 }
                     } else {
@@ -104,9 +98,14 @@ impl<'t> Reader<'t, '_> {
                         // Empty: its node is already right.
                         self.at += 1;
                     } else {
-                        depth += 1;
+                        open.push(Open {
+                            at,
+                            items: 0,
+                            object,
+                            keys_seen: 0,
+                        });
                         if object {
-                            self.key(opened)?;
+                            self.key(open.last_mut()?)?;
                         }
                         continue 'value;
                     }
@@ -125,7 +124,7 @@ impl<'t> Reader<'t, '_> {
             // container, which either goes on or closes (itself an item of
             // the next one out).
             loop {
-                let Some(inner) = depth.checked_sub(1).and_then(|d| open.get_mut(d)) else {
+                let Some(inner) = open.last_mut() else {
                     // The root is complete: only whitespace may follow.
                     return self.next_byte().is_none().then_some(());
                 };
@@ -156,7 +155,7 @@ impl<'t> Reader<'t, '_> {
                         {
                             return None;
                         }
-                        depth -= 1;
+                        open.pop();
                     }
                     _ => return None,
                 }
@@ -184,6 +183,7 @@ impl<'t> Reader<'t, '_> {
     /// earlier keys. An object with more keys is checked whole when it
     /// closes, by sorting, so that a hostile object of 100,000 keys costs
     /// n log n.
+    #[inline(always)]
     fn key(&mut self, object: &mut Open) -> Option<()> {
         if self.bytes.get(self.at) != Some(&b'"') {
             return None;
@@ -279,31 +279,45 @@ fn key_hash(key: &str) -> u32 {
 
 /// Where the string whose content starts at `from` ends, and whether its
 /// content is all ASCII: the first quote, backslash or control character
-/// (the closing quote, if the string is plain). Scans 16 bytes at a time;
-/// the last few bytes of the text are scanned as a block padded with
-/// quotes, so a string left open "ends" past the text.
+/// (the closing quote, if the string is plain).
+///
+/// The first 16 bytes are scanned as one block (most strings are keys,
+/// shorter than that), the rest 32 at a time; the last few bytes of the
+/// text are scanned as a block padded with quotes, so a string left open
+/// "ends" past the text.
 #[inline(always)]
 fn string_end(bytes: &[u8], from: usize) -> Option<(usize, bool)> {
     let mut at = from;
-    let mut ascii = true;
+    let mut high_seen = 0;
+    let mut wide = false;
     loop {
-        let block = match bytes.get(at..at + 16) {
-            Some(block) => <[u8; 16]>::try_from(block).ok()?,
-            None => {
-                let mut padded = [b'"'; 16];
-                let rest = bytes.get(at..).unwrap_or_default();
-                padded.get_mut(..rest.len())?.copy_from_slice(rest);
-                padded
+        let rest = bytes.get(at..)?;
+        let (stops, high, width) = match (wide, rest.first_chunk::<32>()) {
+            (true, Some(pair)) => {
+                let (stops_low, high_low) = scan_block(pair.first_chunk()?);
+                let (stops_high, high_high) = scan_block(pair.last_chunk()?);
+                (stops_low | stops_high << 16, high_low | high_high << 16, 32)
+            }
+            _ => {
+                let (stops, high) = match rest.first_chunk::<16>() {
+                    Some(block) => scan_block(block),
+                    None => {
+                        let mut padded = [b'"'; 16];
+                        padded.get_mut(..rest.len())?.copy_from_slice(rest);
+                        scan_block(&padded)
+                    }
+                };
+                (stops, high, 16)
             }
         };
-        let (stops, high) = scan_block(&block);
         if stops != 0 {
             let stop = stops.trailing_zeros();
             let before = high & ((1 << stop) - 1);
-            return Some((at + stop as usize, ascii && before == 0));
+            return Some((at + stop as usize, (high_seen | before) == 0));
         }
-        ascii &= high == 0;
-        at += 16;
+        high_seen |= high;
+        at += width;
+        wide = true;
     }
 }
 
@@ -372,7 +386,7 @@ mod tests {
     /// (which it must leave alone, read or not).
     fn plain_at(text: &[u8], max_depth: usize) -> Option<Vec<String>> {
         let mut nodes = vec![Node::String("before")];
-        let read = read_plain(text, max_depth, &mut nodes, &mut Vec::new());
+        let read = read_plain(text, max_depth, &mut nodes, &mut ReadScratch::default());
         let before = nodes.remove(0);
         assert_eq!(before, Node::String("before"));
         if read {
@@ -495,8 +509,9 @@ mod tests {
         assert!(plain_at(nested(5).as_bytes(), 5).is_some());
         assert_eq!(plain_at(nested(6).as_bytes(), 5), None);
         assert!(parsed(nested(6).as_bytes(), 5).is_none());
-        assert!(plain(&nested(MAX_OPEN)).is_some());
-        assert_eq!(plain_at(nested(MAX_OPEN + 1).as_bytes(), 1000), None);
+        let deep = nested(200);
+        assert!(plain_at(deep.as_bytes(), 200).is_some());
+        assert_eq!(plain_at(deep.as_bytes(), 200), parsed(deep.as_bytes(), 200));
         let objects = |d: usize| "{\"a\":".repeat(d) + "1" + &"}".repeat(d);
         let five = objects(5);
         assert_eq!(plain_at(five.as_bytes(), 5), parsed(five.as_bytes(), 5));
