@@ -11,7 +11,7 @@ use simd_json::{Node, StaticNode};
 use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{members, str_at};
-use crate::message::{Field, is_valid_id, timestamp};
+use crate::message::{Field, PROTOCOL_VERSION, is_valid_id, timestamp};
 
 /// The limits a decoder holds messages to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +68,9 @@ pub(crate) fn check_version_major(version: Option<&str>) -> Result<(), Error> {
     let Some(version) = version else {
         return Ok(());
     };
+    if version == PROTOCOL_VERSION {
+        return Ok(());
+    }
     let major = version.split_once('.').map_or(version, |(major, _)| major);
     let numeric = !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit());
     if numeric && major.trim_start_matches('0') != "1" {
@@ -82,6 +85,9 @@ pub(crate) fn check_version_major(version: Option<&str>) -> Result<(), Error> {
 /// Refuses a `version` that is not `MAJOR[.MINOR…]`: dot-separated runs of 1
 /// to 9 decimal digits.
 pub(crate) fn check_version_form(version: &str) -> Result<(), Error> {
+    if version == PROTOCOL_VERSION {
+        return Ok(());
+    }
     let mut run = 0;
     for b in version.bytes() {
         match b {

@@ -8,6 +8,7 @@
 mod parser;
 mod plain;
 mod raw;
+mod scan;
 mod tape_lease;
 mod value;
 pub(crate) mod write;

@@ -19,6 +19,7 @@
 use simd_json::{Node, StaticNode};
 
 use super::parser::{PAIRWISE_LIMIT, repeated_key};
+use super::scan::scan_block;
 use super::value::first_members;
 
 /// Digits an integer may have to be read here: up to 17 it is exact in the
@@ -319,50 +320,6 @@ fn string_end(bytes: &[u8], from: usize) -> Option<(usize, bool)> {
         at += width;
         wide = true;
     }
-}
-
-/// Bit masks of `block`'s bytes that end a plain string (quote, backslash,
-/// control character) and of its bytes at or above 0x80.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-#[allow(unsafe_code)]
-fn scan_block(block: &[u8; 16]) -> (u32, u32) {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics run
-    // on every CPU this code is built for; `block` is 16 readable bytes and
-    // `loadu` reads exactly 16, with no alignment requirement.
-    let (stops, high) = unsafe {
-        let v = _mm_loadu_si128(block.as_ptr().cast());
-        // A byte is a control character when its unsigned minimum with 0x1f
-        // is itself (SSE2 has no unsigned less-than).
-        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-        (
-            _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash))),
-            _mm_movemask_epi8(v),
-        )
-    };
-    (stops as u32, high as u32)
-}
-
-/// Bit masks of `block`'s bytes that end a plain string (quote, backslash,
-/// control character) and of its bytes at or above 0x80.
-#[cfg(not(target_arch = "x86_64"))]
-fn scan_block(block: &[u8; 16]) -> (u32, u32) {
-    let (mut stops, mut high) = (0, 0);
-    for (i, &byte) in block.iter().enumerate() {
-        if byte == b'"' || byte == b'\\' || byte < 0x20 {
-            stops |= 1 << i;
-        }
-        if byte >= 0x80 {
-            high |= 1 << i;
-        }
-    }
-    (stops, high)
 }
 
 #[cfg(test)]

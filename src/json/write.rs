@@ -9,6 +9,7 @@
 
 use simd_json::{Node, StaticNode};
 
+use super::scan::next_escape;
 use super::value::{JsonNumber, JsonRef};
 
 /// For each byte: 0 = copy as is, otherwise the escape character to write
@@ -33,89 +34,6 @@ static ESCAPE: [u8; 256] = {
 };
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Whether any of the 8 bytes of `word` needs escaping: a control
-/// character (below 0x20), `"` or `\`.
-///
-/// SWAR: `(x - 0x01..01 * n) & !x & 0x80..80` is non-zero exactly when some
-/// byte of `x` is below `n` (n <= 0x80); a byte equal to `c` is a zero byte
-/// of `x ^ c..c`, that is, a byte below 1.
-fn needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
-    let control = below(word, 0x20);
-    let quote = below(word ^ (ONES * u64::from(b'"')), 1);
-    let backslash = below(word ^ (ONES * u64::from(b'\\')), 1);
-    (control | quote | backslash) != 0
-}
-
-/// The position in `chunk` of its first byte that needs escaping, 16 bytes
-/// at once with SSE2 (which every x86_64 has): a third of the instructions
-/// of two SWAR words, on strings that are mostly tokens, signatures and
-/// ciphertext hundreds of bytes long.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-fn escape_in_16(chunk: &[u8; 16]) -> Option<usize> {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics run
-    // on every CPU this code is built for; `chunk` is 16 readable bytes and
-    // `loadu` reads exactly 16, with no alignment requirement.
-    let mask = unsafe {
-        let v = _mm_loadu_si128(chunk.as_ptr().cast());
-        // A byte is a control character when its unsigned minimum with 0x1f
-        // is itself (SSE2 has no unsigned less-than).
-        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-        _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash)))
-    };
-    (mask != 0).then(|| mask.trailing_zeros() as usize)
-}
-
-/// The position of the first byte at or after `from` that needs escaping.
-///
-/// Words of 8 bytes are checked at once; a tail shorter than a word is
-/// checked as one word padded with a harmless byte, so short strings (most
-/// keys) are cleared in one step too.
-pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    #[cfg(target_arch = "x86_64")]
-    while let Some(chunk) = bytes
-        .get(i..i + 16)
-        .and_then(|c| <&[u8; 16]>::try_from(c).ok())
-    {
-        if let Some(at) = escape_in_16(chunk) {
-            return Some(i + at);
-        }
-        i += 16;
-    }
-    while let Some(chunk) = bytes
-        .get(i..i + 8)
-        .and_then(|c| <[u8; 8]>::try_from(c).ok())
-    {
-        if needs_escape(u64::from_le_bytes(chunk)) {
-            break;
-        }
-        i += 8;
-    }
-    let rest = bytes.get(i..).unwrap_or_default();
-    if rest.len() < 8 {
-        let mut word = [b'a'; 8];
-        if let Some(head) = word.get_mut(..rest.len()) {
-            head.copy_from_slice(rest);
-        }
-        if !needs_escape(u64::from_le_bytes(word)) {
-            return None;
-        }
-    }
-    rest.iter()
-        .position(|&b| ESCAPE.get(usize::from(b)).is_some_and(|&e| e != 0))
-        .map(|at| i + at)
-}
 
 /// Appends `s` as a JSON string literal, quotes included.
 ///
@@ -275,31 +193,6 @@ mod tests {
                 let mut out = Vec::new();
                 write_str(&mut out, text);
                 proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), reference(text));
-            }
-        }
-    }
-
-    #[test]
-    fn every_byte_value_at_every_position_of_a_long_string_is_found() {
-        // 40 bytes: two 16-byte SSE2 steps on x86_64, then a full SWAR
-        // word (every position of it); from offset 3, a padded tail word.
-        // Elsewhere, SWAR words throughout.
-        for position in 0..40 {
-            for b in 0u8..=255 {
-                let mut bytes = [b'a'; 40];
-                bytes[position] = b;
-                let expected = b < 0x20 || b == b'"' || b == b'\\';
-                assert_eq!(
-                    next_escape(&bytes, 0),
-                    expected.then_some(position),
-                    "{b:#x} at {position}"
-                );
-                // And from an offset, so that steps start mid-string.
-                assert_eq!(
-                    next_escape(&bytes, 3),
-                    (expected && position >= 3).then_some(position),
-                    "{b:#x} at {position}, from 3"
-                );
             }
         }
     }

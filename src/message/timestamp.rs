@@ -180,14 +180,15 @@ fn parse_utc(bytes: &[u8]) -> Option<i128> {
     let nanos = match fraction.split_first() {
         None => 0,
         Some((b'.', decimals)) if (1..=9).contains(&decimals.len()) => {
-            let scale = 10i128.pow(9 - decimals.len() as u32);
-            i128::from(digits(decimals)?) * scale
+            let scale = 10u64.pow(9 - decimals.len() as u32);
+            u64::from(digits(decimals)?) * scale
         }
         Some(_) => return None,
     };
-    let days = days_from_civil(i128::from(year), i128::from(month), i128::from(day));
-    let seconds = days * 86_400 + i128::from(hour * 3_600 + minute * 60 + second);
-    Some(seconds * NANOS_PER_SECOND + nanos)
+    // Four-digit years: the seconds fit an i64 (i128 division is a call).
+    let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
+    let seconds = days * 86_400 + i64::from(hour * 3_600 + minute * 60 + second);
+    Some(i128::from(seconds) * NANOS_PER_SECOND + i128::from(nanos))
 }
 
 /// The decimal number `text` spells (`None` unless all ASCII digits; at
@@ -212,7 +213,7 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 
 /// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
 /// `days_from_civil`).
-fn days_from_civil(year: i128, month: i128, day: i128) -> i128 {
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;

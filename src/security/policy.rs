@@ -233,18 +233,21 @@ impl Policy {
         peer: IpAddr,
     ) -> Result<(), Error> {
         let peer = canonical(peer);
-        let held = || roles.iter().filter_map(|r| self.roles.get(r.as_ref()));
         let covers = |rules: &[Rule]| {
             rules
                 .iter()
                 .any(|rule| rule.matches(target.resource, target.action))
         };
-        if held().any(|role| covers(&role.deny)) {
-            return Err(denied("a deny rule matches"));
+        // One pass, each role looked up once: a deny in any role wins over
+        // an allow in any other, so every role's deny list is read.
+        let mut granted = false;
+        for role in roles.iter().filter_map(|r| self.roles.get(r.as_ref())) {
+            if covers(&role.deny) {
+                return Err(denied("a deny rule matches"));
+            }
+            granted = granted
+                || ((role.ips.is_empty() || contains(&role.ips, peer)) && covers(&role.allow));
         }
-        let granted = held()
-            .filter(|role| role.ips.is_empty() || contains(&role.ips, peer))
-            .any(|role| covers(&role.allow));
         if !granted {
             return Err(denied("no allow rule matches"));
         }
