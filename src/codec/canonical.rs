@@ -17,7 +17,7 @@ use simd_json::{Node, StaticNode};
 use super::response::{ResponseParts, SealedPayload};
 use super::value_text::ValueTexts;
 use crate::error::Error;
-use crate::json::write::{write_f64, write_number, write_str};
+use crate::json::write::{write_f64, write_number, write_str, write_unescaped_str};
 use crate::json::{
     JsonNumber, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease, members, span, str_at,
 };
@@ -169,7 +169,7 @@ impl Canonicalizer {
         write_str(out, parts.correlation_id);
         out.extend_from_slice(b"},\"payload\":");
         match sealed {
-            Some(sealed) => write_str(out, sealed.ciphertext),
+            Some(sealed) => write_unescaped_str(out, sealed.ciphertext),
             None => {
                 // `{"result": r}` has one member: its canonical form is
                 // that of `r` inside.
@@ -185,9 +185,9 @@ impl Canonicalizer {
         out.extend_from_slice(b",\"security_level\":\"");
         out.extend_from_slice(parts.level.as_str().as_bytes());
         out.extend_from_slice(b"\"},\"timestamp\":");
-        write_str(out, parts.timestamp);
+        write_unescaped_str(out, parts.timestamp);
         out.extend_from_slice(b",\"type\":\"Response\",\"version\":");
-        write_str(out, PROTOCOL_VERSION);
+        write_unescaped_str(out, PROTOCOL_VERSION);
         out.push(b'}');
         Ok(())
     }

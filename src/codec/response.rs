@@ -9,7 +9,7 @@
 //! [`Canonicalizer::write_response_signing_input`](super::Canonicalizer).
 
 use crate::json::RawJson;
-use crate::json::write::write_str;
+use crate::json::write::{write_str, write_unescaped_str};
 use crate::message::{PROTOCOL_VERSION, SecurityLevel};
 use crate::security::cipher::ALGORITHM;
 
@@ -40,11 +40,11 @@ impl SealedPayload<'_> {
     /// the envelope and its signed input have the same bytes.
     pub(crate) fn write_encryption_info(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"encryption_info\":{\"algorithm\":");
-        write_str(out, ALGORITHM);
+        write_unescaped_str(out, ALGORITHM);
         out.extend_from_slice(b",\"key_id\":");
         write_str(out, self.key_id);
         out.extend_from_slice(b",\"nonce\":");
-        write_str(out, self.nonce);
+        write_unescaped_str(out, self.nonce);
         out.push(b'}');
     }
 }
@@ -59,12 +59,12 @@ pub(crate) fn encode_response(
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(b"{\"version\":");
-    write_str(out, PROTOCOL_VERSION);
+    write_unescaped_str(out, PROTOCOL_VERSION);
     out.extend_from_slice(b",\"id\":");
     write_str(out, parts.id);
     out.extend_from_slice(b",\"type\":\"Response\",\"payload\":");
     match sealed {
-        Some(sealed) => write_str(out, sealed.ciphertext),
+        Some(sealed) => write_unescaped_str(out, sealed.ciphertext),
         None => {
             out.extend_from_slice(b"{\"result\":");
             out.extend_from_slice(parts.result.as_bytes());
@@ -81,9 +81,9 @@ pub(crate) fn encode_response(
     }
     if let Some(signature) = signature {
         out.extend_from_slice(b",\"signature\":");
-        write_str(out, signature);
+        write_unescaped_str(out, signature);
     }
     out.extend_from_slice(b",\"auth_token\":null},\"timestamp\":");
-    write_str(out, parts.timestamp);
+    write_unescaped_str(out, parts.timestamp);
     out.push(b'}');
 }

@@ -105,7 +105,8 @@ pub(crate) struct Worker {
     role: Role,
     shared: Arc<Shared>,
     mailbox: Arc<Mailbox>,
-    /// A back-stage worker's copy of the payload, parsed in place.
+    /// A back-stage worker's copy of a payload that is not plain, parsed
+    /// there.
     payload_text: Vec<u8>,
     payload_parser: Parser,
     payload_tape: Vec<simd_json::Node<'static>>,
@@ -409,15 +410,13 @@ impl Worker {
         let verdict = if shared.phase() >= Phase::Abandoning {
             Verdict::Fail(shutting_down())
         } else {
-            // The payload crossed as text; parse it here, in place.
-            self.payload_text.clear();
-            self.payload_text
-                .extend_from_slice(staged.admitted.payload.as_bytes());
+            // The payload crossed as text; read it here.
             let mut lease = TapeLease::take(&mut self.payload_tape);
-            match self
-                .payload_parser
-                .parse(&mut self.payload_text, &mut lease.tape)
-            {
+            match self.payload_parser.parse_text(
+                staged.admitted.payload.as_bytes(),
+                &mut self.payload_text,
+                &mut lease.tape,
+            ) {
                 Err(_) => Verdict::Fail(Error::new(
                     Code::InternalError,
                     "a staged payload did not parse",

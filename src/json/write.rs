@@ -64,6 +64,21 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Appends `s` quoted, without looking for bytes to escape: only for text
+/// that never has any, base64url (`[A-Za-z0-9_-]`) and the engine's own
+/// ASCII constants and timestamps. The longest strings of a protected
+/// reply are such (ciphertext, signature, nonce), each written twice.
+pub(crate) fn write_unescaped_str(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(
+        next_escape(s.as_bytes(), 0).is_none(),
+        "{s:?} needs escaping"
+    );
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 /// Appends a double in its shortest round-trip form, ECMAScript style
 /// (`1e+30`, `0.002`, `-0` as `0`). JSON has no non-finite numbers and the
 /// parser never produces one; should one reach here it is written as `null`.

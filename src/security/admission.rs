@@ -258,6 +258,8 @@ pub struct Admission {
     nonces: NonceSource,
     parser: Parser,
     plain_tape: Vec<Node<'static>>,
+    /// A copy of a decrypted payload that is not plain, parsed there.
+    plain_spare: Vec<u8>,
     response: ResponseTexts,
     /// The principal of the last message admitted here: the guess the next
     /// message's replay bucket is asked for with, before its token says.
@@ -284,6 +286,7 @@ impl Admission {
             nonces,
             parser: Parser::new(MAX_VALUE_DEPTH),
             plain_tape: Vec::new(),
+            plain_spare: Vec::new(),
             response: ResponseTexts::default(),
             last_principal: String::new(),
         }
@@ -312,6 +315,7 @@ impl Admission {
             cipher,
             parser,
             plain_tape,
+            plain_spare,
             last_principal,
             ..
         } = self;
@@ -371,7 +375,7 @@ impl Admission {
                 let (plain, key_id) = open_payload(message, &keyring, now, cipher)?;
                 let mut lease = TapeLease::take(plain_tape);
                 parser
-                    .parse(plain, &mut lease.tape)
+                    .parse_text(plain, plain_spare, &mut lease.tape)
                     .map_err(|_| Error::new(Code::EncryptionFailed, "plaintext is not JSON"))?;
                 (Payload::Decrypted(lease), Some(key_id))
             }
