@@ -15,7 +15,8 @@ use super::mailbox::{Job, Mailbox, Submission};
 use super::pending::{PendingCall, Responder};
 use super::reply::ReplyTo;
 use super::shared::{Lifecycle, Phase, StageGate};
-use super::sink::{Destination, SinkId};
+use super::sink::{Destination, Outcome, SinkId};
+use super::state::RecentIds;
 use super::watch::{Address, CallWatch, IdBytes, Ticket};
 
 /// A worker's call watch (see `watch.rs`).
@@ -295,5 +296,34 @@ impl SwapModel {
 impl Default for SwapModel {
     fn default() -> SwapModel {
         SwapModel::new()
+    }
+}
+
+/// A worker's history of recent ids (see `state.rs`).
+#[derive(Debug)]
+pub struct HistoryModel {
+    recent: RecentIds,
+}
+
+impl HistoryModel {
+    /// A history of the newest `capacity` entries.
+    pub fn new(capacity: usize) -> HistoryModel {
+        HistoryModel {
+            recent: RecentIds::new(capacity),
+        }
+    }
+
+    /// Worker: message `id` finished (a Response) at `at`.
+    pub fn push(&self, id: &str, at: i128) {
+        self.recent.push(Some(id), Outcome::Response, at);
+    }
+
+    /// Reader: the newest `limit` entries as `(id, at)`, newest first.
+    pub fn recent(&self, limit: usize) -> Vec<(String, i128)> {
+        self.recent
+            .recent(limit)
+            .into_iter()
+            .map(|m| (m.id, m.at))
+            .collect()
     }
 }

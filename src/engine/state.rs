@@ -74,6 +74,8 @@ impl Default for Slot {
 #[derive(Debug)]
 pub(crate) struct RecentIds {
     slots: Box<[Slot]>,
+    /// How many of the newest entries are kept (at most the slots).
+    capacity: u64,
     written: AtomicU64,
 }
 
@@ -104,22 +106,39 @@ fn decode(bits: u64) -> Outcome {
 }
 
 impl RecentIds {
+    /// A history of the newest `capacity` entries, in slots rounded up to
+    /// a power of two (so that an entry's slot is a mask of its number, not
+    /// a division).
     pub(crate) fn new(capacity: usize) -> RecentIds {
+        let capacity = capacity.max(1);
         RecentIds {
-            slots: (0..capacity.max(1)).map(|_| Slot::default()).collect(),
+            slots: (0..capacity.next_power_of_two())
+                .map(|_| Slot::default())
+                .collect(),
+            capacity: capacity as u64,
             written: AtomicU64::new(0),
         }
     }
 
+    /// The slot of entry `n`.
+    fn slot(&self, n: u64) -> Option<&Slot> {
+        self.slots
+            .get((n & (self.slots.len() as u64).wrapping_sub(1)) as usize)
+    }
+
     /// Worker (the only writer): message `id` finished with `outcome`.
+    ///
+    /// Entry `n`'s slot version is `2n + 1` while it is written and `2n + 2`
+    /// once done: known without reading the slot, so the worker only
+    /// writes it (a read of a slot last touched a lap ago missed the
+    /// cache), and a reader can tell entry `n` from a later lap's.
     pub(crate) fn push(&self, id: Option<&str>, outcome: Outcome, at: i128) {
         let n = self.written.load(Ordering::Relaxed);
-        let Some(slot) = self.slots.get((n % self.slots.len() as u64) as usize) else {
+        let Some(slot) = self.slot(n) else {
             return;
         };
-        let version = slot.version.load(Ordering::Relaxed);
         slot.version
-            .store(version.wrapping_add(1), Ordering::Relaxed);
+            .store(n.wrapping_mul(2).wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
         let id = id.unwrap_or_default();
         for (word, chunk) in slot.id.iter().zip(id.as_bytes().chunks(8)) {
@@ -135,24 +154,27 @@ impl RecentIds {
         slot.at
             .store(at.clamp(0, i128::from(u64::MAX)) as u64, Ordering::Relaxed);
         slot.version
-            .store(version.wrapping_add(2), Ordering::Release);
+            .store(n.wrapping_mul(2).wrapping_add(2), Ordering::Release);
         self.written.store(n + 1, Ordering::Release);
     }
 
     /// The newest `limit` entries, newest first.
     pub(crate) fn recent(&self, limit: usize) -> Vec<RecentMessage> {
         let written = self.written.load(Ordering::Acquire);
-        let available = written.min(self.slots.len() as u64);
+        let available = written.min(self.capacity);
         let mut out = Vec::new();
         for back in 1..=available.min(limit as u64) {
             let n = written - back;
-            let Some(slot) = self.slots.get((n % self.slots.len() as u64) as usize) else {
+            let Some(slot) = self.slot(n) else {
                 continue;
             };
-            // A slot being rewritten right now is skipped after a few tries.
+            // Entry `n` is read only whole and only if still there: a slot
+            // being written, or already rewritten for a later entry, is
+            // skipped (after a few tries for one being written).
+            let done = n.wrapping_mul(2).wrapping_add(2);
             for _ in 0..4 {
                 let before = slot.version.load(Ordering::Acquire);
-                if before % 2 == 1 {
+                if before != done {
                     continue;
                 }
                 let meta = slot.meta.load(Ordering::Relaxed);
