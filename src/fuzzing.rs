@@ -93,10 +93,36 @@ fn check_plain_reader(data: &[u8]) {
     }
 }
 
+/// Whatever the plain envelope reader makes of a body, the parser's path
+/// makes the same: the same message and signed form, or the same error.
+fn check_envelope_reader(data: &[u8]) {
+    let mut read = Decoder::new(Limits::default());
+    let mut parsed = Decoder::new(Limits::default());
+    assert_eq!(
+        read.decode_json(data, FUZZ_NOW).map(|view| decoded(&view)),
+        parsed
+            .decode_json_parsed(data, FUZZ_NOW)
+            .map(|view| decoded(&view)),
+        "the envelope reader and the parser differ"
+    );
+}
+
+/// All a view holds, owned.
+fn decoded(view: &MessageView<'_>) -> (Message, Vec<u8>, i128, Option<String>, bool) {
+    (
+        view.to_message(),
+        signing_input(view),
+        view.timestamp_nanos(),
+        view.correlation_id().map(str::to_owned),
+        view.ack(),
+    )
+}
+
 /// Fuzz target `parse_json`: one JSON body (also checked against the plain
-/// reader).
+/// reader and the plain envelope reader).
 pub fn parse_json(data: &[u8]) {
     check_plain_reader(data);
+    check_envelope_reader(data);
     let body = data.to_vec();
     let mut decoder = Decoder::new(Limits::default());
     if let Ok(view) = decoder.decode_json(&body, FUZZ_NOW) {

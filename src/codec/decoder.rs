@@ -103,6 +103,34 @@ impl Decoder {
         body: &'a [u8],
         now: i128,
     ) -> Result<MessageView<'a>, Error> {
+        self.decode_json_by(body, now, json::decode)
+    }
+
+    /// [`decode_json`](Self::decode_json) without its plain envelope
+    /// reader: the reference that reader is checked against (tests and the
+    /// `parse_json` fuzz target).
+    pub(crate) fn decode_json_parsed<'a>(
+        &'a mut self,
+        body: &'a [u8],
+        now: i128,
+    ) -> Result<MessageView<'a>, Error> {
+        self.decode_json_by(body, now, json::decode_parsed)
+    }
+
+    #[inline(always)]
+    fn decode_json_by<'a>(
+        &'a mut self,
+        body: &'a [u8],
+        now: i128,
+        decode: impl FnOnce(
+            &mut Parser,
+            &'a [u8],
+            &'a mut Vec<u8>,
+            TapeLease<'a>,
+            &Limits,
+            i128,
+        ) -> Result<MessageView<'a>, Error>,
+    ) -> Result<MessageView<'a>, Error> {
         let Decoder {
             limits,
             envelope_parser,
@@ -112,7 +140,7 @@ impl Decoder {
         } = self;
         limits.check_size(body.len())?;
         let lease = TapeLease::take(tape);
-        json::decode(envelope_parser, body, text, lease, limits, now)
+        decode(envelope_parser, body, text, lease, limits, now)
     }
 
     /// Decodes a binary body. Zero-copy when `body` is aligned to

@@ -1,8 +1,13 @@
-//! The JSON codec: envelope decoding in place on simd-json, and encoding.
+//! The JSON codec: envelope decoding, and encoding.
 //!
 //! Decoding applies the checks in the protocol's order (PROTOCOL.md section
 //! 7): size, then well-formedness (JSON, an object, no repeated key, nesting),
-//! then the version's major, then every field rule. Encoding writes the
+//! then the version's major, then every field rule. A plain envelope (see
+//! `json/plain.rs`) with only known members is read in one pass, its
+//! members matched where they stand and only their values put on the tape;
+//! any other body is parsed whole and its members found on the tape. Both
+//! feed the same field rules, and the tests and the `parse_json` fuzz
+//! target check that both give the same result. Encoding writes the
 //! envelope bytes directly, field by field.
 
 use simd_json::{Node, StaticNode};
@@ -10,7 +15,7 @@ use simd_json::{Node, StaticNode};
 use super::rules::{self, Limits, MetadataFields, invalid};
 use crate::error::{Code, Error};
 use crate::json::write::write_str;
-use crate::json::{Parser, TapeLease, members, quoted_prefix, str_at};
+use crate::json::{Parser, PlainCursor, TapeLease, members, quoted_prefix, str_at};
 use crate::message::{
     EncryptionInfo, Field, Message, MessageType, MessageView, SecurityLevel, SecurityMetadata,
     TypeKey,
@@ -25,9 +30,59 @@ struct Slots<'a> {
     kind_alias: Option<usize>,
     payload: Option<usize>,
     metadata: Option<usize>,
-    security: Option<usize>,
+    security: Security,
     timestamp: Option<usize>,
     unknown: Option<&'a str>,
+}
+
+impl Slots<'_> {
+    /// The slot of the top-level member `key`, but `security`'s (which is
+    /// read differently) and an unknown key's.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<usize>> {
+        Some(match key {
+            "version" => &mut self.version,
+            "id" => &mut self.id,
+            "type" => &mut self.kind,
+            "type_" => &mut self.kind_alias,
+            "payload" => &mut self.payload,
+            "metadata" => &mut self.metadata,
+            "timestamp" => &mut self.timestamp,
+            _ => return None,
+        })
+    }
+}
+
+/// Member `security`, as far as it has been read.
+#[derive(Default)]
+enum Security {
+    #[default]
+    Missing,
+    /// On the tape at this position, not yet looked into.
+    At(usize),
+    /// Its members found while reading.
+    Read(SecuritySlots),
+}
+
+/// Where each member of `security` sits on the tape.
+#[derive(Default)]
+struct SecuritySlots {
+    level: Option<usize>,
+    encryption: Option<usize>,
+    signature: Option<usize>,
+    token: Option<usize>,
+}
+
+impl SecuritySlots {
+    /// The slot of member `key`; none for an unknown key.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<usize>> {
+        Some(match key {
+            "security_level" => &mut self.level,
+            "encryption_info" => &mut self.encryption,
+            "signature" => &mut self.signature,
+            "auth_token" => &mut self.token,
+            _ => return None,
+        })
+    }
 }
 
 /// Decodes and validates one JSON envelope, whose size the caller (the
@@ -42,32 +97,39 @@ pub(crate) fn decode<'a>(
     limits: &Limits,
     now: i128,
 ) -> Result<MessageView<'a>, Error> {
+    lease.tape.0.clear();
+    let max_depth = parser.max_depth();
+    match read_plain_envelope(&mut parser.cursor(body, &mut lease.tape.0), max_depth) {
+        Some(slots) => validate(slots, lease, limits, now),
+        None => decode_parsed(parser, body, spare, lease, limits, now),
+    }
+}
+
+/// [`decode`] without the plain envelope reader: the parser reads the body
+/// whole (itself reading plain text where it stands), and the members are
+/// found on its tape. The path every body that is not a plain envelope
+/// takes, and the reference the reader is checked against.
+pub(crate) fn decode_parsed<'a>(
+    parser: &mut Parser,
+    body: &'a [u8],
+    spare: &'a mut Vec<u8>,
+    mut lease: TapeLease<'a>,
+    limits: &Limits,
+    now: i128,
+) -> Result<MessageView<'a>, Error> {
     parser.parse_text(body, spare, &mut lease.tape)?;
+    let slots = find_slots(&lease.tape.0)?;
+    validate(slots, lease, limits, now)
+}
+
+/// Every field rule, in the protocol's order, on the members found.
+fn validate<'a>(
+    slots: Slots<'a>,
+    lease: TapeLease<'a>,
+    limits: &Limits,
+    now: i128,
+) -> Result<MessageView<'a>, Error> {
     let nodes = &lease.tape.0;
-    if !matches!(nodes.first(), Some(Node::Object { .. })) {
-        return Err(Error::new(
-            Code::InvalidFormat,
-            "the message must be a JSON object",
-        ));
-    }
-    let mut slots = Slots::default();
-    for (key, at) in members(nodes, 0) {
-        let slot = match key {
-            "version" => &mut slots.version,
-            "id" => &mut slots.id,
-            "type" => &mut slots.kind,
-            "type_" => &mut slots.kind_alias,
-            "payload" => &mut slots.payload,
-            "metadata" => &mut slots.metadata,
-            "security" => &mut slots.security,
-            "timestamp" => &mut slots.timestamp,
-            _ => {
-                slots.unknown.get_or_insert(key);
-                continue;
-            }
-        };
-        *slot = Some(at);
-    }
 
     let version = optional_str(nodes, slots.version, "field `version` must be a string");
     rules::check_version_major(version.as_ref().ok().copied().flatten())?;
@@ -110,6 +172,123 @@ pub(crate) fn decode<'a>(
         metadata,
         tape: lease,
     })
+}
+
+/// The members of a parsed envelope: refuses anything but an object.
+fn find_slots<'a>(nodes: &[Node<'a>]) -> Result<Slots<'a>, Error> {
+    if !matches!(nodes.first(), Some(Node::Object { .. })) {
+        return Err(Error::new(
+            Code::InvalidFormat,
+            "the message must be a JSON object",
+        ));
+    }
+    let mut slots = Slots::default();
+    for (key, at) in members(nodes, 0) {
+        if key == "security" {
+            slots.security = Security::At(at);
+        } else if let Some(slot) = slots.slot(key) {
+            *slot = Some(at);
+        } else {
+            slots.unknown.get_or_insert(key);
+        }
+    }
+    Ok(slots)
+}
+
+/// The envelope of plain text (see `json/plain.rs`) read in one pass: the
+/// members found straight into their slots, and only their values put on
+/// the tape (no node for the envelope, `security` or their keys, which
+/// nothing reads after this). `None` for anything else, down to an unknown
+/// or repeated member: the parser then reads the text whole, and the
+/// general path finds and words the fault.
+fn read_plain_envelope<'a>(
+    cursor: &mut PlainCursor<'a, '_, '_>,
+    max_depth: usize,
+) -> Option<Slots<'a>> {
+    let inner = max_depth.checked_sub(1)?;
+    let mut slots = Slots::default();
+    if cursor.take()? != b'{' {
+        return None;
+    }
+    if cursor.peek()? == b'}' {
+        cursor.take()?;
+    } else {
+        loop {
+            // Known keys are matched whole where they stand; a plain key
+            // that matches none is unknown, for the general path to refuse.
+            let slot = match cursor.key_initial()? {
+                b'v' if cursor.skip(b"\"version\"") => &mut slots.version,
+                b'i' if cursor.skip(b"\"id\"") => &mut slots.id,
+                b't' if cursor.skip(b"\"type\"") => &mut slots.kind,
+                b't' if cursor.skip(b"\"timestamp\"") => &mut slots.timestamp,
+                b't' if cursor.skip(b"\"type_\"") => &mut slots.kind_alias,
+                b'p' if cursor.skip(b"\"payload\"") => &mut slots.payload,
+                b'm' if cursor.skip(b"\"metadata\"") => &mut slots.metadata,
+                b's' if cursor.skip(b"\"security\"") => {
+                    if cursor.take()? != b':' || !matches!(slots.security, Security::Missing) {
+                        return None;
+                    }
+                    slots.security = Security::Read(read_plain_security(cursor, inner)?);
+                    if next_member(cursor)? {
+                        continue;
+                    }
+                    break;
+                }
+                _ => return None,
+            };
+            if cursor.take()? != b':' || slot.is_some() {
+                return None;
+            }
+            *slot = Some(cursor.value(inner)?);
+            if !next_member(cursor)? {
+                break;
+            }
+        }
+    }
+    cursor.at_end().then_some(slots)
+}
+
+/// `security` of a plain envelope, as [`read_plain_envelope`] reads the
+/// envelope: an object nested at most `max_depth` deep (itself included).
+fn read_plain_security(
+    cursor: &mut PlainCursor<'_, '_, '_>,
+    max_depth: usize,
+) -> Option<SecuritySlots> {
+    let inner = max_depth.checked_sub(1)?;
+    let mut slots = SecuritySlots::default();
+    if cursor.take()? != b'{' {
+        return None;
+    }
+    if cursor.peek()? == b'}' {
+        cursor.take()?;
+        return Some(slots);
+    }
+    loop {
+        let slot = match cursor.key_initial()? {
+            b's' if cursor.skip(b"\"security_level\"") => &mut slots.level,
+            b's' if cursor.skip(b"\"signature\"") => &mut slots.signature,
+            b'a' if cursor.skip(b"\"auth_token\"") => &mut slots.token,
+            b'e' if cursor.skip(b"\"encryption_info\"") => &mut slots.encryption,
+            _ => return None,
+        };
+        if cursor.take()? != b':' || slot.is_some() {
+            return None;
+        }
+        *slot = Some(cursor.value(inner)?);
+        if !next_member(cursor)? {
+            return Some(slots);
+        }
+    }
+}
+
+/// After a member: true if another follows (a comma), false if the object
+/// closes; `None` for anything else.
+fn next_member(cursor: &mut PlainCursor<'_, '_, '_>) -> Option<bool> {
+    match cursor.take()? {
+        b',' => Some(true),
+        b'}' => Some(false),
+        _ => None,
+    }
 }
 
 fn required_str<'a>(
@@ -179,28 +358,34 @@ fn read_type(
 
 fn read_security<'a>(
     nodes: &[Node<'a>],
-    at: Option<usize>,
+    security: Security,
 ) -> Result<SecurityMetadata<&'a str>, Error> {
-    let at = at.ok_or_else(|| invalid("missing field `security`"))?;
-    if !matches!(nodes.get(at), Some(Node::Object { .. })) {
-        return Err(invalid("field `security` must be an object"));
-    }
-    let (mut level, mut encryption, mut signature, mut token) = (None, None, None, None);
-    for (key, value_at) in members(nodes, at) {
-        let slot = match key {
-            "security_level" => &mut level,
-            "encryption_info" => &mut encryption,
-            "signature" => &mut signature,
-            "auth_token" => &mut token,
-            _ => {
-                return Err(invalid(format!(
-                    "unknown field {} in `security`",
-                    quoted_prefix(key)
-                )));
+    let slots = match security {
+        Security::Missing => return Err(invalid("missing field `security`")),
+        Security::Read(slots) => slots,
+        Security::At(at) => {
+            if !matches!(nodes.get(at), Some(Node::Object { .. })) {
+                return Err(invalid("field `security` must be an object"));
             }
-        };
-        *slot = Some(value_at);
-    }
+            let mut slots = SecuritySlots::default();
+            for (key, value_at) in members(nodes, at) {
+                let Some(slot) = slots.slot(key) else {
+                    return Err(invalid(format!(
+                        "unknown field {} in `security`",
+                        quoted_prefix(key)
+                    )));
+                };
+                *slot = Some(value_at);
+            }
+            slots
+        }
+    };
+    let SecuritySlots {
+        level,
+        encryption,
+        signature,
+        token,
+    } = slots;
     let level = level.ok_or_else(|| invalid("missing field `security.security_level`"))?;
     let security_level = str_at(nodes, level)
         .and_then(SecurityLevel::from_name)
@@ -326,6 +511,220 @@ fn write_nullable<S: AsRef<str>>(out: &mut Vec<u8>, key: &[u8], field: &Field<S>
         Field::Present(s) => {
             out.extend_from_slice(key);
             write_str(out, s.as_ref());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::codec::{Decoder, MAX_DEPTH};
+    use crate::fuzzing::FUZZ_NOW;
+
+    /// Whether the plain envelope reader takes `text` on itself.
+    fn read_in_one_pass(text: &str) -> bool {
+        let mut parser = Parser::new(MAX_DEPTH);
+        let mut nodes = Vec::new();
+        read_plain_envelope(&mut parser.cursor(text.as_bytes(), &mut nodes), MAX_DEPTH).is_some()
+    }
+
+    /// What a view holds, owned, or the error.
+    fn outcome(view: Result<MessageView<'_>, Error>) -> Result<(Message, i128, bool), Error> {
+        view.map(|view| (view.to_message(), view.timestamp_nanos(), view.ack()))
+    }
+
+    /// The decoder's result for `text` equals the parser's path's.
+    fn agrees_with_the_parser(text: &str) -> Result<(), TestCaseError> {
+        let (mut read, mut parsed) = (
+            Decoder::new(Limits::default()),
+            Decoder::new(Limits::default()),
+        );
+        prop_assert_eq!(
+            outcome(read.decode_json(text.as_bytes(), FUZZ_NOW)),
+            outcome(parsed.decode_json_parsed(text.as_bytes(), FUZZ_NOW)),
+            "{}",
+            text
+        );
+        Ok(())
+    }
+
+    const STAMP: &str = r#""2026-11-23T12:00:00Z""#;
+
+    #[test]
+    fn plain_envelopes_are_read_in_one_pass_as_the_parser_reads_them() {
+        let texts = [
+            format!(
+                r#"{{"version":"1.0","id":"c-1","type":"Command","payload":{{"command":"demo.echo","args":"xx"}},"security":{{"security_level":"Standard","auth_token":"a.b.c"}},"timestamp":{STAMP}}}"#
+            ),
+            format!(
+                r#"{{"version":"1.0","id":"c-2","type":"Command","payload":"c2VhbGVk","security":{{"security_level":"Critical","encryption_info":{{"algorithm":"AES-256-GCM","key_id":"k","nonce":"n"}},"signature":"s:x","auth_token":"t"}},"timestamp":{STAMP}}}"#
+            ),
+            // Any order, whitespace, the alias, metadata, nulls, an empty
+            // payload and empty objects.
+            format!(
+                " {{ \"timestamp\" :\t{STAMP} ,\n\"security\" : {{ \"signature\" : null , \"security_level\" : \"Low\" }} , \"metadata\" : {{\"correlation_id\":\"c-0\",\"ack\":true}}, \"payload\":{{\"note\":\"é\"}}, \"type_\":\"Event\", \"id\":\"c-3\" }}\r\n"
+            ),
+            format!(r#"{{"id":"c-4","type":"Error","payload":[1,-2,[{{}}]],"metadata":null,"security":{{"security_level":"Low"}},"timestamp":{STAMP}}}"#),
+            r#"{"security":{}}"#.to_owned(),
+            "{}".to_owned(),
+            // Valid JSON, faults for the rules to find.
+            r#"{"id":"c-5","type":"Command","payload":{},"security":{"security_level":"Low"},"timestamp":"yesterday"}"#.to_owned(),
+            r#"{"version":"2.0","id":7,"type":"Nothing","payload":null,"security":{"security_level":1},"timestamp":null}"#.to_owned(),
+        ];
+        for text in &texts {
+            assert!(read_in_one_pass(text), "{text}");
+            agrees_with_the_parser(text).unwrap();
+        }
+        // The first four are valid messages.
+        for text in texts.iter().take(4) {
+            let mut decoder = Decoder::new(Limits::default());
+            let view = decoder.decode_json(text.as_bytes(), FUZZ_NOW);
+            assert!(view.is_ok(), "{text}: {:?}", view.err());
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_the_parser() {
+        let member = r#""payload":{},"security":{"security_level":"Low"},"timestamp":"2026-11-23T12:00:00Z""#;
+        let texts = [
+            // Unknown, repeated and escaped keys, at either level.
+            format!(r#"{{"id":"c","type":"Command","extra":1,{member}}}"#),
+            format!(r#"{{"id":"c","type":"Command","types":1,{member}}}"#),
+            format!(r#"{{"id":"c","type":"Command","id":"d",{member}}}"#),
+            format!(r#"{{"id":"c","type":"Command","security":{{}},{member}}}"#),
+            format!(r#"{{"i\u0064":"c","type":"Command",{member}}}"#),
+            format!(
+                r#"{{"id":"c","type":"Command","payload":{{}},"security":{{"security_level":"Low","security_level":"Low"}},"timestamp":{STAMP}}}"#
+            ),
+            format!(
+                r#"{{"id":"c","type":"Command","payload":{{}},"security":{{"security_level":"Low","level":"Low"}},"timestamp":{STAMP}}}"#
+            ),
+            format!(
+                r#"{{"id":"c","type":"Command","payload":{{"a":1,"a":2}},"security":{{"security_level":"Low"}},"timestamp":{STAMP}}}"#
+            ),
+            // A value that is not plain, `security` not an object, broken
+            // text, trailing bytes, another root.
+            format!(r#"{{"id":"c\n","type":"Command",{member}}}"#),
+            format!(
+                r#"{{"id":"c","type":"Command","payload":1.5,"security":{{"security_level":"Low"}},"timestamp":{STAMP}}}"#
+            ),
+            format!(
+                r#"{{"id":"c","type":"Command","payload":{{}},"security":null,"timestamp":{STAMP}}}"#
+            ),
+            format!(r#"{{"id":"c","type":"Command",{member}"#),
+            format!(r#"{{"id":"c","type":"Command",{member}}}x"#),
+            format!(r#"{{"id":"c","type":"Command",{member},}}"#),
+            format!(r#"{{"id":"c","type":"Command" {member}}}"#),
+            format!(r#"[{{"id":"c","type":"Command",{member}}}]"#),
+            String::new(),
+        ];
+        for text in &texts {
+            assert!(!read_in_one_pass(text), "{text}");
+            agrees_with_the_parser(text).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_nesting_limit_counts_the_envelope() {
+        // The envelope is level 1: a payload may nest 63 levels, not 64.
+        for (levels, read) in [(MAX_DEPTH - 1, true), (MAX_DEPTH, false)] {
+            let payload = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+            let text = format!(
+                r#"{{"id":"c","type":"Command","payload":{payload},"security":{{"security_level":"Low"}},"timestamp":{STAMP}}}"#
+            );
+            assert_eq!(read_in_one_pass(&text), read, "{levels} levels");
+            agrees_with_the_parser(&text).unwrap();
+        }
+        // And in `security`, which is level 2.
+        let nested = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        let text = format!(
+            r#"{{"id":"c","type":"Command","payload":{{}},"security":{{"security_level":{nested}}},"timestamp":{STAMP}}}"#
+        );
+        assert!(!read_in_one_pass(&text));
+        agrees_with_the_parser(&text).unwrap();
+    }
+
+    /// Members and the values each may have: right and wrong ones.
+    const MEMBERS: &[(&str, &[&str])] = &[
+        ("version", &[r#""1.0""#, r#""1.2.3""#, "1", r#""2.0""#]),
+        ("id", &[r#""m-1""#, r#""""#, "null", r#""é""#]),
+        ("type", &[r#""Command""#, r#""Event""#, r#""nope""#]),
+        ("type_", &[r#""Response""#]),
+        (
+            "payload",
+            &[
+                r#"{"command":"sys.ping"}"#,
+                r#"{"command":"a","args":[1,{"x":null}]}"#,
+                r#""abc""#,
+                "{}",
+                "[true,false]",
+            ],
+        ),
+        (
+            "metadata",
+            &[
+                r#"{"correlation_id":"c-1","ack":true}"#,
+                "null",
+                r#"{"ack":1}"#,
+                "{}",
+            ],
+        ),
+        (
+            "security",
+            &[
+                r#"{"security_level":"Low"}"#,
+                r#"{"auth_token":"t","security_level":"Standard"}"#,
+                r#"{"security_level":"High","signature":null,"encryption_info":{"algorithm":"A","key_id":"k","nonce":"n"}}"#,
+                r#"{"encryption_info":null,"security_level":"Critical","signature":"s"}"#,
+                "{}",
+                "[]",
+                r#"{"security_level":"Low","x":1}"#,
+            ],
+        ),
+        (
+            "timestamp",
+            &[STAMP, r#""2026-11-23T12:00:00.5+01:00""#, r#""now""#],
+        ),
+        ("extra", &["1"]),
+        ("i\\u0064", &[r#""m-2""#]),
+    ];
+
+    /// An envelope: the members at `picks`, in that order, spaced by `gap`.
+    fn envelope(picks: &[(usize, usize)], gap: &str) -> String {
+        let members: Vec<String> = picks
+            .iter()
+            .filter_map(|&(member, value)| {
+                let (key, values) = MEMBERS.get(member)?;
+                let value = values.get(value % values.len())?;
+                Some(format!("{gap}\"{key}\"{gap}:{gap}{value}{gap}"))
+            })
+            .collect();
+        format!("{gap}{{{}}}{gap}", members.join(","))
+    }
+
+    proptest! {
+        #[test]
+        fn envelopes_decode_as_the_parser_decodes_them(
+            // The usual members in any order, plus a few picked at random
+            // (repeats and unknown ones among them).
+            picks in (
+                prop::collection::vec(any::<usize>(), 7),
+                prop::collection::vec((0..MEMBERS.len(), any::<usize>()), 0..3),
+            ).prop_flat_map(|(values, extra)| {
+                let mut picks: Vec<(usize, usize)> = [0, 1, 2, 4, 5, 6, 7].into_iter().zip(values).collect();
+                picks.extend(extra);
+                Just(picks).prop_shuffle()
+            }),
+            drop in prop::option::of(0..7usize),
+            gap in prop_oneof![Just(""), Just(" "), Just("\n\t")],
+        ) {
+            let mut picks = picks;
+            if let Some(at) = drop && at < picks.len() {
+                picks.remove(at);
+            }
+            agrees_with_the_parser(&envelope(&picks, gap))?;
         }
     }
 }

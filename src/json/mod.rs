@@ -14,6 +14,7 @@ mod value;
 pub(crate) mod write;
 
 pub(crate) use parser::{Parser, quoted_prefix};
+pub(crate) use plain::PlainCursor;
 pub use raw::{MAX_VALUE_DEPTH, RawJson};
 pub(crate) use tape_lease::TapeLease;
 pub use value::{Elements, Entries, JsonKind, JsonNumber, JsonRef};

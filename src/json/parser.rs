@@ -8,7 +8,7 @@
 
 use simd_json::{Buffers, ErrorType, Node, Tape};
 
-use super::plain::{ReadScratch, read_plain};
+use super::plain::{PlainCursor, ReadScratch, read_plain};
 use super::value::members;
 use crate::error::{Code, Error};
 
@@ -53,6 +53,22 @@ impl Parser {
     /// nothing copied. Otherwise leaves `nodes` as it was and returns false.
     pub(crate) fn read_plain<'t>(&mut self, text: &'t [u8], nodes: &mut Vec<Node<'t>>) -> bool {
         read_plain(text, self.max_depth, nodes, &mut self.plain)
+    }
+
+    /// A cursor over plain `text`, appending to `nodes` (see
+    /// [`PlainCursor`]); the nesting limit is the caller's to apply, with
+    /// [`max_depth`](Self::max_depth).
+    pub(crate) fn cursor<'t, 'n, 's>(
+        &'s mut self,
+        text: &'t [u8],
+        nodes: &'n mut Vec<Node<'t>>,
+    ) -> PlainCursor<'t, 'n, 's> {
+        PlainCursor::new(text, nodes, &mut self.plain)
+    }
+
+    /// The deepest nesting this parser accepts.
+    pub(crate) fn max_depth(&self) -> usize {
+        self.max_depth
     }
 
     /// Parses `text` into `tape`, as [`parse`](Self::parse) does, without

@@ -49,6 +49,88 @@ pub(crate) fn read_plain<'t>(
     read
 }
 
+/// A plain text read piece by piece, for a caller that knows the shape it
+/// expects (the envelope's reader): the caller steps through the structure
+/// it knows and has the values it does not read onto the tape, as
+/// [`read_plain`] would. Every method returns `None` to give up, and then
+/// the caller leaves the text to the parser, which judges it whole.
+pub(crate) struct PlainCursor<'t, 'n, 's> {
+    reader: Reader<'t, 'n>,
+    scratch: &'s mut ReadScratch,
+}
+
+impl<'t, 'n, 's> PlainCursor<'t, 'n, 's> {
+    /// A cursor at the start of `text`, appending to `nodes`.
+    pub(crate) fn new(
+        text: &'t [u8],
+        nodes: &'n mut Vec<Node<'t>>,
+        scratch: &'s mut ReadScratch,
+    ) -> Self {
+        PlainCursor {
+            reader: Reader {
+                bytes: text,
+                at: 0,
+                nodes,
+            },
+            scratch,
+        }
+    }
+
+    /// The next byte that is not whitespace, not consumed.
+    pub(crate) fn peek(&mut self) -> Option<u8> {
+        self.reader.next_byte()
+    }
+
+    /// The next byte that is not whitespace, consumed.
+    pub(crate) fn take(&mut self) -> Option<u8> {
+        let byte = self.reader.next_byte()?;
+        self.reader.at += 1;
+        Some(byte)
+    }
+
+    /// The first byte of the key that comes next (after whitespace), not
+    /// consumed: a cheap first sort before [`skip`](Self::skip).
+    pub(crate) fn key_initial(&mut self) -> Option<u8> {
+        if self.reader.next_byte()? != b'"' {
+            return None;
+        }
+        self.reader.bytes.get(self.reader.at + 1).copied()
+    }
+
+    /// Consumes `quoted`, a string in quotes with no quote, backslash or
+    /// control character inside, if it is what comes next: then the next
+    /// string is exactly that one, read without a scan.
+    #[inline(always)]
+    pub(crate) fn skip(&mut self, quoted: &[u8]) -> bool {
+        let at = self.reader.at;
+        let next = self.reader.bytes.get(at..at + quoted.len());
+        let skipped = next == Some(quoted);
+        if skipped {
+            self.reader.at = at + quoted.len();
+        }
+        skipped
+    }
+
+    /// One plain value, nested at most `max_depth` deep, onto the tape: its
+    /// position there.
+    pub(crate) fn value(&mut self, max_depth: usize) -> Option<usize> {
+        let at = self.reader.nodes.len();
+        // Most of an envelope's values are strings: no container to track.
+        if self.reader.next_byte()? == b'"' {
+            let string = self.reader.string()?;
+            self.reader.nodes.push(Node::String(string));
+        } else {
+            self.reader.value(max_depth, self.scratch)?;
+        }
+        Some(at)
+    }
+
+    /// Whether nothing but whitespace is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.reader.next_byte().is_none()
+    }
+}
+
 /// What [`read_plain`] reuses from one text to the next.
 #[derive(Debug, Default)]
 pub(crate) struct ReadScratch {
@@ -79,6 +161,13 @@ struct Reader<'t, 'n> {
 impl<'t> Reader<'t, '_> {
     /// One value and nothing after it but whitespace.
     fn document(&mut self, max_depth: usize, scratch: &mut ReadScratch) -> Option<()> {
+        self.value(max_depth, scratch)?;
+        self.next_byte().is_none().then_some(())
+    }
+
+    /// One value, the reader left just after it.
+    #[inline(always)]
+    fn value(&mut self, max_depth: usize, scratch: &mut ReadScratch) -> Option<()> {
         let ReadScratch { open, keys } = scratch;
         open.clear();
         'value: loop {
@@ -126,8 +215,8 @@ impl<'t> Reader<'t, '_> {
             // the next one out).
             loop {
                 let Some(inner) = open.last_mut() else {
-                    // The root is complete: only whitespace may follow.
-                    return self.next_byte().is_none().then_some(());
+                    // The outermost value is complete.
+                    return Some(());
                 };
                 inner.items += 1;
                 let byte = self.next_byte()?;
