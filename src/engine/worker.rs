@@ -19,7 +19,7 @@ use crate::sync::{Arc, Ordering};
 use super::idle::{Idle, IdleStrategy};
 use super::inline_credit::InlineCredit;
 use super::mailbox::{Job, Mailbox, Staged, Submission};
-use super::metrics::{Counters, Stage, StageHistograms};
+use super::metrics::{Counters, Stage, StageHistograms, TIMED_EVERY};
 use super::pending::Completion;
 use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
@@ -46,7 +46,7 @@ struct Running {
     laps: Laps,
 }
 
-/// Per-stage timing of one message; every fourth message is timed (see
+/// Per-stage timing of one message; one in [`TIMED_EVERY`] is timed (see
 /// `metrics.rs`).
 struct Laps {
     timed: bool,
@@ -56,7 +56,7 @@ struct Laps {
 impl Laps {
     fn new(sequence: u64, started: u64) -> Laps {
         Laps {
-            timed: sequence.is_multiple_of(4),
+            timed: sequence.is_multiple_of(TIMED_EVERY),
             mark: started,
         }
     }
@@ -70,10 +70,13 @@ impl Laps {
         }
     }
 
-    /// Acceptance to now.
-    fn total(&self, histograms: &mut StageHistograms, clock: &Clock, accepted_at: u64) {
+    /// The last stage, `respond`, ended: it and the whole time since
+    /// acceptance, from one clock read.
+    fn finish(&self, histograms: &mut StageHistograms, clock: &Clock, accepted_at: u64) {
         if self.timed {
-            histograms.record(Stage::Total, clock.now().saturating_sub(accepted_at));
+            let now = clock.now();
+            histograms.record(Stage::Respond, now.saturating_sub(self.mark));
+            histograms.record(Stage::Total, now.saturating_sub(accepted_at));
         }
     }
 }
@@ -463,7 +466,7 @@ impl Worker {
             to,
             wall_now,
             accepted_at,
-            mut laps,
+            laps,
         } = running;
         let shared = Arc::clone(&self.shared);
         if !self.mailbox.watch.finish(ticket) {
@@ -544,8 +547,7 @@ impl Worker {
             // Handled before `conclude`.
             Verdict::Forward(_) => {}
         }
-        laps.lap(&mut self.histograms, &shared.clock, Stage::Respond);
-        laps.total(&mut self.histograms, &shared.clock, accepted_at);
+        laps.finish(&mut self.histograms, &shared.clock, accepted_at);
         if self.sequence.is_multiple_of(HAND_OVER_EVERY) {
             self.hand_over_latencies();
         }
@@ -617,7 +619,7 @@ impl Worker {
                     .error(&shared.sinks, to.to, Some(&to.id), &error);
             }
         }
-        if self.sequence.is_multiple_of(4) {
+        if self.sequence.is_multiple_of(TIMED_EVERY) {
             let now = shared.clock.now();
             self.histograms
                 .record(Stage::Total, now.saturating_sub(to.accepted_at));
