@@ -151,9 +151,42 @@ impl<T> Mutex<T> {
 /// writer's change), not arc-swap itself.
 pub(crate) struct SwapCell<T> {
     #[cfg(not(loom))]
-    inner: arc_swap::ArcSwap<T>,
+    inner: Arc<arc_swap::ArcSwap<T>>,
     #[cfg(loom)]
-    inner: loom::sync::Mutex<Arc<T>>,
+    inner: Arc<loom::sync::Mutex<Arc<T>>>,
+}
+
+/// One reader's cache of a [`SwapCell`]'s value, for a thread that reads
+/// it for every message: while the value is unchanged, a
+/// [`load`](Self::load) is one read of the cell's pointer, where a
+/// [`SwapCell::load`] registers its snapshot (a fence and an atomic
+/// exchange, and another to release it). A replacement is seen at the next
+/// load, as with a snapshot. The cache keeps the value it last returned
+/// alive until its next load.
+pub(crate) struct CellCache<T> {
+    #[cfg(not(loom))]
+    cache: arc_swap::Cache<Arc<arc_swap::ArcSwap<T>>, Arc<T>>,
+    #[cfg(loom)]
+    cell: Arc<loom::sync::Mutex<Arc<T>>>,
+    #[cfg(loom)]
+    current: Arc<T>,
+}
+
+impl<T> CellCache<T> {
+    /// The cell's current value.
+    pub(crate) fn load(&mut self) -> &Arc<T> {
+        #[cfg(not(loom))]
+        {
+            self.cache.load()
+        }
+        #[cfg(loom)]
+        {
+            #[allow(clippy::unwrap_used)]
+            let current = Arc::clone(&self.cell.lock().unwrap());
+            self.current = current;
+            &self.current
+        }
+    }
 }
 
 /// A reader's snapshot of a [`SwapCell`].
@@ -179,9 +212,26 @@ impl<T> SwapCell<T> {
     pub(crate) fn new(value: Arc<T>) -> SwapCell<T> {
         SwapCell {
             #[cfg(not(loom))]
-            inner: arc_swap::ArcSwap::new(value),
+            inner: Arc::new(arc_swap::ArcSwap::new(value)),
             #[cfg(loom)]
-            inner: loom::sync::Mutex::new(value),
+            inner: Arc::new(loom::sync::Mutex::new(value)),
+        }
+    }
+
+    /// A cache of the value for one reader (see [`CellCache`]).
+    pub(crate) fn cache(&self) -> CellCache<T> {
+        #[cfg(not(loom))]
+        {
+            CellCache {
+                cache: arc_swap::Cache::new(Arc::clone(&self.inner)),
+            }
+        }
+        #[cfg(loom)]
+        {
+            CellCache {
+                cell: Arc::clone(&self.inner),
+                current: self.load(),
+            }
         }
     }
 
@@ -228,5 +278,26 @@ impl<T> SwapCell<T> {
 impl<T: std::fmt::Debug> std::fmt::Debug for SwapCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("SwapCell").field(&*self.load()).finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Arc, SwapCell, snapshot_arc};
+
+    #[test]
+    fn a_cache_follows_every_replacement_and_holds_its_value_between() {
+        let cell = SwapCell::new(Arc::new(1));
+        let mut cache = cell.cache();
+        assert_eq!(**cache.load(), 1);
+        let held = Arc::clone(cache.load());
+        cell.update(|value| Arc::new(**value + 1));
+        assert_eq!(**cache.load(), 2);
+        assert_eq!(*held, 1);
+        // The same value again is the same allocation, not a copy.
+        assert!(Arc::ptr_eq(cache.load(), &snapshot_arc(&cell.load())));
+        cell.update(|_| Arc::new(7));
+        cell.update(|value| Arc::new(**value * 2));
+        assert_eq!(**cache.load(), 14);
     }
 }

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::json::RawJson;
 use crate::message::SecurityLevel;
 use crate::security::ReplyProtection;
-use crate::sync::{Arc, SwapCell, thread};
+use crate::sync::{Arc, CellCache, SwapCell, thread};
 
 use super::mailbox::{Job, Mailbox, Submission};
 use super::pending::{PendingCall, Responder};
@@ -290,6 +290,32 @@ impl SwapModel {
         let snapshot = self.cell.load();
         let value: &(u64, u64) = &snapshot;
         *value
+    }
+
+    /// A reader that reads through its own cache, as a worker does.
+    pub fn cached_reader(&self) -> CachedReader {
+        CachedReader {
+            cache: self.cell.cache(),
+        }
+    }
+}
+
+/// A reader of [`SwapModel`] through a cache (see `sync.rs`).
+pub struct CachedReader {
+    cache: CellCache<(u64, u64)>,
+}
+
+impl CachedReader {
+    /// The value, through the cache.
+    pub fn load(&mut self) -> (u64, u64) {
+        let value: &(u64, u64) = self.cache.load();
+        *value
+    }
+}
+
+impl std::fmt::Debug for CachedReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedReader").finish_non_exhaustive()
     }
 }
 

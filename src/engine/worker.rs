@@ -8,13 +8,14 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::Config;
 use crate::codec::{Decoder, Limits};
 use crate::error::{Code, Error};
 use crate::json::{MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
 use crate::message::{MessageType, unix_nanos_now};
 use crate::prefetch::prefetch;
 use crate::security::Admission;
-use crate::sync::{Arc, Ordering};
+use crate::sync::{Arc, CellCache, Ordering};
 
 use super::idle::{Idle, IdleStrategy};
 use super::inline_credit::InlineCredit;
@@ -121,6 +122,8 @@ pub(crate) struct Worker {
     /// What submitters may still run here.
     inline_credit: InlineCredit,
     wall_clock: WallClock,
+    /// The engine's config, cached: read for every message.
+    config: CellCache<Config>,
 }
 
 impl Worker {
@@ -130,7 +133,8 @@ impl Worker {
         shared: Arc<Shared>,
         mailbox: Arc<Mailbox>,
     ) -> Worker {
-        let limits = Limits::from_config(&shared.config.load());
+        let mut config = shared.config.cache();
+        let limits = Limits::from_config(config.load());
         Worker {
             index,
             role,
@@ -146,6 +150,7 @@ impl Worker {
             histograms: Box::new(StageHistograms::new()),
             inline_credit: InlineCredit::new(),
             wall_clock: WallClock::default(),
+            config,
         }
     }
 
@@ -245,8 +250,9 @@ impl Worker {
             .begin(self.sequence, started, &Address { to, id: None });
         begun();
         let mut laps = Laps::new(self.sequence, started);
-        let config = shared.config.load();
-        self.decoder.set_limits(Limits::from_config(&config));
+        let config = self.config.load();
+        let timeout_ms = config.timeout_ms;
+        self.decoder.set_limits(Limits::from_config(config));
         let wall_now = self.wall_clock.at(started);
 
         // Stage: validate.
@@ -307,7 +313,7 @@ impl Worker {
                                 ack: view.ack(),
                                 accepted_at,
                                 started,
-                                timeout_ms: config.timeout_ms,
+                                timeout_ms,
                             };
                             let verdict = dispatch(
                                 &context,
@@ -440,7 +446,7 @@ impl Worker {
                         ack: staged.ack,
                         accepted_at,
                         started,
-                        timeout_ms: shared.config.load().timeout_ms,
+                        timeout_ms: self.config.load().timeout_ms,
                     };
                     let histograms = &mut self.histograms;
                     dispatch(&context, &view, &mut replying.handler, &mut |stage| {

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{JsonKind, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
 use crate::message::{Field, Message, MessageType, MessageView, SecurityLevel};
-use crate::sync::{Arc, Snapshot, SwapCell, snapshot_arc};
+use crate::sync::{Arc, CellCache, SwapCell};
 
 /// The settings that a reload replaces whole.
 #[derive(Debug)]
@@ -131,7 +131,7 @@ pub struct Admitted<'a> {
     pub protection: ReplyProtection,
     payload: Payload<'a>,
     /// The settings the checks ran under; authorization uses the same.
-    settings: Snapshot<Settings>,
+    settings: &'a Arc<Settings>,
 }
 
 enum Payload<'a> {
@@ -198,7 +198,7 @@ impl Admitted<'_> {
             kind: self.kind,
             protection: self.protection.clone(),
             payload: RawJson::from_json(self.payload()),
-            settings: snapshot_arc(&self.settings),
+            settings: Arc::clone(self.settings),
         }
     }
 
@@ -252,6 +252,11 @@ impl AdmittedOwned {
 /// One worker's admission checks (see the module docs).
 pub struct Admission {
     state: Arc<SecurityState>,
+    /// The shared state's settings, keys and revocations, cached for this
+    /// worker, which reads them for every message.
+    settings: CellCache<Settings>,
+    keyring: CellCache<Keyring>,
+    revocations: CellCache<RevocationList>,
     tokens: TokenCache,
     signatures: SignatureScratch,
     cipher: CipherScratch,
@@ -280,6 +285,9 @@ impl Admission {
         let nonces = NonceSource::new(Arc::clone(&state.nonces));
         Admission {
             tokens: TokenCache::new(state.token_cache_capacity),
+            settings: state.settings.cache(),
+            keyring: state.keyring.cache(),
+            revocations: state.revocations.cache(),
             state,
             signatures: SignatureScratch::default(),
             cipher: CipherScratch::default(),
@@ -310,6 +318,9 @@ impl Admission {
     ) -> Result<Admitted<'a>, Error> {
         let Admission {
             state,
+            settings,
+            keyring,
+            revocations,
             tokens,
             signatures,
             cipher,
@@ -325,7 +336,7 @@ impl Admission {
         // messages mostly come from a few connections), so that it arrives
         // during the token check. A wrong guess costs one hash.
         let guess = state.replay.locate(last_principal, message.id());
-        let settings = state.settings.load();
+        let settings = settings.load();
         settings.policy.check_peer(peer)?;
         let security = message.security();
         let level = security.security_level;
@@ -336,12 +347,12 @@ impl Admission {
             ));
         }
         let needs = requirements(level);
-        let keyring = state.keyring.load();
+        let keyring = keyring.load();
 
         let token = match security.auth_token {
             Field::Present(token) => {
-                let revoked = state.revocations.load();
-                Some(tokens.verify(token, &settings.rules, &keyring, &revoked, now)?)
+                let revoked = revocations.load();
+                Some(tokens.verify(token, &settings.rules, keyring, revoked, now)?)
             }
             _ if needs.token => {
                 return Err(Error::new(Code::AuthenticationFailed, "token missing"));
@@ -350,7 +361,7 @@ impl Admission {
         };
 
         let signature_key = match security.signature {
-            Field::Present(_) => Some(verify_signature(message, &keyring, now, signatures)?),
+            Field::Present(_) => Some(verify_signature(message, keyring, now, signatures)?),
             _ if needs.signature => {
                 return Err(Error::new(Code::SignatureInvalid, "signature missing"));
             }
@@ -372,7 +383,7 @@ impl Admission {
 
         let (payload, encryption_key) = match security.encryption_info {
             Field::Present(_) => {
-                let (plain, key_id) = open_payload(message, &keyring, now, cipher)?;
+                let (plain, key_id) = open_payload(message, keyring, now, cipher)?;
                 let mut lease = TapeLease::take(plain_tape);
                 parser
                     .parse_text(plain, plain_spare, &mut lease.tape)
@@ -423,9 +434,9 @@ impl Admission {
             encode_response(parts, None, None, out);
             return Ok(());
         }
-        let keyring = self.state.keyring.load();
+        let keyring = self.keyring.load();
         let with = Protecting {
-            keyring: &keyring,
+            keyring,
             now,
             nonces: &mut self.nonces,
             cipher: &mut self.cipher,
@@ -445,12 +456,12 @@ impl Admission {
         protection: &ReplyProtection,
         now: i128,
     ) -> Result<(), Error> {
-        let keyring = self.state.keyring.load();
+        let keyring = self.keyring.load();
         match &protection.encryption_key {
             Some(key_id) => seal_payload(
                 reply,
                 &plaintext,
-                &keyring,
+                keyring,
                 key_id,
                 now,
                 &mut self.nonces,
@@ -459,7 +470,7 @@ impl Admission {
             None => reply.payload = plaintext,
         }
         if let Some(key_id) = &protection.signature_key {
-            sign_message(reply, &keyring, key_id, now, &mut self.signatures)?;
+            sign_message(reply, keyring, key_id, now, &mut self.signatures)?;
         }
         Ok(())
     }

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use super::b64u;
 use crate::config::{KeyConfig, SecurityConfig};
 use crate::error::{Code, Error};
-use crate::sync::{Arc, Snapshot, SwapCell};
+use crate::sync::{Arc, CellCache, Snapshot, SwapCell};
 
 /// What a key is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -472,6 +472,12 @@ impl SharedKeyring {
     /// The current keyring.
     pub fn load(&self) -> KeyringSnapshot {
         KeyringSnapshot(self.current.load())
+    }
+
+    /// A cache of the keyring for one worker, which reads it for every
+    /// message (see [`CellCache`]).
+    pub(crate) fn cache(&self) -> CellCache<Keyring> {
+        self.current.cache()
     }
 
     /// Replaces the keyring with `next` at `now` (unix nanoseconds): keys

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::sync::{Arc, Snapshot, SwapCell};
+use crate::sync::{Arc, CellCache, Snapshot, SwapCell};
 
 /// A set of revoked token ids.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -78,6 +78,12 @@ impl SharedRevocations {
     /// The current list.
     pub fn load(&self) -> RevocationSnapshot {
         RevocationSnapshot(self.current.load())
+    }
+
+    /// A cache of the list for one worker, which reads it for every
+    /// message (see [`CellCache`]).
+    pub(crate) fn cache(&self) -> CellCache<RevocationList> {
+        self.current.cache()
     }
 
     /// Replaces the list (a reload).
