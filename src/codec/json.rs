@@ -207,44 +207,28 @@ fn read_plain_envelope<'a>(
 ) -> Option<Slots<'a>> {
     let inner = max_depth.checked_sub(1)?;
     let mut slots = Slots::default();
-    if cursor.take()? != b'{' {
-        return None;
-    }
-    if cursor.peek()? == b'}' {
-        cursor.take()?;
-    } else {
-        loop {
-            // Known keys are matched whole where they stand; a plain key
-            // that matches none is unknown, for the general path to refuse.
-            let slot = match cursor.key_initial()? {
-                b'v' if cursor.skip(b"\"version\"") => &mut slots.version,
-                b'i' if cursor.skip(b"\"id\"") => &mut slots.id,
-                b't' if cursor.skip(b"\"type\"") => &mut slots.kind,
-                b't' if cursor.skip(b"\"timestamp\"") => &mut slots.timestamp,
-                b't' if cursor.skip(b"\"type_\"") => &mut slots.kind_alias,
-                b'p' if cursor.skip(b"\"payload\"") => &mut slots.payload,
-                b'm' if cursor.skip(b"\"metadata\"") => &mut slots.metadata,
-                b's' if cursor.skip(b"\"security\"") => {
-                    if cursor.take()? != b':' || !matches!(slots.security, Security::Missing) {
-                        return None;
-                    }
-                    slots.security = Security::Read(read_plain_security(cursor, inner)?);
-                    if next_member(cursor)? {
-                        continue;
-                    }
-                    break;
+    each_member(cursor, |cursor| {
+        // Known keys are matched whole where they stand; a plain key that
+        // matches none is unknown, for the general path to refuse.
+        let slot = match cursor.key_initial()? {
+            b'v' if cursor.skip(b"\"version\"") => &mut slots.version,
+            b'i' if cursor.skip(b"\"id\"") => &mut slots.id,
+            b't' if cursor.skip(b"\"type\"") => &mut slots.kind,
+            b't' if cursor.skip(b"\"timestamp\"") => &mut slots.timestamp,
+            b't' if cursor.skip(b"\"type_\"") => &mut slots.kind_alias,
+            b'p' if cursor.skip(b"\"payload\"") => &mut slots.payload,
+            b'm' if cursor.skip(b"\"metadata\"") => &mut slots.metadata,
+            b's' if cursor.skip(b"\"security\"") => {
+                if cursor.take()? != b':' || !matches!(slots.security, Security::Missing) {
+                    return None;
                 }
-                _ => return None,
-            };
-            if cursor.take()? != b':' || slot.is_some() {
-                return None;
+                slots.security = Security::Read(read_plain_security(cursor, inner)?);
+                return Some(());
             }
-            *slot = Some(cursor.value(inner)?);
-            if !next_member(cursor)? {
-                break;
-            }
-        }
-    }
+            _ => return None,
+        };
+        member_value(cursor, slot, inner)
+    })?;
     cursor.at_end().then_some(slots)
 }
 
@@ -256,14 +240,7 @@ fn read_plain_security(
 ) -> Option<SecuritySlots> {
     let inner = max_depth.checked_sub(1)?;
     let mut slots = SecuritySlots::default();
-    if cursor.take()? != b'{' {
-        return None;
-    }
-    if cursor.peek()? == b'}' {
-        cursor.take()?;
-        return Some(slots);
-    }
-    loop {
+    each_member(cursor, |cursor| {
         let slot = match cursor.key_initial()? {
             b's' if cursor.skip(b"\"security_level\"") => &mut slots.level,
             b's' if cursor.skip(b"\"signature\"") => &mut slots.signature,
@@ -271,24 +248,47 @@ fn read_plain_security(
             b'e' if cursor.skip(b"\"encryption_info\"") => &mut slots.encryption,
             _ => return None,
         };
-        if cursor.take()? != b':' || slot.is_some() {
-            return None;
-        }
-        *slot = Some(cursor.value(inner)?);
-        if !next_member(cursor)? {
-            return Some(slots);
+        member_value(cursor, slot, inner)
+    })?;
+    Some(slots)
+}
+
+/// The plain object the cursor is at, member by member: `member` reads
+/// each from its key on; `None` as soon as anything is not as expected.
+#[inline(always)]
+fn each_member<'a>(
+    cursor: &mut PlainCursor<'a, '_, '_>,
+    mut member: impl FnMut(&mut PlainCursor<'a, '_, '_>) -> Option<()>,
+) -> Option<()> {
+    if cursor.take()? != b'{' {
+        return None;
+    }
+    if cursor.peek()? == b'}' {
+        cursor.take()?;
+        return Some(());
+    }
+    loop {
+        member(cursor)?;
+        match cursor.take()? {
+            b',' => {}
+            b'}' => return Some(()),
+            _ => return None,
         }
     }
 }
 
-/// After a member: true if another follows (a comma), false if the object
-/// closes; `None` for anything else.
-fn next_member(cursor: &mut PlainCursor<'_, '_, '_>) -> Option<bool> {
-    match cursor.take()? {
-        b',' => Some(true),
-        b'}' => Some(false),
-        _ => None,
+/// A member's colon and value, after its key: the value onto the tape,
+/// its position into `slot`, which a repeated member finds taken.
+fn member_value(
+    cursor: &mut PlainCursor<'_, '_, '_>,
+    slot: &mut Option<usize>,
+    max_depth: usize,
+) -> Option<()> {
+    if cursor.take()? != b':' || slot.is_some() {
+        return None;
     }
+    *slot = Some(cursor.value(max_depth)?);
+    Some(())
 }
 
 fn required_str<'a>(
