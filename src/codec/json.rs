@@ -35,22 +35,60 @@ struct Slots<'a> {
     unknown: Option<&'a str>,
 }
 
-impl Slots<'_> {
-    /// The slot of the top-level member `key`, but `security`'s (which is
-    /// read differently) and an unknown key's.
-    fn slot(&mut self, key: &str) -> Option<&mut Option<usize>> {
-        Some(match key {
-            "version" => &mut self.version,
-            "id" => &mut self.id,
-            "type" => &mut self.kind,
-            "type_" => &mut self.kind_alias,
-            "payload" => &mut self.payload,
-            "metadata" => &mut self.metadata,
-            "timestamp" => &mut self.timestamp,
-            _ => return None,
-        })
+/// The known members of an object and the slot each goes to, listed once
+/// for both ways a member is found: by its key on a parsed tape (`slot`),
+/// and where it stands in plain text (`slot_here`).
+macro_rules! member_slots {
+    ($slots:ty { $($key:literal => $field:ident),+ $(,)? }) => {
+        impl $slots {
+            /// The slot of member `key`; none for a key not listed.
+            fn slot(&mut self, key: &str) -> Option<&mut Option<usize>> {
+                match key {
+                    $($key => Some(&mut self.$field),)+
+                    _ => None,
+                }
+            }
+
+            /// The slot of the member whose key the cursor is at, the key
+            /// matched where it stands (its quoted form compared whole, no
+            /// scan) and the cursor moved past it; none for a key not
+            /// listed, the cursor left at it.
+            fn slot_here(
+                &mut self,
+                cursor: &mut PlainCursor<'_, '_, '_>,
+            ) -> Option<&mut Option<usize>> {
+                let initial = cursor.key_initial()?;
+                $(
+                    if initial == const { first_byte($key) }
+                        && cursor.skip(concat!("\"", $key, "\"").as_bytes())
+                    {
+                        return Some(&mut self.$field);
+                    }
+                )+
+                None
+            }
+        }
+    };
+}
+
+/// The first byte of `key` (0 for none), for a cheap first sort of keys.
+const fn first_byte(key: &str) -> u8 {
+    match key.as_bytes() {
+        [first, ..] => *first,
+        [] => 0,
     }
 }
+
+// `security` is not listed: it is read differently (see `Security`).
+member_slots!(Slots<'_> {
+    "version" => version,
+    "id" => id,
+    "type" => kind,
+    "type_" => kind_alias,
+    "payload" => payload,
+    "metadata" => metadata,
+    "timestamp" => timestamp,
+});
 
 /// Member `security`, as far as it has been read.
 #[derive(Default)]
@@ -72,18 +110,12 @@ struct SecuritySlots {
     token: Option<usize>,
 }
 
-impl SecuritySlots {
-    /// The slot of member `key`; none for an unknown key.
-    fn slot(&mut self, key: &str) -> Option<&mut Option<usize>> {
-        Some(match key {
-            "security_level" => &mut self.level,
-            "encryption_info" => &mut self.encryption,
-            "signature" => &mut self.signature,
-            "auth_token" => &mut self.token,
-            _ => return None,
-        })
-    }
-}
+member_slots!(SecuritySlots {
+    "security_level" => level,
+    "encryption_info" => encryption,
+    "signature" => signature,
+    "auth_token" => token,
+});
 
 /// Decodes and validates one JSON envelope, whose size the caller (the
 /// [`Decoder`](super::Decoder)) has checked; `spare` holds a copy of the
@@ -208,26 +240,19 @@ fn read_plain_envelope<'a>(
     let inner = max_depth.checked_sub(1)?;
     let mut slots = Slots::default();
     each_member(cursor, |cursor| {
-        // Known keys are matched whole where they stand; a plain key that
-        // matches none is unknown, for the general path to refuse.
-        let slot = match cursor.key_initial()? {
-            b'v' if cursor.skip(b"\"version\"") => &mut slots.version,
-            b'i' if cursor.skip(b"\"id\"") => &mut slots.id,
-            b't' if cursor.skip(b"\"type\"") => &mut slots.kind,
-            b't' if cursor.skip(b"\"timestamp\"") => &mut slots.timestamp,
-            b't' if cursor.skip(b"\"type_\"") => &mut slots.kind_alias,
-            b'p' if cursor.skip(b"\"payload\"") => &mut slots.payload,
-            b'm' if cursor.skip(b"\"metadata\"") => &mut slots.metadata,
-            b's' if cursor.skip(b"\"security\"") => {
-                if cursor.take()? != b':' || !matches!(slots.security, Security::Missing) {
-                    return None;
-                }
-                slots.security = Security::Read(read_plain_security(cursor, inner)?);
-                return Some(());
-            }
-            _ => return None,
-        };
-        member_value(cursor, slot, inner)
+        // A plain key that is neither listed nor `security` is unknown, for
+        // the general path to refuse.
+        if let Some(slot) = slots.slot_here(cursor) {
+            return member_value(cursor, slot, inner);
+        }
+        if !cursor.skip(b"\"security\"")
+            || cursor.take()? != b':'
+            || !matches!(slots.security, Security::Missing)
+        {
+            return None;
+        }
+        slots.security = Security::Read(read_plain_security(cursor, inner)?);
+        Some(())
     })?;
     cursor.at_end().then_some(slots)
 }
@@ -241,13 +266,7 @@ fn read_plain_security(
     let inner = max_depth.checked_sub(1)?;
     let mut slots = SecuritySlots::default();
     each_member(cursor, |cursor| {
-        let slot = match cursor.key_initial()? {
-            b's' if cursor.skip(b"\"security_level\"") => &mut slots.level,
-            b's' if cursor.skip(b"\"signature\"") => &mut slots.signature,
-            b'a' if cursor.skip(b"\"auth_token\"") => &mut slots.token,
-            b'e' if cursor.skip(b"\"encryption_info\"") => &mut slots.encryption,
-            _ => return None,
-        };
+        let slot = slots.slot_here(cursor)?;
         member_value(cursor, slot, inner)
     })?;
     Some(slots)

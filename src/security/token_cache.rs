@@ -127,10 +127,18 @@ mod tests {
 
     const NOW: i128 = 1_795_435_200 * 1_000_000_000;
 
-    fn keyring() -> Keyring {
-        Keyring::new()
+    /// One token key, nothing revoked, no issuer or audience rules, and an
+    /// empty cache of 64 tokens.
+    fn setup() -> (Keyring, RevocationList, TokenRules, TokenCache) {
+        let keyring = Keyring::new()
             .with("jwt-1", Key::hs256(&[7; 32]).unwrap(), true)
-            .unwrap()
+            .unwrap();
+        (
+            keyring,
+            RevocationList::new(&[] as &[String]),
+            TokenRules::new(0, None, None),
+            TokenCache::new(64),
+        )
     }
 
     fn token(keyring: &Keyring) -> String {
@@ -146,12 +154,7 @@ mod tests {
 
     #[test]
     fn a_token_verifies_once_and_then_hits() {
-        let (keyring, revoked, rules) = (
-            keyring(),
-            RevocationList::new(&[] as &[String]),
-            TokenRules::new(0, None, None),
-        );
-        let mut cache = TokenCache::new(64);
+        let (keyring, revoked, rules, mut cache) = setup();
         let (a, b) = (token(&keyring), token(&keyring));
         for _ in 0..3 {
             assert_eq!(
@@ -168,12 +171,7 @@ mod tests {
 
     #[test]
     fn a_token_made_to_end_as_a_cached_one_is_still_checked_whole() {
-        let (keyring, revoked, rules) = (
-            keyring(),
-            RevocationList::new(&[] as &[String]),
-            TokenRules::new(0, None, None),
-        );
-        let mut cache = TokenCache::new(64);
+        let (keyring, revoked, rules, mut cache) = setup();
         let good = token(&keyring);
         cache
             .verify(&good, &rules, &keyring, &revoked, NOW)
