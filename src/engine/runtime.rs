@@ -372,7 +372,7 @@ impl Engine {
             accepted_at: now,
             staged: None,
         };
-        worker.process_on_submitter(job, || mailbox.leave());
+        worker.process_on_submitter(shared, job, || mailbox.leave());
         Ok(())
     }
 

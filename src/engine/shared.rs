@@ -309,12 +309,11 @@ impl Shared {
         if let Some((index, admission)) = handler
             && let Some(entry) = self.registry.command_at(index)
         {
-            entry.breaker.record(
-                entry.spec.breaker_policy(),
-                admission,
-                failed,
-                self.clock.now(),
-            );
+            entry
+                .breaker
+                .record(entry.spec.breaker_policy(), admission, failed, || {
+                    self.clock.now()
+                });
         }
     }
 

@@ -168,7 +168,7 @@ impl Worker {
         let (mailbox, shared) = (Arc::clone(&worker.mailbox), Arc::clone(&worker.shared));
         loop {
             if let Some(completion) = worker.mailbox.completions.pop() {
-                worker.finish_deferred(completion);
+                worker.finish_deferred(&shared, completion);
                 idle.reset();
                 continue;
             }
@@ -183,7 +183,7 @@ impl Worker {
                         .jobs
                         .peek_with(|next| prefetch(&next.submission.body));
                 }
-                worker.process(job, || {});
+                worker.process(&shared, job, || {});
                 idle.reset();
                 continue;
             }
@@ -223,14 +223,14 @@ impl Worker {
     // Out of line, so that profiles (and callgrind's --toggle-collect)
     // find one message's work under one name.
     #[inline(never)]
-    pub(crate) fn process(&mut self, job: Job, begun: impl FnOnce()) {
+    pub(crate) fn process(&mut self, shared: &Shared, job: Job, begun: impl FnOnce()) {
         let Job {
             submission,
             accepted_at,
             staged,
         } = job;
         if let Some(staged) = staged {
-            return self.process_staged(submission, accepted_at, *staged, begun);
+            return self.process_staged(shared, submission, accepted_at, *staged, begun);
         }
         let Submission {
             sink,
@@ -240,7 +240,6 @@ impl Worker {
             codec,
             body,
         } = submission;
-        let shared = Arc::clone(&self.shared);
         let to = Destination { sink, tag, codec };
         let started = shared.clock.now();
         self.sequence += 1;
@@ -303,7 +302,7 @@ impl Worker {
                                 handler: None,
                             };
                             let context = Context {
-                                shared: &shared,
+                                shared,
                                 mailbox: &self.mailbox,
                                 counters: shared.metrics.counters(self.index),
                                 to,
@@ -355,7 +354,7 @@ impl Worker {
             accepted_at,
             laps,
         };
-        self.conclude(running, verdict, replying);
+        self.conclude(shared, running, verdict, replying);
     }
 
     /// Front stage: hands an admitted message to its back-stage worker
@@ -385,6 +384,7 @@ impl Worker {
     /// front-stage worker admitted.
     fn process_staged(
         &mut self,
+        shared: &Shared,
         submission: Submission,
         accepted_at: u64,
         staged: Staged,
@@ -397,7 +397,6 @@ impl Worker {
             codec,
             ..
         } = submission;
-        let shared = Arc::clone(&self.shared);
         let to = Destination { sink, tag, codec };
         let started = shared.clock.now();
         self.sequence += 1;
@@ -436,7 +435,7 @@ impl Worker {
                         payload: lease.value(0).unwrap_or(crate::json::JsonRef::NULL),
                     };
                     let context = Context {
-                        shared: &shared,
+                        shared,
                         mailbox: &self.mailbox,
                         counters: shared.metrics.counters(self.index),
                         to,
@@ -462,11 +461,17 @@ impl Worker {
             accepted_at,
             laps,
         };
-        self.conclude(running, verdict, replying);
+        self.conclude(shared, running, verdict, replying);
     }
 
     /// Stage respond: the one reply, unless the timer answered first.
-    fn conclude(&mut self, running: Running, verdict: Verdict, replying: Replying) {
+    fn conclude(
+        &mut self,
+        shared: &Shared,
+        running: Running,
+        verdict: Verdict,
+        replying: Replying,
+    ) {
         let Running {
             ticket,
             to,
@@ -474,7 +479,6 @@ impl Worker {
             accepted_at,
             laps,
         } = running;
-        let shared = Arc::clone(&self.shared);
         if !self.mailbox.watch.finish(ticket) {
             // The timer answered `timeout` (or `unavailable`) already.
             self.counters().late_answer();
@@ -600,10 +604,9 @@ impl Worker {
     }
 
     /// A deferred command's answer came back: protect and send it.
-    fn finish_deferred(&mut self, completion: Completion) {
+    fn finish_deferred(&mut self, shared: &Shared, completion: Completion) {
         let Completion { call, result } = completion;
         self.mailbox.release_deferred();
-        let shared = Arc::clone(&self.shared);
         let counters = shared.metrics.counters(self.index);
         if call.superseded.load(Ordering::Acquire) {
             counters.late_answer();
@@ -643,11 +646,16 @@ impl Worker {
     /// latest when this returns). A panic that escapes the stages (an
     /// engine bug, or a sink that panicked) is answered as on the worker's
     /// thread, and the seat gets a fresh worker.
-    pub(crate) fn process_on_submitter(&mut self, job: Job, leave_intake: impl FnOnce()) {
+    pub(crate) fn process_on_submitter(
+        &mut self,
+        shared: &Shared,
+        job: Job,
+        leave_intake: impl FnOnce(),
+    ) {
         let began = job.accepted_at;
         let mut leave_intake = Some(leave_intake);
         let finished = catch_unwind(AssertUnwindSafe(|| {
-            self.process(job, || {
+            self.process(shared, job, || {
                 if let Some(leave) = leave_intake.take() {
                     leave();
                 }

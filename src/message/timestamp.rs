@@ -101,12 +101,11 @@ impl MillisecondClock {
 
     /// As [`at`](Self::at), borrowed: no copy of the text.
     pub(crate) fn borrow_at(&mut self, unix_nanos: i128) -> &Timestamp {
-        let millis = unix_nanos.div_euclid(1_000_000).saturating_mul(1_000_000);
-        if self
-            .last
-            .as_ref()
-            .is_some_and(|last| last.unix_nanos != millis)
-        {
+        // Within the last text's millisecond: compared, not divided (an
+        // `i128` division is a library call of some 60 instructions).
+        if self.last.as_ref().is_some_and(|last| {
+            unix_nanos < last.unix_nanos || unix_nanos - last.unix_nanos >= 1_000_000
+        }) {
             self.last = None;
         }
         self.last
@@ -428,6 +427,25 @@ mod tests {
         let now = clock.now();
         assert_ne!(now.unix_nanos(), NOON);
         assert_eq!(parse_rfc3339(now.as_str()), Some(now.unix_nanos()));
+    }
+
+    #[test]
+    fn the_millisecond_clock_changes_text_exactly_at_millisecond_edges() {
+        let mut clock = MillisecondClock::default();
+        // Around noon and around an instant before 1970 (where the
+        // millisecond is the floor, not the truncation toward zero).
+        for base in [NOON + 7_000_000, -1_500_000_000_123_000_000] {
+            for offset in [
+                0, 1, 999_999, 1_000_000, 1_000_001, -1, -1_000_000, -1_000_001,
+            ] {
+                let at = base + offset;
+                assert_eq!(
+                    clock.borrow_at(at).as_str(),
+                    Timestamp::from_unix_nanos(at).as_str(),
+                    "at {at}"
+                );
+            }
+        }
     }
 
     #[test]
