@@ -2,7 +2,9 @@
 //! came and what it was; one slot per message, written without locks by
 //! whichever thread sees the event.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use crossbeam_utils::CachePadded;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,20 @@ use parking_lot::Mutex;
 const PENDING: u8 = 0;
 const OK: u8 = 1;
 
+/// Counters of answers, so that each answering thread mostly has one of
+/// its own.
+const STRIPES: usize = 8;
+
+/// The calling thread's counter in [`Recorder::done`]: threads take them
+/// in turn as they first answer.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.try_with(|stripe| *stripe).unwrap_or(0)
+}
+
 /// Per-message times and outcomes.
 #[derive(Debug)]
 pub struct Recorder {
@@ -22,7 +38,10 @@ pub struct Recorder {
     sent_at: Vec<AtomicU64>,
     done_at: Vec<AtomicU64>,
     outcome: Vec<AtomicU8>,
-    done: AtomicU64,
+    /// Messages answered, counted per answering thread (see [`stripe`]):
+    /// one shared counter bounced its cache line between the workers on
+    /// every answer.
+    done: [CachePadded<AtomicU64>; STRIPES],
     /// How late the sending thread was for each measured open-loop send,
     /// ns (only that thread records; the lock is never contended).
     send_lag: Mutex<Option<Histogram<u64>>>,
@@ -40,7 +59,7 @@ impl Recorder {
             sent_at: (0..messages).map(|_| AtomicU64::new(0)).collect(),
             done_at: (0..messages).map(|_| AtomicU64::new(0)).collect(),
             outcome: (0..messages).map(|_| AtomicU8::new(PENDING)).collect(),
-            done: AtomicU64::new(0),
+            done: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             send_lag: Mutex::new(Histogram::new(3).ok()),
             wake_at: AtomicU64::new(u64::MAX),
             sender: Mutex::new(None),
@@ -93,8 +112,13 @@ impl Recorder {
             if let Some(slot) = self.done_at.get(index) {
                 slot.store(self.now(), Ordering::Relaxed);
             }
-            let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-            if done >= self.wake_at.load(Ordering::SeqCst)
+            if let Some(done) = self.done.get(stripe()) {
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            // The sum only while a sender waits (`wake_at` set, rarely).
+            let wake_at = self.wake_at.load(Ordering::SeqCst);
+            if wake_at != u64::MAX
+                && self.answered_count(Ordering::SeqCst) >= wake_at
                 && self.wake_at.swap(u64::MAX, Ordering::SeqCst) != u64::MAX
                 && let Some(sender) = &*self.sender.lock()
             {
@@ -116,7 +140,7 @@ impl Recorder {
         // SeqCst with `answered`'s increment-then-load: either this sees
         // the answer, or the answer sees this target.
         self.wake_at.store(target, Ordering::SeqCst);
-        while self.done.load(Ordering::SeqCst) < target {
+        while self.answered_count(Ordering::SeqCst) < target {
             std::thread::park_timeout(Duration::from_millis(1));
         }
         self.wake_at.store(u64::MAX, Ordering::SeqCst);
@@ -124,7 +148,11 @@ impl Recorder {
 
     /// Messages answered so far.
     pub fn done(&self) -> u64 {
-        self.done.load(Ordering::Acquire)
+        self.answered_count(Ordering::Acquire)
+    }
+
+    fn answered_count(&self, order: Ordering) -> u64 {
+        self.done.iter().map(|stripe| stripe.load(order)).sum()
     }
 
     /// Messages.
@@ -170,5 +198,49 @@ impl Recorder {
                 outcome == PENDING && sent >= from && sent < to
             })
             .count() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn answers_from_many_threads_are_counted_once_each_and_wake_the_sender() {
+        const THREADS: usize = 11; // more than the stripes: some share one
+        const EACH: usize = 1_000;
+        let recorder = Arc::new(Recorder::new(THREADS * EACH, Instant::now()));
+        for index in 0..THREADS * EACH {
+            recorder.sent(index, 1);
+        }
+        let answering: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let recorder = Arc::clone(&recorder);
+                std::thread::spawn(move || {
+                    for index in (thread * EACH)..((thread + 1) * EACH) {
+                        let code = (index % 10 == 0).then_some(Code::Timeout);
+                        recorder.answered(index, code);
+                        // A second answer of a message does not count.
+                        recorder.answered(index, None);
+                    }
+                })
+            })
+            .collect();
+        // Woken by the answer that reaches the target, whichever thread's.
+        recorder.wait_until_done((THREADS * EACH) as u64);
+        for thread in answering {
+            thread.join().unwrap();
+        }
+        assert_eq!(recorder.done(), (THREADS * EACH) as u64);
+        let answers: Vec<_> = recorder.answered_between(0, u64::MAX).collect();
+        assert_eq!(answers.len(), THREADS * EACH);
+        let timeouts = answers
+            .iter()
+            .filter(|(_, code)| *code == Some(Code::Timeout))
+            .count();
+        assert_eq!(timeouts, THREADS * EACH / 10);
+        assert_eq!(recorder.unanswered_between(0, u64::MAX, THREADS * EACH), 0);
     }
 }
