@@ -31,10 +31,16 @@ fn stripe() -> usize {
     STRIPE.try_with(|stripe| *stripe).unwrap_or(0)
 }
 
+/// Messages `INTERLEAVE` apart share a cache line of the per-message
+/// slots (see [`Recorder::slot`]), within tiles of `INTERLEAVE` squared.
+const INTERLEAVE: usize = 64;
+const TILE: usize = INTERLEAVE * INTERLEAVE;
+
 /// Per-message times and outcomes.
 #[derive(Debug)]
 pub struct Recorder {
     start: Instant,
+    messages: usize,
     sent_at: Vec<AtomicU64>,
     done_at: Vec<AtomicU64>,
     outcome: Vec<AtomicU8>,
@@ -54,16 +60,31 @@ pub struct Recorder {
 impl Recorder {
     /// Slots for `messages` messages; times count from `start`.
     pub fn new(messages: usize, start: Instant) -> Recorder {
+        let slots = messages.div_ceil(TILE) * TILE;
         Recorder {
             start,
-            sent_at: (0..messages).map(|_| AtomicU64::new(0)).collect(),
-            done_at: (0..messages).map(|_| AtomicU64::new(0)).collect(),
-            outcome: (0..messages).map(|_| AtomicU8::new(PENDING)).collect(),
+            messages,
+            sent_at: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            done_at: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            outcome: (0..slots).map(|_| AtomicU8::new(PENDING)).collect(),
             done: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             send_lag: Mutex::new(Histogram::new(3).ok()),
             wake_at: AtomicU64::new(u64::MAX),
             sender: Mutex::new(None),
         }
+    }
+
+    /// Where message `index`'s times and outcome are kept: in each tile of
+    /// [`TILE`] messages, those [`INTERLEAVE`] apart side by side. Messages
+    /// go to workers round robin, so consecutive ones are answered on
+    /// different threads, and their slots side by side bounced a cache line
+    /// between the workers on every answer; messages 64 apart go to one
+    /// worker whenever the worker count divides 64. Tiles keep the slots a
+    /// thread writes meanwhile on a few pages (a transposition of the whole
+    /// array cost more in TLB misses than it saved).
+    fn slot(&self, index: usize) -> usize {
+        let within = index % TILE;
+        index - within + (within % INTERLEAVE) * INTERLEAVE + within / INTERLEAVE
     }
 
     /// Nanoseconds since the start.
@@ -78,7 +99,10 @@ impl Recorder {
 
     /// Message `index` was (meant to be) sent at `at` ns.
     pub fn sent(&self, index: usize, at: u64) {
-        if let Some(slot) = self.sent_at.get(index) {
+        if index >= self.messages {
+            return;
+        }
+        if let Some(slot) = self.sent_at.get(self.slot(index)) {
             slot.store(at, Ordering::Relaxed);
         }
     }
@@ -102,6 +126,10 @@ impl Recorder {
             None => OK,
             Some(code) => 2 + Code::ALL.iter().position(|c| *c == code).unwrap_or(0) as u8,
         };
+        if index >= self.messages {
+            return;
+        }
+        let index = self.slot(index);
         let Some(outcome) = self.outcome.get(index) else {
             return;
         };
@@ -157,12 +185,12 @@ impl Recorder {
 
     /// Messages.
     pub fn len(&self) -> usize {
-        self.outcome.len()
+        self.messages
     }
 
     /// Whether it has no slots.
     pub fn is_empty(&self) -> bool {
-        self.outcome.is_empty()
+        self.messages == 0
     }
 
     /// For each answered message sent in `[from, to)` ns: its latency in ns
@@ -173,6 +201,7 @@ impl Recorder {
         to: u64,
     ) -> impl Iterator<Item = (u64, Option<Code>)> + '_ {
         (0..self.len()).filter_map(move |i| {
+            let i = self.slot(i);
             let sent = self.sent_at.get(i)?.load(Ordering::Relaxed);
             let outcome = self.outcome.get(i)?.load(Ordering::Acquire);
             if outcome == PENDING || sent < from || sent >= to {
@@ -189,6 +218,7 @@ impl Recorder {
     /// Messages sent in `[from, to)` ns that were never answered.
     pub fn unanswered_between(&self, from: u64, to: u64, sent_count: usize) -> u64 {
         (0..sent_count.min(self.len()))
+            .map(|i| self.slot(i))
             .filter(|&i| {
                 let sent = self.sent_at.get(i).map_or(0, |s| s.load(Ordering::Relaxed));
                 let outcome = self
@@ -228,6 +258,9 @@ mod tests {
                 })
             })
             .collect();
+        // An index past the messages is no message (nor a slot of one).
+        recorder.answered(THREADS * EACH, None);
+        recorder.sent(THREADS * EACH, 1);
         // Woken by the answer that reaches the target, whichever thread's.
         recorder.wait_until_done((THREADS * EACH) as u64);
         for thread in answering {
