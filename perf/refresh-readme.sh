@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-measures every row of the results table in perf/README.md on this
-# machine (about 5 minutes; nothing else should run meanwhile). Each run
+# machine (about 12 minutes; nothing else should run meanwhile). Each run
 # writes its own row through `mcp-bench --readme`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +18,8 @@ row "inproc Standard 10k msg/s" --seed-budgets
 row "tls Standard 10k msg/s, 4 conns" --mode tls --seed-budgets
 for topology in sharded staged; do
   for level in standard high critical; do
-    row "inproc $level max, $topology" --max --duration 5 --pool 3000000 \
-      --level "$level" --topology "$topology" --compare baseline
+    row "inproc $level max, $topology" --max --duration 3 --pool 3000000 \
+      --level "$level" --topology "$topology" --compare baseline --repeat 3
   done
 done
 row "tcp Standard max, 64 conns" --mode tcp --max --connections 64 --duration 5 --pool 2000000

@@ -11,23 +11,33 @@ const BEGIN: &str = "<!-- results:begin -->";
 const END: &str = "<!-- results:end -->";
 const HEADER: &str = "| run | msg/s | p50 us | p99 us | p99.9 us | CPU share | peak RSS MiB | errors | baseline msg/s | ratio |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
 
+/// A throughput cell: the figure, and with several runs their range.
+fn throughput(figure: f64, runs: &[f64]) -> String {
+    let low = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = runs.iter().copied().fold(0.0, f64::max);
+    if runs.len() > 1 {
+        format!("{figure:.0} (median of {}: {low:.0}-{high:.0})", runs.len())
+    } else {
+        format!("{figure:.0}")
+    }
+}
+
 /// The row of `report` under `label`.
 fn row(label: &str, report: &Report) -> String {
     let f = &report.figures;
     let errors: u64 = f.errors.values().sum::<u64>() + f.unanswered;
     format!(
-        "| {label} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {errors} | {} | {} |",
-        f.throughput_msgs_per_s,
+        "| {label} | {} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {errors} | {} | {} |",
+        throughput(f.throughput_msgs_per_s, &report.throughput_runs),
         f.latency_us.p50,
         f.latency_us.p99,
         f.latency_us.p999,
         f.cpu_share
             .map_or("-".into(), |s| format!("{:.1}%", s * 100.0)),
         f.peak_rss_bytes as f64 / 1048576.0,
-        report
-            .baseline
-            .as_ref()
-            .map_or("-".into(), |b| format!("{:.0}", b.throughput_msgs_per_s)),
+        report.baseline.as_ref().map_or("-".into(), |b| {
+            throughput(b.throughput_msgs_per_s, &report.baseline_throughput_runs)
+        }),
         report
             .throughput_ratio
             .map_or("-".into(), |r| format!("{r:.2}")),
@@ -94,6 +104,8 @@ mod tests {
             },
             baseline: None,
             throughput_ratio: None,
+            throughput_runs: Vec::new(),
+            baseline_throughput_runs: Vec::new(),
         }
     }
 
@@ -108,6 +120,27 @@ mod tests {
         assert!(again.contains("| inproc max | 2000 |"));
         assert!(again.contains("| tls 64 | 5 |"));
         assert!(again.find("| inproc max |") < again.find("| tls 64 |"));
+    }
+
+    #[test]
+    fn repeated_runs_show_their_median_and_range() {
+        let mut repeated = report(900.0);
+        repeated.throughput_runs = vec![1000.0, 900.0, 800.0];
+        repeated.baseline = Some(Figures {
+            throughput_msgs_per_s: 150.0,
+            ..Figures::default()
+        });
+        repeated.baseline_throughput_runs = vec![150.0, 140.0, 160.0];
+        repeated.throughput_ratio = Some(6.0);
+        let out = update("", "inproc max", &repeated);
+        assert!(
+            out.contains("| inproc max | 900 (median of 3: 800-1000) |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| 150 (median of 3: 140-160) | 6.00 |"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -126,6 +126,12 @@ struct Args {
     /// run, and print the ratios.
     #[arg(long, value_enum)]
     compare: Option<Compare>,
+    /// Runs of the engine (each followed by one of the baseline, with
+    /// --compare): the figures shown are the median run's, and every
+    /// run's throughput is listed. This machine's speed drifts from one
+    /// minute to the next, so one run says little.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    repeat: u32,
     /// Write every figure as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -231,7 +237,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     let count = plan.messages(args.pool);
     let makers = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    let engine = {
+    let run_engine = || -> Result<Figures, String> {
         let messages = workload
             .make_parallel(&credentials, count, makers)
             .map_err(e)?;
@@ -256,19 +262,31 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             }
         };
         progress.finish();
-        figures.map_err(e)?
+        something_measured(figures.map_err(e)?, args)
     };
-    let baseline = match args.compare {
-        Some(Compare::Baseline) => {
-            let messages = workload
-                .make_parallel(&credentials, count, makers)
-                .map_err(e)?;
-            let progress = Progress::start(&plan, "baseline");
-            let figures = run_baseline(&config, &credentials, messages, &plan);
-            progress.finish();
-            Some(figures.map_err(e)?)
+    let run_baseline = || -> Result<Figures, String> {
+        let messages = workload
+            .make_parallel(&credentials, count, makers)
+            .map_err(e)?;
+        let progress = Progress::start(&plan, "baseline");
+        let figures = run_baseline(&config, &credentials, messages, &plan);
+        progress.finish();
+        something_measured(figures.map_err(e)?, args)
+    };
+    // Engine and baseline take turns, so that a slow minute of the host
+    // falls on both.
+    let mut engine_runs = Vec::new();
+    let mut baseline_runs = Vec::new();
+    for _ in 0..args.repeat {
+        engine_runs.push(run_engine()?);
+        if args.compare == Some(Compare::Baseline) {
+            baseline_runs.push(run_baseline()?);
         }
-        None => None,
+    }
+    let (engine, throughput_runs) = median_run(engine_runs).ok_or("no run")?;
+    let (baseline, baseline_throughput_runs) = match median_run(baseline_runs) {
+        Some((figures, runs)) => (Some(figures), runs),
+        None => (None, Vec::new()),
     };
     let (pace, rate) = Report::pace_of(plan.pace);
     let report = Report {
@@ -285,6 +303,16 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             .map(|b| engine.throughput_msgs_per_s / b.throughput_msgs_per_s),
         figures: engine,
         baseline,
+        throughput_runs: if args.repeat > 1 {
+            throughput_runs
+        } else {
+            Vec::new()
+        },
+        baseline_throughput_runs: if args.repeat > 1 {
+            baseline_throughput_runs
+        } else {
+            Vec::new()
+        },
     };
     print!("{}", report.table());
     if let Some(path) = &args.json {
@@ -320,6 +348,34 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `figures`, unless the run measured nothing: a closed loop whose pool
+/// ran out during the warm-up, or no answer at all.
+fn something_measured(figures: Figures, args: &Args) -> Result<Figures, String> {
+    if figures.answered > 0 && figures.measured_secs > 0.0 {
+        return Ok(figures);
+    }
+    Err(if args.max {
+        format!(
+            "nothing was measured: the --pool of {} messages ran out during the {} s warm-up \
+             (raise --pool or shorten --warmup)",
+            args.pool, args.warmup
+        )
+    } else {
+        "nothing was answered in the measured part of the run".into()
+    })
+}
+
+/// The run of median throughput (the lower of the two middle ones for an
+/// even count), and every run's throughput in the order they ran.
+fn median_run(runs: Vec<Figures>) -> Option<(Figures, Vec<f64>)> {
+    let throughputs: Vec<f64> = runs.iter().map(|f| f.throughput_msgs_per_s).collect();
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&a, &b| throughputs[a].total_cmp(&throughputs[b]));
+    let middle = *order.get(order.len().checked_sub(1)? / 2)?;
+    let median = runs.into_iter().nth(middle)?;
+    Some((median, throughputs))
 }
 
 /// The progress bar: elapsed against warm-up plus duration (hidden when
@@ -369,5 +425,32 @@ impl Progress {
         if let Some(ticker) = self.ticker.take() {
             let _ = ticker.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(throughput: f64, threads: u64) -> Figures {
+        Figures {
+            throughput_msgs_per_s: throughput,
+            threads,
+            ..Figures::default()
+        }
+    }
+
+    #[test]
+    fn the_median_run_is_reported_whole_with_every_throughput_in_order() {
+        let (median, all) = median_run(vec![run(3.0, 1), run(1.0, 2), run(2.0, 3)]).unwrap();
+        assert_eq!((median.throughput_msgs_per_s, median.threads), (2.0, 3));
+        assert_eq!(all, [3.0, 1.0, 2.0]);
+        // Even: the lower middle one.
+        let (median, _) =
+            median_run(vec![run(4.0, 1), run(1.0, 2), run(2.0, 3), run(3.0, 4)]).unwrap();
+        assert_eq!(median.threads, 3);
+        let (median, all) = median_run(vec![run(5.0, 9)]).unwrap();
+        assert_eq!((median.threads, all), (9, vec![5.0]));
+        assert!(median_run(Vec::new()).is_none());
     }
 }

@@ -159,6 +159,13 @@ pub struct Report {
     pub baseline: Option<Figures>,
     /// Engine throughput over the baseline's.
     pub throughput_ratio: Option<f64>,
+    /// With `--repeat`: the engine's throughput in each run, in the order
+    /// they ran (`figures` are the median run's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub throughput_runs: Vec<f64>,
+    /// With `--repeat` and `--compare`: the baseline's, likewise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baseline_throughput_runs: Vec<f64>,
 }
 
 impl Report {
@@ -243,6 +250,18 @@ impl Report {
                 out.push_str(&format!("  {baseline}"));
             }
             out.push('\n');
+        }
+        for (whose, runs) in [
+            ("engine", &self.throughput_runs),
+            ("baseline", &self.baseline_throughput_runs),
+        ] {
+            if !runs.is_empty() {
+                let listed: Vec<String> = runs.iter().map(|t| format!("{t:.0}")).collect();
+                out.push_str(&format!(
+                    "{whose} throughput of each run (msg/s, the median run shown): {}\n",
+                    listed.join(", ")
+                ));
+            }
         }
         if let Some(ratio) = self.throughput_ratio {
             out.push_str(&format!(
