@@ -220,10 +220,15 @@ impl Worker {
     /// message as running (a submitter running it lets go of the intake
     /// then: shutdown waits for the message from there on through the
     /// watch, and the timer can answer it if it overruns).
+    ///
+    /// `shared` is the engine's state this worker was made with, borrowed
+    /// from the caller's own handle: cloning the worker's `Arc` for each
+    /// message wrote its reference count, one cache line for all workers.
     // Out of line, so that profiles (and callgrind's --toggle-collect)
     // find one message's work under one name.
     #[inline(never)]
     pub(crate) fn process(&mut self, shared: &Shared, job: Job, begun: impl FnOnce()) {
+        debug_assert!(std::ptr::eq(shared, &*self.shared));
         let Job {
             submission,
             accepted_at,
