@@ -104,7 +104,7 @@ impl MillisecondClock {
         // Within the last text's millisecond: compared, not divided (an
         // `i128` division is a library call of some 60 instructions).
         if self.last.as_ref().is_some_and(|last| {
-            unix_nanos < last.unix_nanos || unix_nanos - last.unix_nanos >= 1_000_000
+            unix_nanos < last.unix_nanos || unix_nanos.saturating_sub(last.unix_nanos) >= 1_000_000
         }) {
             self.last = None;
         }
@@ -434,7 +434,11 @@ mod tests {
         let mut clock = MillisecondClock::default();
         // Around noon and around an instant before 1970 (where the
         // millisecond is the floor, not the truncation toward zero).
-        for base in [NOON + 7_000_000, -1_500_000_000_123_000_000] {
+        for base in [
+            NOON + 7_000_000,
+            -1_500_000_000_123_000_000,
+            i128::MAX - 2_000_000,
+        ] {
             for offset in [
                 0, 1, 999_999, 1_000_000, 1_000_001, -1, -1_000_000, -1_000_001,
             ] {
