@@ -237,7 +237,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     let count = plan.messages(args.pool);
     let makers = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    let run_engine = || -> Result<Figures, String> {
+    let engine_run = || -> Result<Figures, String> {
         let messages = workload
             .make_parallel(&credentials, count, makers)
             .map_err(e)?;
@@ -264,7 +264,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         progress.finish();
         something_measured(figures.map_err(e)?, args)
     };
-    let run_baseline = || -> Result<Figures, String> {
+    let baseline_run = || -> Result<Figures, String> {
         let messages = workload
             .make_parallel(&credentials, count, makers)
             .map_err(e)?;
@@ -278,9 +278,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     let mut engine_runs = Vec::new();
     let mut baseline_runs = Vec::new();
     for _ in 0..args.repeat {
-        engine_runs.push(run_engine()?);
+        engine_runs.push(engine_run()?);
         if args.compare == Some(Compare::Baseline) {
-            baseline_runs.push(run_baseline()?);
+            baseline_runs.push(baseline_run()?);
         }
     }
     let (engine, throughput_runs) = median_run(engine_runs).ok_or("no run")?;

@@ -3,11 +3,10 @@
 //! whichever thread sees the event.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-
-use crossbeam_utils::CachePadded;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 use mcp_engine::Code;
 use parking_lot::Mutex;
@@ -179,6 +178,7 @@ impl Recorder {
         self.answered_count(Ordering::Acquire)
     }
 
+    /// The stripes' sum (each read with `order`).
     fn answered_count(&self, order: Ordering) -> u64 {
         self.done.iter().map(|stripe| stripe.load(order)).sum()
     }
