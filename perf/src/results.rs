@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::harness::Report;
+use crate::harness::one_run;
 
 const BEGIN: &str = "<!-- results:begin -->";
 const END: &str = "<!-- results:end -->";
@@ -13,13 +14,12 @@ const HEADER: &str = "| run | msg/s | p50 us | p99 us | p99.9 us | CPU share | p
 
 /// A throughput cell: the figure, and with several runs their range.
 fn throughput(figure: f64, runs: &[f64]) -> String {
+    if one_run(runs) {
+        return format!("{figure:.0}");
+    }
     let low = runs.iter().copied().fold(f64::INFINITY, f64::min);
     let high = runs.iter().copied().fold(0.0, f64::max);
-    if runs.len() > 1 {
-        format!("{figure:.0} (median of {}: {low:.0}-{high:.0})", runs.len())
-    } else {
-        format!("{figure:.0}")
-    }
+    format!("{figure:.0} (median of {}: {low:.0}-{high:.0})", runs.len())
 }
 
 /// The row of `report` under `label`.

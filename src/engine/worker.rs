@@ -676,7 +676,7 @@ impl Worker {
         // Wall-clock time, not the thread's CPU time: the thread CPU clock
         // is a system call (0.4 us here), this is not, and wall-clock time
         // is at least the CPU time, so the figure errs high.
-        let ended = self.shared.clock.now();
+        let ended = shared.clock.now();
         self.inline_credit.spend(began, ended);
         self.counters()
             .ran_on_submitter(ended.saturating_sub(began));

@@ -303,16 +303,8 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             .map(|b| engine.throughput_msgs_per_s / b.throughput_msgs_per_s),
         figures: engine,
         baseline,
-        throughput_runs: if args.repeat > 1 {
-            throughput_runs
-        } else {
-            Vec::new()
-        },
-        baseline_throughput_runs: if args.repeat > 1 {
-            baseline_throughput_runs
-        } else {
-            Vec::new()
-        },
+        throughput_runs,
+        baseline_throughput_runs,
     };
     print!("{}", report.table());
     if let Some(path) = &args.json {

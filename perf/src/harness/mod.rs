@@ -16,6 +16,7 @@ use std::time::Duration;
 pub use inproc::{drive, run_inproc, settle, wait_until};
 pub use net::{NetTarget, run_net};
 pub use record::Recorder;
+pub(crate) use report::one_run;
 pub use report::{Budgets, Figures, Latency, Report, measure};
 pub use workload::{Prepared, Setup, Workload};
 

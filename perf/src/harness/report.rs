@@ -159,13 +159,20 @@ pub struct Report {
     pub baseline: Option<Figures>,
     /// Engine throughput over the baseline's.
     pub throughput_ratio: Option<f64>,
-    /// With `--repeat`: the engine's throughput in each run, in the order
-    /// they ran (`figures` are the median run's).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The engine's throughput in each run, in the order they ran
+    /// (`figures` are the median run's); shown only for several runs
+    /// (`--repeat`).
+    #[serde(skip_serializing_if = "one_run")]
     pub throughput_runs: Vec<f64>,
-    /// With `--repeat` and `--compare`: the baseline's, likewise.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// With `--compare`: the baseline's, likewise.
+    #[serde(skip_serializing_if = "one_run")]
     pub baseline_throughput_runs: Vec<f64>,
+}
+
+/// Whether `runs` lists at most one run: then its figures say it all, and
+/// the list is not shown.
+pub(crate) fn one_run(runs: &[f64]) -> bool {
+    runs.len() <= 1
 }
 
 impl Report {
@@ -255,7 +262,7 @@ impl Report {
             ("engine", &self.throughput_runs),
             ("baseline", &self.baseline_throughput_runs),
         ] {
-            if !runs.is_empty() {
+            if !one_run(runs) {
                 let listed: Vec<String> = runs.iter().map(|t| format!("{t:.0}")).collect();
                 out.push_str(&format!(
                     "{whose} throughput of each run (msg/s, the median run shown): {}\n",
