@@ -231,7 +231,9 @@ fn mixed(sealer: &mut Sealer, index: usize, command: &str) -> (Codec, Vec<u8>) {
 }
 
 /// Streams messages `0..n` from two threads; `during(i)` runs on the first
-/// thread before message `i` (for reloads, rotations, shutdown).
+/// thread before message `i` (for reloads, rotations, shutdown). The first
+/// thread submits one message at a time; the second in batches of 1, 5 and
+/// 33 in turn (more than a queue of 16), whose keys change within a batch.
 fn stream(
     engine: &Engine,
     s: &Setup,
@@ -245,31 +247,50 @@ fn stream(
         engine.register_sink(move |reply: Reply<'_>| tally.take(reply))
     };
     let submitted = AtomicU64::new(0);
+    let accepted = AtomicU64::new(0);
     std::thread::scope(|scope| {
         for producer in 0..2 {
-            let submitted = &submitted;
+            let (submitted, accepted) = (&submitted, &accepted);
             let mut sealer = s.sealer(&s.reader);
             scope.spawn(move || {
+                let mut batch = Vec::new();
+                let mut batches = [1, 5, 33].into_iter().cycle();
+                let mut size = 1;
                 for index in (producer..n).step_by(2) {
                     if producer == 0 {
                         during(index);
                     }
                     let (codec, body) = mixed(&mut sealer, index, command);
-                    let _ = engine.submit(Submission {
+                    let submission = Submission {
                         sink,
                         tag: index as u64,
                         peer: LOCAL,
                         key: index as u64 / 64,
                         codec,
                         body,
-                    });
-                    submitted.fetch_add(1, Ordering::Relaxed);
+                    };
+                    if producer == 0 {
+                        let taken = engine.submit(submission).is_ok();
+                        accepted.fetch_add(u64::from(taken), Ordering::Relaxed);
+                        submitted.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    batch.push(submission);
+                    if batch.len() >= size || index + 2 >= n {
+                        let count = batch.len() as u64;
+                        let taken = engine.submit_batch(batch.drain(..));
+                        accepted.fetch_add(taken as u64, Ordering::Relaxed);
+                        submitted.fetch_add(count, Ordering::Relaxed);
+                        size = batches.next().unwrap_or(1);
+                    }
                 }
             });
         }
     });
     let submitted = submitted.load(Ordering::Relaxed) as usize;
     tally.wait_for(submitted);
+    // What the submitters were told matches what the engine counted.
+    assert_eq!(accepted.load(Ordering::Relaxed), engine.metrics().accepted);
     submitted
 }
 

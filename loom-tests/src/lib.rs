@@ -19,7 +19,7 @@
 //! | `replay_guard.rs` | one id submitted on two threads at once |
 //! | `nonce_sequence.rs` | two threads drawing nonces from one sequence |
 //! | `ring.rs` | the queue: empty, full, wrap-around, two producers and a consumer |
-//! | `parker.rs` | a worker parking while a producer pushes: no lost wake-up |
+//! | `parker.rs` | a worker parking while a producer pushes, one value or a batch woken at its first and last push: no lost wake-up |
 //! | `config_swap.rs` | a reader's config snapshot while a reload swaps it |
 //! | `watch.rs` | a handler finishing while the timer takes it as overdue |
 //! | `completion_vs_timeout.rs` | a responder answering while the deadline passes |

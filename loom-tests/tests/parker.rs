@@ -32,3 +32,56 @@ fn a_push_racing_the_park_always_wakes_the_worker() {
         producer.join().unwrap();
     });
 }
+
+/// A batch's protocol (`engine/intake.rs`): the producer wakes the worker
+/// after its first push only, then once more after its last; when the
+/// queue is full it wakes the worker before waiting for room. Every value
+/// is taken, none twice, and the worker is never left parked with values
+/// queued.
+#[test]
+fn a_batch_woken_at_its_first_and_last_push_is_taken_whole() {
+    loom_tests::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        let parker = Arc::new(Parker::for_current_thread());
+        let producer = {
+            let (ring, parker) = (Arc::clone(&ring), Arc::clone(&parker));
+            thread::spawn(move || {
+                let mut unwoken = false;
+                for (pushed, value) in (1u32..=3).enumerate() {
+                    let mut value = value;
+                    loop {
+                        match ring.push(value) {
+                            Ok(()) => break,
+                            Err(back) => value = back,
+                        }
+                        // Full (three values, room for two): wake first.
+                        if unwoken {
+                            parker.wake();
+                            unwoken = false;
+                        }
+                        thread::yield_now();
+                    }
+                    if pushed == 0 {
+                        parker.wake();
+                    } else {
+                        unwoken = true;
+                    }
+                }
+                if unwoken {
+                    parker.wake();
+                }
+            })
+        };
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            if let Some(value) = ring.pop() {
+                got.push(value);
+                continue;
+            }
+            parker.park_unless(|| !ring.is_empty());
+            thread::yield_now();
+        }
+        assert_eq!(got, [1, 2, 3]);
+        producer.join().unwrap();
+    });
+}

@@ -96,6 +96,7 @@ mod tests {
             codec: "json".into(),
             pace: "closed".into(),
             rate: None,
+            batch: Some(32),
             connections: None,
             duration_secs: 1.0,
             figures: Figures {

@@ -26,10 +26,14 @@ fn workload(level: SecurityLevel, event_percent: u8) -> Workload {
 }
 
 /// Closed loop until `count` messages are used up (the duration is far
-/// longer than they take).
+/// longer than they take), in batches of 8.
 fn closed(window: usize) -> Plan {
+    closed_in_batches(window, 8)
+}
+
+fn closed_in_batches(window: usize, batch: usize) -> Plan {
     Plan {
-        pace: Pace::Closed { window },
+        pace: Pace::Closed { window, batch },
         duration: Duration::from_secs(600),
         warmup: Duration::ZERO,
     }
@@ -51,6 +55,21 @@ fn every_message_in_process_is_answered_once_without_error() {
             .expect("workload");
         let figures = run_inproc(setup.config.clone(), messages, &closed(64)).expect("run");
         assert_all_answered(&figures, 3000);
+    }
+}
+
+#[test]
+fn every_message_in_process_is_answered_once_whatever_the_batch() {
+    let setup = setup();
+    // One at a time; batches that do not divide the messages (the last one
+    // short); a batch larger than the window (the window grows to it).
+    for (window, batch) in [(64, 1), (64, 7), (16, 100)] {
+        let messages = workload(SecurityLevel::Standard, 10)
+            .make(&setup.credentials, 1000)
+            .expect("workload");
+        let plan = closed_in_batches(window, batch);
+        let figures = run_inproc(setup.config.clone(), messages, &plan).expect("run");
+        assert_all_answered(&figures, 1000);
     }
 }
 

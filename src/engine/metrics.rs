@@ -167,8 +167,8 @@ impl Counters {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    pub(crate) fn accepted(&self) {
-        self.add(ACCEPTED, 1);
+    pub(crate) fn accepted(&self, n: u64) {
+        self.add(ACCEPTED, n);
     }
     pub(crate) fn refused_at_intake(&self) {
         self.add(REFUSED_AT_INTAKE, 1);

@@ -10,6 +10,7 @@ mod errors;
 mod handler;
 mod idle;
 mod inline_credit;
+mod intake;
 mod mailbox;
 mod metrics;
 #[doc(hidden)]

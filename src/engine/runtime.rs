@@ -9,10 +9,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
-
 use crate::codec::{Codec, Decoder, Limits};
-use crate::config::{Config, Overflow};
+use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::message::{Message, MessageType, unix_nanos_now};
 use crate::security::SecurityState;
@@ -21,6 +19,7 @@ use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use super::errors::{ErrorHook, ErrorLog, ErrorRecord};
 use super::handler::{CommandHandler, EventHandler};
 use super::idle::IdleStrategy;
+use super::intake::Pass;
 use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::MetricsSnapshot;
 use super::outbound::PendingReply;
@@ -313,28 +312,95 @@ impl Engine {
     /// `unavailable`), sent before this returns, and the code comes back
     /// here too.
     pub fn submit(&self, submission: Submission) -> Result<(), Code> {
-        let shared = &*self.shared;
-        let mailboxes = shared.intake_mailboxes();
-        let index = submission.key % mailboxes.len().max(1) as u64;
-        let Some(mailbox) = mailboxes.get(index as usize) else {
+        let index = self.intake_index(&submission);
+        let Some(mut pass) = Pass::enter(self, index) else {
             return Err(self.refuse(submission, Code::Unavailable));
         };
-        if !mailbox.enter() {
-            return Err(self.refuse(submission, Code::Unavailable));
-        }
-        let submission = match self.run_here(index as usize, mailbox, submission) {
-            Ok(()) => return Ok(()),
-            Err(submission) => submission,
-        };
-        let pushed = self.push(mailbox, submission);
-        mailbox.leave();
-        match pushed {
-            Ok(()) => {
-                shared.metrics.counters(shared.intake_slot()).accepted();
-                Ok(())
+        let taken = pass.submit(submission);
+        // Out of the intake before answering a refusal.
+        drop(pass);
+        taken.map_err(|(submission, code)| self.refuse(submission, code))
+    }
+
+    /// Hands several messages to the engine, in order: the same as
+    /// [`submit`](Self::submit) for each (each gets one reply through its
+    /// sink, refusals included), but a run of consecutive messages bound
+    /// for the same worker (the same key, such as a connection's frames)
+    /// pays the intake's fixed costs once: its entry and exit, the clock
+    /// and config reads, the worker's wake-up and the counters. Returns how
+    /// many were accepted.
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr};
+    /// use std::sync::mpsc;
+    /// use mcp_engine::codec::{self, Codec};
+    /// use mcp_engine::config::RoleConfig;
+    /// use mcp_engine::engine::{Answer, EngineBuilder, Outcome, Reply, Request, Submission};
+    /// use mcp_engine::{Config, Message, MessageType, RawJson, SecurityLevel};
+    ///
+    /// let mut config = Config::default();
+    /// config.security.min_security_level = SecurityLevel::Low; // no keys here
+    /// let anyone = RoleConfig { allow: vec!["demo:*".into()], ..RoleConfig::default() };
+    /// config.authorization.roles.insert("anonymous".into(), anyone);
+    /// let engine = EngineBuilder::new(config)
+    ///     .command("demo.nop", |_: &Request<'_>| Ok(Answer::Result(RawJson::null())))
+    ///     .start()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let sink = engine.register_sink(move |reply: Reply<'_>| {
+    ///     let _ = tx.lock().unwrap().send((reply.tag, reply.outcome));
+    /// });
+    ///
+    /// // A connection's frames: one key, so one worker, in order.
+    /// let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// let batch = (0..10u64).map(|tag| {
+    ///     let payload = RawJson::parse(r#"{"command":"demo.nop"}"#).unwrap();
+    ///     let message = Message::new(format!("m-{tag}"), MessageType::Command, SecurityLevel::Low, payload);
+    ///     let mut body = Vec::new();
+    ///     codec::json::encode(&message, &mut body);
+    ///     Submission { sink, tag, peer, key: 7, codec: Codec::Json, body }
+    /// });
+    /// assert_eq!(engine.submit_batch(batch), 10);
+    /// let mut replies: Vec<(u64, Outcome)> = (0..10).map(|_| rx.recv().unwrap()).collect();
+    /// replies.sort_by_key(|(tag, _)| *tag);
+    /// assert_eq!(replies, (0..10).map(|tag| (tag, Outcome::Response)).collect::<Vec<_>>());
+    /// engine.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_batch(&self, submissions: impl IntoIterator<Item = Submission>) -> usize {
+        let mut accepted = 0;
+        let mut pass: Option<Pass<'_>> = None;
+        for submission in submissions {
+            let index = self.intake_index(&submission);
+            if pass.as_ref().map(Pass::index) != Some(index) {
+                // Leaves the last worker's intake before entering the next.
+                drop(pass.take());
+                pass = Pass::enter(self, index);
             }
-            Err((submission, code)) => Err(self.refuse(submission, code)),
+            let taken = match pass.as_mut() {
+                Some(pass) => pass.submit(submission),
+                None => Err((submission, Code::Unavailable)),
+            };
+            match taken {
+                Ok(()) => accepted += 1,
+                Err((submission, code)) => {
+                    self.refuse(submission, code);
+                }
+            }
         }
+        accepted
+    }
+
+    /// The intake a submission goes to: by its key, so that one key's
+    /// messages keep their order.
+    fn intake_index(&self, submission: &Submission) -> usize {
+        let intakes = self.shared.intake_mailboxes().len().max(1) as u64;
+        (submission.key % intakes) as usize
+    }
+
+    /// The engine's state, for the intake.
+    pub(super) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// Runs the submission on this thread if its worker is parked with
@@ -343,7 +409,7 @@ impl Engine {
     /// messages. Called inside the intake, which it leaves once the message
     /// is running; gives the submission back (still inside) when it must be
     /// pushed instead.
-    fn run_here(
+    pub(super) fn run_here(
         &self,
         index: usize,
         mailbox: &Mailbox,
@@ -366,7 +432,7 @@ impl Engine {
         if !worker.may_run_on_submitter(now) {
             return Err(submission);
         }
-        shared.metrics.counters(shared.intake_slot()).accepted();
+        shared.metrics.counters(shared.intake_slot()).accepted(1);
         let job = Job {
             submission,
             accepted_at: now,
@@ -374,39 +440,6 @@ impl Engine {
         };
         worker.process_on_submitter(shared, job, || mailbox.leave());
         Ok(())
-    }
-
-    /// Pushes, waiting for room if overflow is `block`; gives the
-    /// submission back with the refusal's code otherwise.
-    fn push(&self, mailbox: &Mailbox, submission: Submission) -> Result<(), (Submission, Code)> {
-        let shared = &*self.shared;
-        if shared.phase() != Phase::Running {
-            return Err((submission, Code::Unavailable));
-        }
-        let mut job = Job {
-            submission,
-            accepted_at: shared.clock.now(),
-            staged: None,
-        };
-        let overflow = shared.config.load().engine.overflow;
-        let backoff = Backoff::new();
-        loop {
-            match mailbox.push(job) {
-                Ok(()) => return Ok(()),
-                Err(back) => job = back,
-            }
-            if overflow == Overflow::Refuse {
-                return Err((job.submission, Code::ResourceExhausted));
-            }
-            if shared.phase() != Phase::Running {
-                return Err((job.submission, Code::Unavailable));
-            }
-            if backoff.is_completed() {
-                std::thread::sleep(Duration::from_micros(50));
-            } else {
-                backoff.snooze();
-            }
-        }
     }
 
     /// Answers a submission the engine could not take.

@@ -45,6 +45,20 @@ pub(crate) struct Context<'a> {
     pub(crate) errors: &'a mut TransportErrors,
     pub(crate) now: Instant,
     pub(crate) framing_errors: &'a AtomicU64,
+    /// Frames read and not yet handed to the engine (reused: empty between
+    /// connections).
+    pub(crate) batch: &'a mut Vec<Submission>,
+}
+
+impl Context<'_> {
+    /// Hands the frames read so far to the engine, in one batch.
+    fn submit_batch(&mut self) {
+        if !self.batch.is_empty() {
+            // Refusals are answered through the sink like any reply, so
+            // they are counted in flight all the same.
+            self.engine.submit_batch(self.batch.drain(..));
+        }
+    }
 }
 
 /// Whether more requests are read from the connection.
@@ -210,31 +224,30 @@ impl Connection {
         }
     }
 
-    /// Submits the complete frames the decoder holds, up to the limits. A
-    /// framing fault is answered here; a fatal one ends the input.
+    /// Submits the complete frames the decoder holds, up to the limits, in
+    /// one batch (one worker's intake entered once). A framing fault is
+    /// answered here, after the frames before it are submitted; a fatal
+    /// one ends the input.
     fn submit_frames(&mut self, cx: &mut Context<'_>) {
         let tag = tag_of(self.slot, self.generation);
         while self.input == Input::Open && !self.at_limit(cx) {
             let Some(next) = self.decoder.next_frame() else {
-                return;
+                break;
             };
             match next {
                 Ok(frame) => {
-                    let codec = frame.codec;
-                    let body = frame.body.to_vec();
                     self.in_flight += 1;
-                    // A refusal is answered through the sink like any
-                    // reply, so it is counted in flight all the same.
-                    let _ = cx.engine.submit(Submission {
+                    cx.batch.push(Submission {
                         sink: cx.sink,
                         tag,
                         peer: self.peer.ip(),
                         key: self.key,
-                        codec,
-                        body,
+                        codec: frame.codec,
+                        body: frame.body.to_vec(),
                     });
                 }
                 Err(fault) => {
+                    cx.submit_batch();
                     cx.framing_errors.fetch_add(1, Ordering::Relaxed);
                     cx.errors.write(self.wire.out(), &fault.to_error());
                     if fault.is_fatal() {
@@ -243,5 +256,6 @@ impl Connection {
                 }
             }
         }
+        cx.submit_batch();
     }
 }

@@ -12,6 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::connection::{Close, Connection, Context, Limits, Opening};
 use super::transport_error::TransportErrors;
 use super::{Settings, Shared};
+use crate::engine::Submission;
 use crate::wire::WireError;
 
 const LISTENER: Token = Token(0);
@@ -36,6 +37,8 @@ pub(super) struct EventLoop {
     next_key: u64,
     errors: TransportErrors,
     ready: Vec<u32>,
+    /// A connection's frames on their way to the engine (see `Context`).
+    batch: Vec<Submission>,
 }
 
 impl EventLoop {
@@ -56,6 +59,7 @@ impl EventLoop {
             next_key: 0,
             errors: TransportErrors::new(),
             ready: Vec::new(),
+            batch: Vec::new(),
         })
     }
 
@@ -144,6 +148,7 @@ impl EventLoop {
             errors: &mut self.errors,
             now: Instant::now(),
             framing_errors: &self.shared.counters.framing_errors,
+            batch: &mut self.batch,
         };
         if let Err(why) = connection.service(&mut cx) {
             self.close(slot, why);

@@ -70,10 +70,13 @@ pub fn run_baseline(
         messages,
         plan,
         &recorder,
-        |index, message| {
-            // Back-pressure: the sender waits for room, as a caller of
+        |batch| {
+            // One at a time, as tokio's channel takes them; back-pressure:
+            // the sender waits for room, as a caller of
             // `Sender::blocking_send` does.
-            let _ = input.blocking_send((index, message.body));
+            for (index, message) in batch.drain(..) {
+                let _ = input.blocking_send((index, message.body));
+            }
         },
         || warm_cpu = process::cpu_of_threads(BASELINE_THREADS),
     );

@@ -79,6 +79,10 @@ struct Args {
     /// 64 per connection over the network).
     #[arg(long)]
     window: Option<usize>,
+    /// Messages a closed-loop run hands over at once (in process: one
+    /// `Engine::submit_batch`, to one worker); 1 submits each alone.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    batch: u64,
     /// Messages a closed-loop run makes beforehand; the run ends early
     /// when they are used up.
     #[arg(long, default_value_t = 3_000_000)]
@@ -184,6 +188,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                     Mode::Inproc => 1024,
                     Mode::Tcp | Mode::Tls => 64 * args.connections.max(1),
                 }),
+                batch: args.batch as usize,
             }
         } else {
             if args.rate == 0 {
@@ -295,6 +300,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         codec: format!("{:?}", args.codec).to_lowercase(),
         pace,
         rate,
+        batch: Report::batch_of(plan.pace),
         connections: (args.mode != Mode::Inproc).then_some(args.connections),
         duration_secs: engine.measured_secs,
         throughput_ratio: baseline

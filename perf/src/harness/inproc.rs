@@ -49,14 +49,15 @@ pub fn wait_until(start: Instant, due: Duration) {
     }
 }
 
-/// Sends `messages` per `plan` through `send(index, message)`, recording
-/// send times; returns how many were sent and the CPU reading at the end of
-/// the warm-up (`on_warm` runs there too).
+/// Sends `messages` per `plan` through `send`, recording send times;
+/// returns how many were sent. `send` gets the messages in batches (one
+/// message each in an open loop, `batch` at a time in a closed one) and
+/// drains them; `on_warm` runs at the end of the warm-up.
 pub fn drive(
     messages: Vec<Prepared>,
     plan: &Plan,
     recorder: &Recorder,
-    mut send: impl FnMut(usize, Prepared),
+    mut send: impl FnMut(&mut Vec<(usize, Prepared)>),
     mut on_warm: impl FnMut(),
 ) -> usize {
     // Linux lets a sleep overshoot by the timer slack (50 us by default):
@@ -68,14 +69,20 @@ pub fn drive(
     if warm {
         on_warm();
     }
+    let batch_size = match plan.pace {
+        Pace::Open { .. } => 1,
+        Pace::Closed { batch, .. } => batch.max(1),
+    };
+    let mut batch = Vec::with_capacity(batch_size);
     let mut sent = 0;
     // Answers known to have come: read again only when the window looks
     // full, not on every send (the count is the answering threads').
     let mut known_done = 0;
-    for (index, message) in messages.into_iter().enumerate() {
+    let mut messages = messages.into_iter().enumerate().peekable();
+    while messages.peek().is_some() {
         let at = match plan.pace {
             Pace::Open { .. } => {
-                let due = plan.due(index).unwrap_or_default();
+                let due = plan.due(sent).unwrap_or_default();
                 if due >= end {
                     break;
                 }
@@ -86,16 +93,18 @@ pub fn drive(
                 }
                 due
             }
-            Pace::Closed { window } => {
-                let window = window.max(1) as u64;
-                if sent as u64 - known_done >= window {
+            Pace::Closed { window, .. } => {
+                let window = window.max(batch_size) as u64;
+                let batch_size = batch_size as u64;
+                let sent = sent as u64;
+                if sent + batch_size - known_done > window {
                     known_done = recorder.done();
                 }
-                if sent as u64 - known_done >= window {
-                    // Refill in batches of an eighth of the window, so that
-                    // the sender wakes once per batch, not per answer.
-                    let refill = (window / 8).max(1);
-                    let target = sent as u64 - window + refill;
+                if sent + batch_size - known_done > window {
+                    // Refill an eighth of the window at least, so that the
+                    // sender wakes once per refill, not per answer.
+                    let refill = (window / 8).max(batch_size);
+                    let target = (sent + refill).saturating_sub(window);
                     recorder.wait_until_done(target);
                     known_done = target;
                 }
@@ -103,6 +112,7 @@ pub fn drive(
                 if now >= end {
                     break;
                 }
+                // The batch goes out now: one reading for all of it.
                 now.as_nanos() as u64
             }
         };
@@ -110,9 +120,13 @@ pub fn drive(
             warm = true;
             on_warm();
         }
-        recorder.sent(index, at);
-        send(index, message);
-        sent += 1;
+        batch.extend(messages.by_ref().take(batch_size));
+        for (index, _) in &batch {
+            recorder.sent(*index, at);
+        }
+        sent += batch.len();
+        send(&mut batch);
+        batch.clear();
     }
     sent
 }
@@ -140,20 +154,29 @@ pub fn run_inproc(config: Config, messages: Vec<Prepared>, plan: &Plan) -> Resul
         })
     };
     let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let batch_size = match plan.pace {
+        Pace::Open { .. } => 1,
+        Pace::Closed { batch, .. } => batch.max(1) as u64,
+    };
     let mut warm_cpu = 0.0;
     let sent = drive(
         messages,
         plan,
         &recorder,
-        |index, message| {
-            let _ = engine.submit(Submission {
+        |batch| {
+            // Each batch to one worker (by its first message's index), the
+            // batches round robin.
+            let key = batch
+                .first()
+                .map_or(0, |(index, _)| *index as u64 / batch_size);
+            engine.submit_batch(batch.drain(..).map(|(index, message)| Submission {
                 sink,
                 tag: index as u64,
                 peer,
-                key: index as u64,
+                key,
                 codec: message.codec,
                 body: message.body,
-            });
+            }));
         },
         || {
             engine.reset_latencies();

@@ -28,10 +28,14 @@ pub enum Pace {
         /// Messages per second.
         rate: u64,
     },
-    /// As fast as replies allow, with at most `window` in flight.
+    /// As fast as replies allow, with at most `window` in flight, sent
+    /// `batch` at a time.
     Closed {
         /// Messages in flight at most.
         window: usize,
+        /// Messages handed over at once (in process: one
+        /// `Engine::submit_batch`, all to one worker).
+        batch: usize,
     },
 }
 

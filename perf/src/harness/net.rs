@@ -151,7 +151,11 @@ pub fn run_net(
         frames,
         plan,
         &recorder,
-        |index, frame| outboxes.push(index, &frame.body),
+        |batch| {
+            for (index, frame) in batch.drain(..) {
+                outboxes.push(index, &frame.body);
+            }
+        },
         || {
             if let Some(server) = &own {
                 server.engine().reset_latencies();

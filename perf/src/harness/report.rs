@@ -148,6 +148,8 @@ pub struct Report {
     pub pace: String,
     /// Target rate (open loop).
     pub rate: Option<u64>,
+    /// Messages handed over at once (closed loop).
+    pub batch: Option<usize>,
     /// Connections (network modes).
     pub connections: Option<usize>,
     /// Seconds measured.
@@ -181,6 +183,14 @@ impl Report {
         match pace {
             Pace::Open { rate } => ("open".into(), Some(rate)),
             Pace::Closed { .. } => ("closed".into(), None),
+        }
+    }
+
+    /// Messages handed over at once: `Some` in a closed loop.
+    pub fn batch_of(pace: Pace) -> Option<usize> {
+        match pace {
+            Pace::Open { .. } => None,
+            Pace::Closed { batch, .. } => Some(batch),
         }
     }
 
@@ -234,13 +244,15 @@ impl Report {
         });
         row("threads", &|f| f.threads.to_string());
         let mut out = format!(
-            "mcp-bench: {} {} {} {}{}, {:.1} s measured\n",
+            "mcp-bench: {} {} {} {}{}{}, {:.1} s measured\n",
             self.mode,
             self.level,
             self.codec,
             self.pace,
             self.rate
                 .map_or(String::new(), |r| format!(" at {r} msg/s")),
+            self.batch
+                .map_or(String::new(), |b| format!(" in batches of {b}")),
             self.duration_secs
         );
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);

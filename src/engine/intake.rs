@@ -1,0 +1,156 @@
+//! A submitter's pass through one worker's intake.
+//!
+//! A pass enters the intake once for a run of messages bound for the same
+//! worker (a connection's frames, a batch from [`Engine::submit_batch`]),
+//! so that the run pays the entry and exit, the clock read, the config
+//! read, the wake-up's fence and the accepted count once, not per message.
+//! A single [`Engine::submit`] is a pass of one.
+
+use crossbeam_utils::Backoff;
+
+use crate::config::Overflow;
+use crate::error::Code;
+
+use super::mailbox::{Job, Mailbox, Submission};
+use super::runtime::Engine;
+use super::shared::{Phase, Shared};
+
+/// Inside one worker's intake (see the module docs). Dropping it counts
+/// what it queued, wakes the worker for it, and leaves the intake, also
+/// when a sink's panic unwinds through a refusal: shutdown waits for every
+/// submitter inside to leave.
+pub(super) struct Pass<'a> {
+    engine: &'a Engine,
+    shared: &'a Shared,
+    index: usize,
+    mailbox: &'a Mailbox,
+    /// Counted in the intake's word: false once a re-entry found it closed.
+    inside: bool,
+    /// Whether the next message may try to run on this thread: nothing
+    /// queued by this pass yet, and the last try did not fail.
+    may_run_here: bool,
+    /// The acceptance time and overflow rule, read at the first push.
+    accepting: Option<(u64, Overflow)>,
+    /// Messages queued by this pass.
+    queued: u64,
+    /// Whether messages were queued since the worker was last woken.
+    unwoken: bool,
+}
+
+impl<'a> Pass<'a> {
+    /// Enters the intake of worker `index`; `None` if it is closed (the
+    /// engine is shutting down) or there is no such worker.
+    pub(super) fn enter(engine: &'a Engine, index: usize) -> Option<Pass<'a>> {
+        let shared = engine.shared();
+        let mailbox = shared.intake_mailboxes().get(index)?;
+        if !mailbox.enter() {
+            return None;
+        }
+        Some(Pass {
+            engine,
+            shared,
+            index,
+            mailbox,
+            inside: true,
+            may_run_here: true,
+            accepting: None,
+            queued: 0,
+            unwoken: false,
+        })
+    }
+
+    /// The worker this pass feeds.
+    pub(super) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Takes one message: runs it on this thread if the worker is idle (see
+    /// `Engine::run_here`), or queues it; gives it back with the refusal's
+    /// code when it can be neither, for the caller to answer.
+    pub(super) fn submit(&mut self, submission: Submission) -> Result<(), (Submission, Code)> {
+        if !self.inside {
+            return Err((submission, Code::Unavailable));
+        }
+        let mut submission = submission;
+        if self.may_run_here {
+            match self.engine.run_here(self.index, self.mailbox, submission) {
+                Ok(()) => {
+                    // Running it left the intake: the next message enters
+                    // again, or is refused if shutdown closed it meanwhile.
+                    self.inside = self.mailbox.enter();
+                    return Ok(());
+                }
+                Err(back) => {
+                    submission = back;
+                    self.may_run_here = false;
+                }
+            }
+        }
+        self.push(submission)?;
+        self.queued += 1;
+        // The first message queued wakes the worker at once (it starts on
+        // the run while the rest is queued); the others wait for the drop,
+        // or for a full queue.
+        if self.queued == 1 {
+            self.mailbox.parker.wake();
+        } else {
+            self.unwoken = true;
+        }
+        Ok(())
+    }
+
+    /// Queues, waiting for room if overflow is `block`.
+    fn push(&mut self, submission: Submission) -> Result<(), (Submission, Code)> {
+        let shared = self.shared;
+        if shared.phase() != Phase::Running {
+            return Err((submission, Code::Unavailable));
+        }
+        let (accepted_at, overflow) = *self
+            .accepting
+            .get_or_insert_with(|| (shared.clock.now(), shared.config.load().engine.overflow));
+        let mut job = Job {
+            submission,
+            accepted_at,
+            staged: None,
+        };
+        let backoff = Backoff::new();
+        loop {
+            match self.mailbox.jobs.push(job) {
+                Ok(()) => return Ok(()),
+                Err(back) => job = back,
+            }
+            // Full: the worker must know of everything queued before this
+            // waits for it to make room, or refuses for want of room.
+            if self.unwoken {
+                self.mailbox.parker.wake();
+                self.unwoken = false;
+            }
+            if overflow == Overflow::Refuse {
+                return Err((job.submission, Code::ResourceExhausted));
+            }
+            if shared.phase() != Phase::Running {
+                return Err((job.submission, Code::Unavailable));
+            }
+            if backoff.is_completed() {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        if self.queued > 0 {
+            let counters = self.shared.metrics.counters(self.shared.intake_slot());
+            counters.accepted(self.queued);
+        }
+        if self.unwoken {
+            self.mailbox.parker.wake();
+        }
+        if self.inside {
+            self.mailbox.leave();
+        }
+    }
+}
