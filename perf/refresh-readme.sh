@@ -22,5 +22,9 @@ for topology in sharded staged; do
       --level "$level" --topology "$topology" --compare baseline --repeat 3
   done
 done
+# The closed loop hands messages over 32 at a time (`Engine::submit_batch`);
+# this row submits each alone, as a caller without batches would.
+row "inproc standard max, sharded, batch 1" --max --duration 3 --pool 3000000 \
+  --level standard --batch 1 --compare baseline --repeat 3
 row "tcp Standard max, 64 conns" --mode tcp --max --connections 64 --duration 5 --pool 2000000
 row "tls Standard max, 64 conns" --mode tls --max --connections 64 --duration 5 --pool 2000000
