@@ -5,31 +5,40 @@
 use loom_tests::{Arc, thread};
 use mcp_engine::engine::{Parker, Ring};
 
+/// Runs `produce` on a producer thread against a ring of two and a worker
+/// that takes `count` values, parking whenever the ring is empty; returns
+/// what the worker took. If a wake-up were lost, loom would report the
+/// worker parked forever (deadlock).
+fn taken_by_worker(count: usize, produce: fn(&Ring<u32>, &Parker)) -> Vec<u32> {
+    let ring = Arc::new(Ring::new(2));
+    let parker = Arc::new(Parker::for_current_thread());
+    let producer = {
+        let (ring, parker) = (Arc::clone(&ring), Arc::clone(&parker));
+        thread::spawn(move || produce(&ring, &parker))
+    };
+    let mut taken = Vec::new();
+    while taken.len() < count {
+        if let Some(value) = ring.pop() {
+            taken.push(value);
+            continue;
+        }
+        parker.park_unless(|| !ring.is_empty());
+        // The push may be half done (claimed, not yet published): give
+        // the producer the core, as the worker's idle loop does.
+        thread::yield_now();
+    }
+    producer.join().unwrap();
+    taken
+}
+
 #[test]
 fn a_push_racing_the_park_always_wakes_the_worker() {
     loom_tests::model(|| {
-        let ring = Arc::new(Ring::new(2));
-        let parker = Arc::new(Parker::for_current_thread());
-        let producer = {
-            let (ring, parker) = (Arc::clone(&ring), Arc::clone(&parker));
-            thread::spawn(move || {
-                ring.push(7u32).unwrap();
-                parker.wake();
-            })
-        };
-        // The worker's loop: poll, and park when empty. If the wake-up were
-        // lost, loom would report this thread parked forever (deadlock).
-        let got = loop {
-            if let Some(value) = ring.pop() {
-                break value;
-            }
-            parker.park_unless(|| !ring.is_empty());
-            // The push may be half done (claimed, not yet published): give
-            // the producer the core, as the worker's idle loop does.
-            thread::yield_now();
-        };
-        assert_eq!(got, 7);
-        producer.join().unwrap();
+        let taken = taken_by_worker(1, |ring, parker| {
+            ring.push(7).unwrap();
+            parker.wake();
+        });
+        assert_eq!(taken, [7]);
     });
 }
 
@@ -41,47 +50,32 @@ fn a_push_racing_the_park_always_wakes_the_worker() {
 #[test]
 fn a_batch_woken_at_its_first_and_last_push_is_taken_whole() {
     loom_tests::model(|| {
-        let ring = Arc::new(Ring::new(2));
-        let parker = Arc::new(Parker::for_current_thread());
-        let producer = {
-            let (ring, parker) = (Arc::clone(&ring), Arc::clone(&parker));
-            thread::spawn(move || {
-                let mut unwoken = false;
-                for (pushed, value) in (1u32..=3).enumerate() {
-                    let mut value = value;
-                    loop {
-                        match ring.push(value) {
-                            Ok(()) => break,
-                            Err(back) => value = back,
-                        }
-                        // Full (three values, room for two): wake first.
-                        if unwoken {
-                            parker.wake();
-                            unwoken = false;
-                        }
-                        thread::yield_now();
+        let taken = taken_by_worker(3, |ring, parker| {
+            let mut unwoken = false;
+            for (pushed, value) in (1u32..=3).enumerate() {
+                let mut value = value;
+                loop {
+                    match ring.push(value) {
+                        Ok(()) => break,
+                        Err(back) => value = back,
                     }
-                    if pushed == 0 {
+                    // Full (three values, room for two): wake first.
+                    if unwoken {
                         parker.wake();
-                    } else {
-                        unwoken = true;
+                        unwoken = false;
                     }
+                    thread::yield_now();
                 }
-                if unwoken {
+                if pushed == 0 {
                     parker.wake();
+                } else {
+                    unwoken = true;
                 }
-            })
-        };
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            if let Some(value) = ring.pop() {
-                got.push(value);
-                continue;
             }
-            parker.park_unless(|| !ring.is_empty());
-            thread::yield_now();
-        }
-        assert_eq!(got, [1, 2, 3]);
-        producer.join().unwrap();
+            if unwoken {
+                parker.wake();
+            }
+        });
+        assert_eq!(taken, [1, 2, 3]);
     });
 }
