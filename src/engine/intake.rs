@@ -17,8 +17,8 @@ use super::shared::{Phase, Shared};
 
 /// Inside one worker's intake (see the module docs). Dropping it counts
 /// what it queued, wakes the worker for it, and leaves the intake, also
-/// when a sink's panic unwinds through a refusal: shutdown waits for every
-/// submitter inside to leave.
+/// when a panic unwinds through it: shutdown waits for every submitter
+/// inside to leave. Refusals are answered after the drop, outside.
 pub(super) struct Pass<'a> {
     engine: &'a Engine,
     shared: &'a Shared,

@@ -384,6 +384,10 @@ impl Engine {
             match taken {
                 Ok(()) => accepted += 1,
                 Err((submission, code)) => {
+                    // Out of the intake before answering, as `submit` is
+                    // (a sink may take its time); the next message enters
+                    // again.
+                    drop(pass.take());
                     self.refuse(submission, code);
                 }
             }
