@@ -200,7 +200,10 @@ fn the_budgets_name_each_miss() {
 #[test]
 fn an_open_loop_plan_spaces_messages_evenly() {
     let plan = Plan {
-        pace: Pace::Open { rate: 10_000 },
+        pace: Pace::Open {
+            rate: 10_000,
+            spin: false,
+        },
         duration: Duration::from_secs(10),
         warmup: Duration::from_secs(1),
     };
@@ -215,18 +218,21 @@ fn an_open_loop_plan_spaces_messages_evenly() {
 #[test]
 fn an_open_loop_run_reports_the_senders_lag_and_a_closed_loop_does_not() {
     let setup = setup();
-    let open = Plan {
-        pace: Pace::Open { rate: 10_000 },
-        duration: Duration::from_millis(200),
-        warmup: Duration::from_millis(50),
-    };
-    let messages = workload(SecurityLevel::Standard, 0)
-        .make(&setup.credentials, open.messages(0))
-        .expect("workload");
-    let figures = run_inproc(setup.config.clone(), messages, &open).expect("run");
-    assert_all_answered(&figures, 2000);
-    let lag = figures.send_lag_us.expect("an open loop records its lag");
-    assert!(lag.p50 <= lag.p99 && lag.p99 <= lag.max, "{lag:?}");
+    // Sleeping before each send, and spinning instead.
+    for spin in [false, true] {
+        let open = Plan {
+            pace: Pace::Open { rate: 10_000, spin },
+            duration: Duration::from_millis(200),
+            warmup: Duration::from_millis(50),
+        };
+        let messages = workload(SecurityLevel::Standard, 0)
+            .make(&setup.credentials, open.messages(0))
+            .expect("workload");
+        let figures = run_inproc(setup.config.clone(), messages, &open).expect("run");
+        assert_all_answered(&figures, 2000);
+        let lag = figures.send_lag_us.expect("an open loop records its lag");
+        assert!(lag.p50 <= lag.p99 && lag.p99 <= lag.max, "{lag:?}");
+    }
 
     let messages = workload(SecurityLevel::Standard, 0)
         .make(&setup.credentials, 500)

@@ -75,6 +75,11 @@ struct Args {
     /// Closed loop: as fast as replies come back, with --window in flight.
     #[arg(long)]
     max: bool,
+    /// Open loop: spin until each message is due instead of sleeping most
+    /// of the wait. The sender then takes a core of its own, and the
+    /// host's timer latency no longer adds to the latency measured.
+    #[arg(long, conflicts_with = "max")]
+    spin: bool,
     /// Messages in flight in a closed-loop run (default: 1024 in-process,
     /// 64 per connection over the network).
     #[arg(long)]
@@ -194,7 +199,10 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             if args.rate == 0 {
                 return Err("--rate must be above 0".into());
             }
-            Pace::Open { rate: args.rate }
+            Pace::Open {
+                rate: args.rate,
+                spin: args.spin,
+            }
         },
         duration: seconds(args.duration, "duration")?,
         warmup: seconds(args.warmup, "warmup")?,

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use mcp_perf::harness::wait_until;
+use mcp_perf::harness::{spin_until, wait_until};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -27,9 +27,7 @@ fn main() {
     for n in 1..=sends {
         let due = interval * u32::try_from(n).unwrap_or(u32::MAX);
         if spin {
-            while start.elapsed() < due {
-                std::hint::spin_loop();
-            }
+            spin_until(start, due);
         } else {
             wait_until(start, due);
         }

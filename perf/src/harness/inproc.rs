@@ -44,6 +44,11 @@ pub fn wait_until(start: Instant, due: Duration) {
     if left > SPIN {
         std::thread::sleep(left - SPIN);
     }
+    spin_until(start, due);
+}
+
+/// Spins until `due` after `start`.
+pub fn spin_until(start: Instant, due: Duration) {
     while start.elapsed() < due {
         std::hint::spin_loop();
     }
@@ -81,12 +86,16 @@ pub fn drive(
     let mut messages = messages.into_iter().enumerate().peekable();
     while messages.peek().is_some() {
         let at = match plan.pace {
-            Pace::Open { .. } => {
+            Pace::Open { spin, .. } => {
                 let due = plan.due(sent).unwrap_or_default();
                 if due >= end {
                     break;
                 }
-                wait_until(start, due);
+                if spin {
+                    spin_until(start, due);
+                } else {
+                    wait_until(start, due);
+                }
                 let due = due.as_nanos() as u64;
                 if warm {
                     recorder.lagged(recorder.now().saturating_sub(due));

@@ -13,7 +13,7 @@ mod workload;
 
 use std::time::Duration;
 
-pub use inproc::{drive, run_inproc, settle, wait_until};
+pub use inproc::{drive, run_inproc, settle, spin_until, wait_until};
 pub use net::{NetTarget, run_net};
 pub use record::Recorder;
 pub(crate) use report::one_run;
@@ -27,6 +27,10 @@ pub enum Pace {
     Open {
         /// Messages per second.
         rate: u64,
+        /// Spin until each send is due instead of sleeping most of the
+        /// wait: the sender takes a core, and its own lateness (the host's
+        /// timer latency) no longer hides the engine's.
+        spin: bool,
     },
     /// As fast as replies allow, with at most `window` in flight, sent
     /// `batch` at a time.
@@ -55,7 +59,7 @@ impl Plan {
     /// (closed loop: `pool`).
     pub fn messages(&self, pool: usize) -> usize {
         match self.pace {
-            Pace::Open { rate } => {
+            Pace::Open { rate, .. } => {
                 let seconds = (self.duration + self.warmup).as_secs_f64();
                 (rate as f64 * seconds).ceil() as usize
             }
@@ -66,7 +70,7 @@ impl Plan {
     /// When message `index` is due, from the start (open loop).
     pub fn due(&self, index: usize) -> Option<Duration> {
         match self.pace {
-            Pace::Open { rate } => Some(Duration::from_nanos(
+            Pace::Open { rate, .. } => Some(Duration::from_nanos(
                 (index as u128 * 1_000_000_000 / u128::from(rate.max(1))) as u64,
             )),
             Pace::Closed { .. } => None,

@@ -181,7 +181,8 @@ impl Report {
     /// The pace as words.
     pub fn pace_of(pace: Pace) -> (String, Option<u64>) {
         match pace {
-            Pace::Open { rate } => ("open".into(), Some(rate)),
+            Pace::Open { rate, spin: false } => ("open".into(), Some(rate)),
+            Pace::Open { rate, spin: true } => ("open, spinning".into(), Some(rate)),
             Pace::Closed { .. } => ("closed".into(), None),
         }
     }
