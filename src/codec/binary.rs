@@ -267,6 +267,8 @@ pub(crate) fn decode<'a>(
         payload_at,
         metadata: metadata_at,
         tape: lease,
+        // Binary strings are any UTF-8.
+        plain: false,
     })
 }
 

@@ -63,7 +63,14 @@ struct EnvelopeParts<'v> {
     metadata: Field<JsonRef<'v>>,
     security: SecurityMetadata<&'v str>,
     timestamp: &'v str,
+    /// Whether every string is plain (see [`MessageView`]'s `plain`): then
+    /// they are written as they are, without looking for bytes to escape.
+    plain: bool,
 }
+
+/// Appends a string, quoted: [`write_str`], or [`write_unescaped_str`] for
+/// strings known to need no escaping.
+type WriteText = fn(&mut Vec<u8>, &str);
 
 impl Canonicalizer {
     /// A canonicalizer with empty scratch space.
@@ -79,7 +86,7 @@ impl Canonicalizer {
 
     /// Appends the canonical form of `value`.
     pub fn write_value(&mut self, value: JsonRef<'_>, out: &mut Vec<u8>) {
-        write_node(out, value.nodes(), 0, &mut self.keys);
+        write_node(out, value.nodes(), 0, &mut self.keys, write_str);
     }
 
     /// Appends the signed input of PROTOCOL.md section 5: the canonical form
@@ -95,6 +102,7 @@ impl Canonicalizer {
             metadata: message.metadata(),
             security: message.security().borrowed(),
             timestamp: message.timestamp(),
+            plain: message.plain,
         };
         write_envelope(out, &parts, &mut self.keys);
     }
@@ -143,6 +151,7 @@ impl Canonicalizer {
             metadata,
             security: message.security.borrowed(),
             timestamp: message.timestamp.as_str(),
+            plain: false,
         };
         write_envelope(out, &parts, keys);
         Ok(())
@@ -204,7 +213,7 @@ impl Canonicalizer {
         } = self;
         let mut lease = TapeLease::take(tape);
         parser.parse_text(raw.as_bytes(), text, &mut lease.tape)?;
-        write_node(out, &lease.tape.0, 0, keys);
+        write_node(out, &lease.tape.0, 0, keys, write_str);
         Ok(())
     }
 }
@@ -215,18 +224,23 @@ impl Canonicalizer {
 /// and inside `security`:
 /// `auth_token < encryption_info < security_level` (`signature` left out).
 fn write_envelope(out: &mut Vec<u8>, parts: &EnvelopeParts<'_>, keys: &mut Vec<usize>) {
+    let text: WriteText = if parts.plain {
+        write_unescaped_str
+    } else {
+        write_str
+    };
     out.extend_from_slice(b"{\"id\":");
-    write_str(out, parts.id);
+    text(out, parts.id);
     match parts.metadata {
         Field::Absent => {}
         Field::Null => out.extend_from_slice(b",\"metadata\":null"),
         Field::Present(metadata) => {
             out.extend_from_slice(b",\"metadata\":");
-            write_node(out, metadata.nodes(), 0, keys);
+            write_node(out, metadata.nodes(), 0, keys, text);
         }
     }
     out.extend_from_slice(b",\"payload\":");
-    write_node(out, parts.payload.nodes(), 0, keys);
+    write_node(out, parts.payload.nodes(), 0, keys, text);
     out.extend_from_slice(b",\"security\":{");
     let security = &parts.security;
     let mut first = true;
@@ -245,7 +259,7 @@ fn write_envelope(out: &mut Vec<u8>, parts: &EnvelopeParts<'_>, keys: &mut Vec<u
         }
         Field::Present(token) => {
             key(out, b"\"auth_token\":");
-            write_str(out, token);
+            text(out, token);
         }
     }
     match &security.encryption_info {
@@ -256,18 +270,18 @@ fn write_envelope(out: &mut Vec<u8>, parts: &EnvelopeParts<'_>, keys: &mut Vec<u
         }
         Field::Present(info) => {
             key(out, b"\"encryption_info\":{\"algorithm\":");
-            write_str(out, info.algorithm);
+            text(out, info.algorithm);
             out.extend_from_slice(b",\"key_id\":");
-            write_str(out, info.key_id);
+            text(out, info.key_id);
             out.extend_from_slice(b",\"nonce\":");
-            write_str(out, info.nonce);
+            text(out, info.nonce);
             out.push(b'}');
         }
     }
     key(out, b"\"security_level\":\"");
     out.extend_from_slice(security.security_level.as_str().as_bytes());
     out.extend_from_slice(b"\"},\"timestamp\":");
-    write_str(out, parts.timestamp);
+    text(out, parts.timestamp);
     out.extend_from_slice(b",\"");
     out.extend_from_slice(parts.type_key.as_str().as_bytes());
     out.extend_from_slice(b"\":\"");
@@ -275,7 +289,7 @@ fn write_envelope(out: &mut Vec<u8>, parts: &EnvelopeParts<'_>, keys: &mut Vec<u
     out.push(b'"');
     if let Some(version) = parts.version {
         out.extend_from_slice(b",\"version\":");
-        write_str(out, version);
+        text(out, version);
     }
     out.push(b'}');
 }
@@ -285,7 +299,13 @@ fn write_envelope(out: &mut Vec<u8>, parts: &EnvelopeParts<'_>, keys: &mut Vec<u
 /// `keys` is a stack shared by the nested objects being written: each object
 /// pushes its key positions, sorts its own slice, writes, and truncates back.
 /// Recursion depth is bounded by the tape's nesting (at most 64).
-fn write_node(out: &mut Vec<u8>, nodes: &[Node<'_>], at: usize, keys: &mut Vec<usize>) {
+fn write_node(
+    out: &mut Vec<u8>,
+    nodes: &[Node<'_>],
+    at: usize,
+    keys: &mut Vec<usize>,
+    text: WriteText,
+) {
     match nodes.get(at) {
         None => {}
         Some(Node::Object { .. }) => {
@@ -306,9 +326,9 @@ fn write_node(out: &mut Vec<u8>, nodes: &[Node<'_>], at: usize, keys: &mut Vec<u
                 if i > start {
                     out.push(b',');
                 }
-                write_str(out, str_at(nodes, key_at).unwrap_or_default());
+                text(out, str_at(nodes, key_at).unwrap_or_default());
                 out.push(b':');
-                write_node(out, nodes, key_at + 1, keys);
+                write_node(out, nodes, key_at + 1, keys, text);
             }
             out.push(b'}');
             keys.truncate(start);
@@ -320,7 +340,7 @@ fn write_node(out: &mut Vec<u8>, nodes: &[Node<'_>], at: usize, keys: &mut Vec<u
                 if i > 0 {
                     out.push(b',');
                 }
-                write_node(out, nodes, element, keys);
+                write_node(out, nodes, element, keys, text);
                 element += nodes.get(element).map_or(1, span);
             }
             out.push(b']');
@@ -339,6 +359,7 @@ fn write_node(out: &mut Vec<u8>, nodes: &[Node<'_>], at: usize, keys: &mut Vec<u
                 write_f64(out, *v as f64);
             }
         }
+        Some(Node::String(string)) => text(out, string),
         Some(scalar) => {
             crate::json::write::write_scalar(out, scalar);
         }

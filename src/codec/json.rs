@@ -132,7 +132,8 @@ pub(crate) fn decode<'a>(
     lease.tape.0.clear();
     let max_depth = parser.max_depth();
     match read_plain_envelope(&mut parser.cursor(body, &mut lease.tape.0), max_depth) {
-        Some(slots) => validate(slots, lease, limits, now),
+        // Every string it read is plain (it gives up on any other).
+        Some(slots) => validate(slots, lease, limits, now, true),
         None => decode_parsed(parser, body, spare, lease, limits, now),
     }
 }
@@ -151,15 +152,17 @@ pub(crate) fn decode_parsed<'a>(
 ) -> Result<MessageView<'a>, Error> {
     parser.parse_text(body, spare, &mut lease.tape)?;
     let slots = find_slots(&lease.tape.0)?;
-    validate(slots, lease, limits, now)
+    validate(slots, lease, limits, now, false)
 }
 
-/// Every field rule, in the protocol's order, on the members found.
+/// Every field rule, in the protocol's order, on the members found;
+/// `plain` if every string on the tape is (see [`MessageView`]).
 fn validate<'a>(
     slots: Slots<'a>,
     lease: TapeLease<'a>,
     limits: &Limits,
     now: i128,
+    plain: bool,
 ) -> Result<MessageView<'a>, Error> {
     let nodes = &lease.tape.0;
 
@@ -203,6 +206,7 @@ fn validate<'a>(
         payload_at,
         metadata,
         tape: lease,
+        plain,
     })
 }
 
@@ -549,9 +553,20 @@ mod tests {
         read_plain_envelope(&mut parser.cursor(text.as_bytes(), &mut nodes), MAX_DEPTH).is_some()
     }
 
-    /// What a view holds, owned, or the error.
-    fn outcome(view: Result<MessageView<'_>, Error>) -> Result<(Message, i128, bool), Error> {
-        view.map(|view| (view.to_message(), view.timestamp_nanos(), view.ack()))
+    /// What a view holds, owned, with its signed form, or the error.
+    fn outcome(
+        view: Result<MessageView<'_>, Error>,
+    ) -> Result<(Message, i128, bool, Vec<u8>), Error> {
+        view.map(|view| {
+            let mut signed = Vec::new();
+            crate::codec::Canonicalizer::new().write_signing_input(&view, &mut signed);
+            (
+                view.to_message(),
+                view.timestamp_nanos(),
+                view.ack(),
+                signed,
+            )
+        })
     }
 
     /// The decoder's result for `text` equals the parser's path's.

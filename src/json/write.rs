@@ -65,9 +65,12 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends `s` quoted, without looking for bytes to escape: only for text
-/// that never has any, base64url (`[A-Za-z0-9_-]`) and the engine's own
-/// ASCII constants and timestamps. The longest strings of a protected
-/// reply are such (ciphertext, signature, nonce), each written twice.
+/// that never has any, base64url (`[A-Za-z0-9_-]`), the engine's own
+/// ASCII constants and timestamps, and strings the plain reader read
+/// (it gives up on a quote, a backslash or a control character). The
+/// longest strings of a protected reply are such (ciphertext, signature,
+/// nonce), each written twice, and so are a plain request's when its
+/// signed form is written. Debug builds check.
 pub(crate) fn write_unescaped_str(out: &mut Vec<u8>, s: &str) {
     debug_assert!(
         next_escape(s.as_bytes(), 0).is_none(),

@@ -27,6 +27,11 @@ pub struct MessageView<'a> {
     /// Tape position of `metadata`, if present and not null.
     pub(crate) metadata: Field<usize>,
     pub(crate) tape: TapeLease<'a>,
+    /// Whether every string of the message (keys included) is plain: no
+    /// quote, backslash or control character, so that writing it back
+    /// needs no escaping. True when the plain envelope reader read it,
+    /// which gives up on any such byte.
+    pub(crate) plain: bool,
 }
 
 impl<'a> MessageView<'a> {
