@@ -106,6 +106,13 @@ fn replies_of(replies: &Replies, count: usize) -> Vec<(u64, Outcome)> {
     replies.lock().unwrap().clone()
 }
 
+fn assert_every(replies: &[(u64, Outcome)], expected: Outcome) {
+    assert!(
+        replies.iter().all(|(_, outcome)| *outcome == expected),
+        "{replies:?}"
+    );
+}
+
 fn assert_once_each(replies: &[(u64, Outcome)], count: u64) {
     let mut tags: Vec<u64> = replies.iter().map(|(tag, _)| *tag).collect();
     tags.sort_unstable();
@@ -133,11 +140,7 @@ fn a_batch_over_many_keys_is_answered_once_each_and_one_keys_in_order() {
     assert_eq!(engine.submit_batch(submissions), 120);
     let replies = replies_of(&replies, 120);
     assert_once_each(&replies, 120);
-    assert!(
-        replies
-            .iter()
-            .all(|(_, outcome)| *outcome == Outcome::Response)
-    );
+    assert_every(&replies, Outcome::Response);
     // Key 7's messages went to one worker, which answered them in order.
     let key_seven: Vec<u64> = replies
         .iter()
@@ -192,9 +195,5 @@ fn a_batch_after_shutdown_is_refused_whole_with_one_reply_each() {
     assert_eq!(engine.submit_batch(submissions), 0);
     let replies = replies_of(&replies, 30);
     assert_once_each(&replies, 30);
-    assert!(
-        replies
-            .iter()
-            .all(|(_, outcome)| *outcome == Outcome::Error(Code::Unavailable))
-    );
+    assert_every(&replies, Outcome::Error(Code::Unavailable));
 }
