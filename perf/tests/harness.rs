@@ -208,6 +208,10 @@ fn an_open_loop_plan_spaces_messages_evenly() {
         warmup: Duration::from_secs(1),
     };
     assert_eq!(plan.messages(0), 110_000);
+    // One at a time in an open loop; a closed loop's batch, at least 1.
+    assert_eq!(plan.batch_size(), 1);
+    assert_eq!(closed_in_batches(64, 7).batch_size(), 7);
+    assert_eq!(closed_in_batches(64, 0).batch_size(), 1);
     assert_eq!(plan.due(0), Some(Duration::ZERO));
     assert_eq!(plan.due(10_000), Some(Duration::from_secs(1)));
     assert_eq!(plan.due(3), Some(Duration::from_micros(300)));

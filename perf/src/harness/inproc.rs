@@ -74,10 +74,7 @@ pub fn drive(
     if warm {
         on_warm();
     }
-    let batch_size = match plan.pace {
-        Pace::Open { .. } => 1,
-        Pace::Closed { batch, .. } => batch.max(1),
-    };
+    let batch_size = plan.batch_size();
     let mut batch = Vec::with_capacity(batch_size);
     let mut sent = 0;
     // Answers known to have come: read again only when the window looks
@@ -163,10 +160,7 @@ pub fn run_inproc(config: Config, messages: Vec<Prepared>, plan: &Plan) -> Resul
         })
     };
     let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let batch_size = match plan.pace {
-        Pace::Open { .. } => 1,
-        Pace::Closed { batch, .. } => batch.max(1) as u64,
-    };
+    let batch_size = plan.batch_size() as u64;
     let mut warm_cpu = 0.0;
     let sent = drive(
         messages,

@@ -67,6 +67,15 @@ impl Plan {
         }
     }
 
+    /// Messages handed over at once: `batch` in a closed loop (at least
+    /// 1), each alone in an open one.
+    pub fn batch_size(&self) -> usize {
+        match self.pace {
+            Pace::Open { .. } => 1,
+            Pace::Closed { batch, .. } => batch.max(1),
+        }
+    }
+
     /// When message `index` is due, from the start (open loop).
     pub fn due(&self, index: usize) -> Option<Duration> {
         match self.pace {
