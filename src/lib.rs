@@ -149,10 +149,13 @@ pub mod error;
 pub mod frame;
 pub mod json;
 pub mod message;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod prefetch;
 pub mod security;
 pub mod server;
 mod sync;
+mod transport_error;
 pub mod wire;
 
 #[doc(hidden)]

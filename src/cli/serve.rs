@@ -1,5 +1,7 @@
-//! `mcp-engine serve`: the engine behind its TLS server, with the demo
-//! handlers, until SIGTERM or SIGINT; SIGHUP reloads config and keys.
+//! `mcp-engine serve`: the engine behind its TLS server, its NATS ingress
+//! (`[nats]`, feature `nats`), or both, with the demo handlers, until
+//! SIGTERM or SIGINT; SIGHUP reloads config and keys (the `[nats]` section
+//! takes effect at restart).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -98,9 +100,22 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
     let config = load(&config_path, args.listen)?;
     let (builder, _notices) = mcp_engine::demo::register(EngineBuilder::new(config.clone()));
     let engine = Arc::new(builder.start()?);
-    let server = Server::start(engine, &config)?;
+    // The broker first: a config that names one it cannot reach stops here.
+    let nats = start_nats(&engine, &config)?;
+    let server = if config.server.enabled {
+        Some(Server::start(Arc::clone(&engine), &config)?)
+    } else {
+        tracing::info!("`server.enabled = false`: no TCP listener");
+        None
+    };
     if let Some((_, setup)) = &dev {
-        let credentials = credentials_at(&setup.credentials, server.local_addr())?;
+        let addr = server.as_ref().map(Server::local_addr).ok_or_else(|| {
+            Error::new(
+                mcp_engine::Code::ConfigurationError,
+                "dev mode needs the TCP listener",
+            )
+        })?;
+        let credentials = credentials_at(&setup.credentials, addr)?;
         write_atomically(&setup.credentials_path, &credentials)?;
         tracing::info!(
             credentials = %setup.credentials_path.display(),
@@ -112,11 +127,71 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
         }
         println!("{credentials}");
     }
-    wait_for_signals(signals, &server, &config_path, args.listen);
-    server.shutdown();
+    let reload = |config: &Config| match &server {
+        Some(server) => server.reload(config),
+        None => engine.reload(config.clone()),
+    };
+    wait_for_signals(signals, reload, &config_path, args.listen);
+    // In order: stop taking messages from the broker and publish the
+    // replies of those taken, then close the listener, then the engine.
+    stop_nats(nats);
+    match server {
+        Some(server) => server.shutdown(),
+        None => engine.shutdown(),
+    }
     tracing::info!("stopped");
     drop(dev);
     Ok(())
+}
+
+/// The NATS ingress, when the config has a `[nats]` section.
+#[cfg(feature = "nats")]
+fn start_nats(
+    engine: &Arc<mcp_engine::engine::Engine>,
+    config: &Config,
+) -> Result<Option<mcp_engine::nats::NatsIngress>, Error> {
+    config
+        .nats
+        .as_ref()
+        .map(|_| mcp_engine::nats::NatsIngress::start(Arc::clone(engine), config))
+        .transpose()
+}
+
+/// Stops the ingress, draining it, and logs what it did.
+#[cfg(feature = "nats")]
+fn stop_nats(nats: Option<mcp_engine::nats::NatsIngress>) {
+    if let Some(nats) = nats {
+        let stats = nats.shutdown();
+        tracing::info!(?stats, "NATS ingress stopped");
+    }
+}
+
+/// Without the `nats` feature, a `[nats]` section is refused rather than
+/// ignored: the operator asked for a transport this build lacks.
+#[cfg(not(feature = "nats"))]
+fn start_nats(
+    _engine: &Arc<mcp_engine::engine::Engine>,
+    config: &Config,
+) -> Result<Option<NoIngress>, Error> {
+    match config.nats {
+        Some(_) => Err(Error::new(
+            mcp_engine::Code::ConfigurationError,
+            "`[nats]`: this build has no NATS support (build with `--features nats`)",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// What `start_nats` returns in a build without NATS: never made.
+#[cfg(not(feature = "nats"))]
+#[derive(Debug)]
+enum NoIngress {}
+
+#[cfg(not(feature = "nats"))]
+fn stop_nats(nats: Option<NoIngress>) {
+    if let Some(never) = nats {
+        match never {}
+    }
 }
 
 fn load(path: &Path, listen: Option<SocketAddr>) -> Result<Config, Error> {
@@ -130,13 +205,13 @@ fn load(path: &Path, listen: Option<SocketAddr>) -> Result<Config, Error> {
 /// Blocks until SIGTERM or SIGINT, reloading on SIGHUP.
 fn wait_for_signals(
     mut signals: Signals,
-    server: &Server,
+    reload: impl Fn(&Config) -> Result<(), Error>,
     config_path: &Path,
     listen: Option<SocketAddr>,
 ) {
     for signal in signals.forever() {
         if signal == SIGHUP {
-            match load(config_path, listen).and_then(|config| server.reload(&config)) {
+            match load(config_path, listen).and_then(|config| reload(&config)) {
                 Ok(()) => tracing::info!(config = %config_path.display(), "reloaded"),
                 Err(e) => {
                     tracing::error!(error = %e.message(), "reload refused; the old config stays")

@@ -7,6 +7,7 @@
 //! misspelt key silently ignored is a setting silently not applied.
 
 mod engine;
+mod nats;
 mod security;
 mod server;
 
@@ -22,6 +23,7 @@ use crate::error::{Code, Error};
 use crate::message::PROTOCOL_VERSION;
 
 pub use engine::{EngineConfig, Overflow, Topology};
+pub use nats::{NatsAuth, NatsConfig, NatsTls};
 pub use security::{AuthorizationConfig, KeyConfig, RoleConfig, SecurityConfig};
 pub use server::{ServerConfig, TlsFiles};
 
@@ -65,6 +67,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Listener, TLS and connection limits of `mcp-engine serve` (`[server]`).
     pub server: ServerConfig,
+    /// The NATS ingress (`[nats]`), when the section is present.
+    pub nats: Option<NatsConfig>,
 }
 
 impl Default for Config {
@@ -78,6 +82,7 @@ impl Default for Config {
             authorization: AuthorizationConfig::default(),
             engine: EngineConfig::default(),
             server: ServerConfig::default(),
+            nats: None,
         }
     }
 }
@@ -95,6 +100,7 @@ struct ConfigFile {
     authorization: Option<security::AuthorizationFile>,
     engine: Option<engine::EngineFile>,
     server: Option<server::ServerFile>,
+    nats: Option<nats::NatsFile>,
 }
 
 impl Config {
@@ -182,7 +188,14 @@ impl Config {
             authorization: security::authorization_config(file.authorization, &at)?,
             engine: engine::engine_config(file.engine, &at)?,
             server: server::server_config(file.server, &at, base)?,
+            nats: nats::nats_config(file.nats, &at, base)?,
         };
+        if !config.server.enabled && config.nats.is_none() {
+            return Err(at(
+                None,
+                "`server.enabled = false` leaves nothing to serve: add a `[nats]` section",
+            ));
+        }
         Ok(config)
     }
 }

@@ -26,6 +26,9 @@ pub struct TlsFiles {
 /// Listener, TLS and per-connection limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
+    /// Whether `mcp-engine serve` listens on TCP at all (default true);
+    /// false serves through the NATS ingress alone.
+    pub enabled: bool,
     /// The address to listen on (default `127.0.0.1:7450`).
     pub listen: SocketAddr,
     /// TLS 1.3 files. Required unless `plain_tcp` is set.
@@ -56,6 +59,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
+            enabled: true,
             listen: crate::dev_setup::DEV_ADDR,
             tls: None,
             plain_tcp: false,
@@ -73,6 +77,7 @@ impl Default for ServerConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ServerFile {
+    enabled: Option<bool>,
     listen: Option<Spanned<String>>,
     cert: Option<Spanned<PathBuf>>,
     key: Option<Spanned<PathBuf>>,
@@ -134,6 +139,7 @@ pub(super) fn server_config(
     let bounded =
         |value, name, range, unit, default| bounded(at, value, name, range, unit, default);
     Ok(ServerConfig {
+        enabled: file.enabled.unwrap_or(true),
         listen,
         tls,
         plain_tcp,

@@ -9,10 +9,10 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::outbox::{Outbox, tag_of};
-use super::transport_error::TransportErrors;
 use crate::engine::{Engine, SinkId, Submission};
 use crate::frame::FrameDecoder;
 use crate::sync::Arc;
+use crate::transport_error::TransportErrors;
 use crate::wire::{Read, Wire, WireError};
 
 /// Why a connection is closed.

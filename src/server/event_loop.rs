@@ -10,9 +10,9 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::connection::{Close, Connection, Context, Limits, Opening};
-use super::transport_error::TransportErrors;
 use super::{Settings, Shared};
 use crate::engine::Submission;
+use crate::transport_error::TransportErrors;
 use crate::wire::WireError;
 
 const LISTENER: Token = Token(0);

@@ -35,7 +35,6 @@ mod event_loop;
 pub mod models;
 mod outbox;
 mod tls;
-mod transport_error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

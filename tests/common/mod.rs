@@ -2,6 +2,8 @@
 //! config) in a temporary folder, and messages sealed as a client would.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod serve;
 
 use std::net::{IpAddr, Ipv4Addr};

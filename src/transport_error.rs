@@ -1,7 +1,8 @@
-//! Errors the server answers itself, before a frame reaches the engine: a
-//! frame over the size limit, a zero length, an unknown codec byte. Always
-//! in the JSON codec (the request's codec is unknown or untrusted) and
-//! without a correlation id (the body was never read).
+//! Errors a transport answers itself, before a message reaches the engine:
+//! a frame over the size limit, a zero length, an unknown codec byte (the
+//! server); a body without a codec, a full in-flight window (the NATS
+//! ingress). Always in the JSON codec (the request's codec is unknown or
+//! untrusted) and without a correlation id (the body was never read).
 
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -32,12 +33,18 @@ impl TransportErrors {
 
     /// Appends the frame of the Error envelope for `error` to `out`.
     pub(crate) fn write(&mut self, out: &mut Vec<u8>, error: &Error) {
+        let body = self.envelope(error);
+        // An Error envelope is a few hundred bytes: it always fits a frame.
+        let _ = write_frame(out, Codec::Json, body);
+    }
+
+    /// The Error envelope for `error`, in JSON, valid until the next call.
+    pub(crate) fn envelope(&mut self, error: &Error) -> &[u8] {
         self.next += 1;
         let id = format!("{}{}", self.prefix, self.next);
         let envelope = error.to_envelope(id, None, Timestamp::now());
         self.body.clear();
         json::encode(&envelope, &mut self.body);
-        // An Error envelope is a few hundred bytes: it always fits a frame.
-        let _ = write_frame(out, Codec::Json, &self.body);
+        &self.body
     }
 }

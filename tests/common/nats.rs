@@ -1,0 +1,145 @@
+//! A NATS broker for the tests: Debian's `nats-server`, started on a free
+//! loopback port and stopped on drop. A test that cannot start one fails:
+//! `.ci/run` installs the package.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mcp_engine::config::NatsConfig;
+use mcp_engine::engine::{Engine, EngineBuilder};
+use mcp_engine::nats::NatsIngress;
+
+/// A running `nats-server`.
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl Broker {
+    /// A broker on a free port.
+    pub fn start() -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Broker::start_on(port)
+    }
+
+    /// A broker on `port` (a restarted one takes its old port).
+    pub fn start_on(port: u16) -> Broker {
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run nats-server ({e}): install Debian's `nats-server` package")
+            });
+        let broker = Broker {
+            child: Some(child),
+            port,
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let start = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nats-server did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        broker
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (as a crash would) and waits for it to end.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The broker `.ci/run` started on loopback (its URL in
+/// `MCP_TEST_NATS_URL`), or else one of the test's own.
+pub enum SharedBroker {
+    /// Started outside the test, which leaves it running.
+    External(String),
+    /// Started by the test, and stopped when dropped.
+    Own(Broker),
+}
+
+impl SharedBroker {
+    pub fn get() -> SharedBroker {
+        match std::env::var("MCP_TEST_NATS_URL") {
+            Ok(url) if !url.is_empty() => SharedBroker::External(url),
+            _ => SharedBroker::Own(Broker::start()),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            SharedBroker::External(url) => url.clone(),
+            SharedBroker::Own(broker) => broker.url(),
+        }
+    }
+}
+
+/// `[nats]` for `url`, on subjects of this test's own (`prefix`), so that
+/// tests sharing a broker do not see each other's messages.
+pub fn nats_config(url: &str, prefix: &str) -> NatsConfig {
+    NatsConfig {
+        urls: vec![url.to_owned()],
+        subject: format!("{prefix}.requests"),
+        events_subject: format!("{prefix}.events"),
+        queue_group: format!("{prefix}-engines"),
+        ..NatsConfig::default()
+    }
+}
+
+/// An engine with the demo handlers behind a NATS ingress.
+pub struct NatsEngine {
+    pub engine: Arc<Engine>,
+    pub ingress: Option<NatsIngress>,
+}
+
+impl NatsEngine {
+    pub fn start(config: &mcp_engine::Config) -> NatsEngine {
+        let (builder, _) = mcp_engine::demo::register(EngineBuilder::new(config.clone()));
+        let engine = Arc::new(builder.start().unwrap());
+        let ingress = NatsIngress::start(Arc::clone(&engine), config).unwrap();
+        NatsEngine {
+            engine,
+            ingress: Some(ingress),
+        }
+    }
+
+    /// Stops the ingress (draining it), then the engine.
+    pub fn stop(&mut self) -> mcp_engine::nats::NatsStats {
+        let stats = self
+            .ingress
+            .take()
+            .map(NatsIngress::shutdown)
+            .unwrap_or_default();
+        self.engine.shutdown();
+        stats
+    }
+
+    /// Commands the engine answered.
+    pub fn responses(&self) -> u64 {
+        self.engine.metrics().responses
+    }
+}
