@@ -50,7 +50,7 @@ enum Command {
     /// Send one command and print the reply (payload decrypted) as JSON.
     ///
     /// Exits 0 on a Response, 1 on an Error, 2 if it cannot send.
-    Send(cli::send::SendArgs),
+    Send(Box<cli::send::SendArgs>),
 }
 
 fn main() -> ExitCode {

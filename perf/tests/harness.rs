@@ -245,3 +245,32 @@ fn an_open_loop_run_reports_the_senders_lag_and_a_closed_loop_does_not() {
     assert_all_answered(&figures, 500);
     assert!(figures.send_lag_us.is_none());
 }
+
+/// `--mode nats` (feature `nats`; runs Debian's `nats-server`): every
+/// message, JSON and binary, through the broker to one engine and to
+/// three in a queue group, is answered once.
+#[cfg(feature = "nats")]
+#[test]
+fn every_message_through_nats_is_answered_once() {
+    use mcp_perf::harness::{NatsBroker, run_nats};
+    let setup = setup();
+    for (engines, codec) in [(1, Codec::Json), (3, Codec::Binary)] {
+        let messages = Workload {
+            codec,
+            ..workload(SecurityLevel::Critical, 10)
+        }
+        .make(&setup.credentials, 2000)
+        .expect("workload");
+        let figures = run_nats(
+            &NatsBroker::Own,
+            setup.config.clone(),
+            &setup.credentials,
+            messages,
+            &closed(128),
+            2,
+            engines,
+        )
+        .expect("run");
+        assert_all_answered(&figures, 2000);
+    }
+}

@@ -29,6 +29,18 @@ pub(crate) struct SendArgs {
     /// How long to wait for the reply, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     timeout_ms: u64,
+    /// Send through this NATS broker instead (`nats://host:port`), to the
+    /// engines serving --subject (a build with `--features nats`).
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// With --nats: the subject the engines serve.
+    #[arg(
+        long,
+        value_name = "SUBJECT",
+        default_value = "mcp.requests",
+        requires = "nats"
+    )]
+    subject: String,
     /// The server (overrides the credentials' `addr`).
     #[arg(long, value_name = "ADDR")]
     addr: Option<SocketAddr>,
@@ -108,8 +120,8 @@ fn credentials(args: &SendArgs) -> Result<Credentials, Error> {
     if let Some(addr) = args.addr {
         credentials.addr = addr.to_string();
     }
-    if credentials.addr.is_empty() {
-        return Err(usage("needs --credentials or --addr"));
+    if credentials.addr.is_empty() && args.nats.is_none() {
+        return Err(usage("needs --credentials, --addr or --nats"));
     }
     if args.plain {
         credentials.tls = false;
@@ -153,7 +165,34 @@ fn send(args: &SendArgs) -> Result<mcp_engine::client::Opened, Error> {
     };
     let mut envelopes = Envelopes::from_credentials(&credentials, &args.role)?;
     let request = envelopes.command(codec, level, &args.command, command_args.as_ref())?;
+    let timeout = Duration::from_millis(args.timeout_ms);
+    if let Some(url) = &args.nats {
+        let (codec, body) = through_nats(url, &args.subject, &request, timeout)?;
+        return envelopes.open(codec, &body);
+    }
     let client = Connector::from_credentials(&credentials)?.connect()?;
-    let reply = client.call(&request, Duration::from_millis(args.timeout_ms))?;
+    let reply = client.call(&request, timeout)?;
     envelopes.open(reply.codec, &reply.body)
+}
+
+#[cfg(feature = "nats")]
+fn through_nats(
+    url: &str,
+    subject: &str,
+    request: &mcp_engine::client::Outgoing,
+    timeout: Duration,
+) -> Result<(Codec, Vec<u8>), Error> {
+    mcp_engine::nats::request(url, subject, request.codec, &request.body, timeout)
+}
+
+#[cfg(not(feature = "nats"))]
+fn through_nats(
+    _url: &str,
+    _subject: &str,
+    _request: &mcp_engine::client::Outgoing,
+    _timeout: Duration,
+) -> Result<(Codec, Vec<u8>), Error> {
+    Err(usage(
+        "--nats: this build has no NATS support (build with `--features nats`)",
+    ))
 }

@@ -44,6 +44,7 @@
 mod binding;
 mod connect;
 mod ingress;
+mod request;
 
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::sync::Arc;
@@ -55,6 +56,7 @@ use crate::engine::Engine;
 use crate::error::{Code, Error};
 
 pub use binding::CODEC_HEADER;
+pub use request::request;
 
 /// What the ingress did, counted since it started.
 #[derive(Debug, Default)]

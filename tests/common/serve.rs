@@ -68,8 +68,21 @@ pub fn serve_dev() -> Served {
     }
 }
 
-/// `serve --config` on a dev setup whose engine.toml `edit` changes.
+/// `serve --config` on a dev setup whose engine.toml `edit` changes, once
+/// it listens.
 pub fn serve_config(edit: impl FnOnce(&mut String)) -> Served {
+    let served = start_config(edit);
+    let until = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(served.addr).is_err() {
+        assert!(Instant::now() < until, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    served
+}
+
+/// `serve --config` on a dev setup whose engine.toml `edit` changes,
+/// started and not waited for.
+pub fn start_config(edit: impl FnOnce(&mut String)) -> Served {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("dev");
     let status = binary()
@@ -93,19 +106,13 @@ pub fn serve_config(edit: impl FnOnce(&mut String)) -> Served {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let served = Served {
+    Served {
         addr,
         child,
         credentials,
         dir: dir.canonicalize().unwrap(),
         _scratch: scratch,
-    };
-    let until = Instant::now() + WAIT;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < until, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
     }
-    served
 }
 
 fn free_port() -> SocketAddr {

@@ -32,6 +32,9 @@ enum Mode {
     Tcp,
     /// TLS 1.3 to a server.
     Tls,
+    /// Through a NATS broker to --engines engines in a queue group (a
+    /// build with `--features nats`).
+    Nats,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -124,6 +127,14 @@ struct Args {
     /// false`).
     #[arg(long)]
     no_run_on_submitter: bool,
+    /// NATS mode: engines started in this process, each behind its NATS
+    /// ingress, in one queue group.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    engines: u64,
+    /// NATS mode: a running broker (default: a `nats-server` this run
+    /// starts on a free loopback port).
+    #[arg(long, value_name = "URL")]
+    nats_url: Option<String>,
     /// A running server to load (tcp or tls), reached with --credentials.
     #[arg(long, requires = "credentials")]
     addr: Option<SocketAddr>,
@@ -159,6 +170,46 @@ struct Args {
     label: Option<String>,
 }
 
+#[cfg(feature = "nats")]
+fn run_nats_mode(
+    args: &Args,
+    config: mcp_engine::Config,
+    credentials: &Credentials,
+    messages: Vec<mcp_perf::harness::Prepared>,
+    plan: &Plan,
+) -> Result<Figures, Error> {
+    use mcp_perf::harness::{NatsBroker, run_nats};
+    let broker = match &args.nats_url {
+        Some(url) => NatsBroker::Url(url.clone()),
+        None => NatsBroker::Own,
+    };
+    let engines = usize::try_from(args.engines).unwrap_or(1);
+    run_nats(
+        &broker,
+        config,
+        credentials,
+        messages,
+        plan,
+        args.connections,
+        engines,
+    )
+}
+
+#[cfg(not(feature = "nats"))]
+fn run_nats_mode(
+    _args: &Args,
+    _config: mcp_engine::Config,
+    _credentials: &Credentials,
+    _messages: Vec<mcp_perf::harness::Prepared>,
+    _plan: &Plan,
+) -> Result<Figures, Error> {
+    Err(Error::new(
+        mcp_engine::Code::ConfigurationError,
+        "this mcp-bench has no NATS mode: cargo run --release -p mcp-perf --features nats \
+         --bin mcp-bench -- --mode nats",
+    ))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
@@ -191,7 +242,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             Pace::Closed {
                 window: args.window.unwrap_or(match args.mode {
                     Mode::Inproc => 1024,
-                    Mode::Tcp | Mode::Tls => 64 * args.connections.max(1),
+                    Mode::Tcp | Mode::Tls | Mode::Nats => 64 * args.connections.max(1),
                 }),
                 batch: args.batch as usize,
             }
@@ -217,8 +268,11 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     if args.compare.is_some() && codec != Codec::Json {
         return Err("--compare baseline speaks JSON only".into());
     }
-    if args.addr.is_some() && args.mode == Mode::Inproc {
+    if args.addr.is_some() && !matches!(args.mode, Mode::Tcp | Mode::Tls) {
         return Err("--addr needs --mode tcp or tls".into());
+    }
+    if (args.nats_url.is_some() || args.engines != 1) && args.mode != Mode::Nats {
+        return Err("--nats-url and --engines need --mode nats".into());
     }
     let workload = Workload {
         level: level_of(args.level),
@@ -273,6 +327,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                     args.connections,
                 )
             }
+            Mode::Nats => run_nats_mode(args, config.clone(), &credentials, messages, &plan),
         };
         progress.finish();
         something_measured(figures.map_err(e)?, args)

@@ -2,10 +2,13 @@
 //! before the clock starts, sent open-loop at a fixed rate (latency from
 //! each message's intended send time, so a stall is not hidden by the
 //! sender waiting for it) or closed-loop with a window of messages in
-//! flight (peak throughput), in-process or over TCP/TLS; then latency
+//! flight (peak throughput), in-process, over TCP/TLS or through a NATS
+//! broker (feature `nats`); then latency
 //! percentiles, throughput, errors by code and what the engine cost.
 
 mod inproc;
+#[cfg(feature = "nats")]
+mod nats;
 mod net;
 mod record;
 mod report;
@@ -14,6 +17,8 @@ mod workload;
 use std::time::Duration;
 
 pub use inproc::{drive, run_inproc, settle, spin_until, wait_until};
+#[cfg(feature = "nats")]
+pub use nats::{NatsBroker, run_nats};
 pub use net::{NetTarget, run_net};
 pub use record::Recorder;
 pub(crate) use report::one_run;

@@ -420,24 +420,26 @@ impl Timing {
         let Some(&index) = index else {
             return;
         };
-        // Only an Error needs opening (for its code): a JSON reply says so
-        // in plain text; a binary one is opened.
-        let maybe_error = match codec {
-            Codec::Json => find(body, br#""type":"Error""#).is_some(),
-            Codec::Binary => true,
-        };
-        let code = if maybe_error {
-            match self.envelopes.open(codec, body) {
-                Ok(opened) if opened.is_error() => {
-                    Some(error_code(&opened).unwrap_or(Code::InternalError))
-                }
-                Ok(_) => None,
-                Err(e) => Some(e.code()),
-            }
-        } else {
-            None
-        };
+        let code = reply_code(&mut self.envelopes, codec, body);
         self.recorder.answered(index, code);
+    }
+}
+
+/// The code of a reply that is an Error (or cannot be opened), `None` for
+/// a Response. Only an Error needs opening: a JSON reply says so in plain
+/// text; a binary one is opened.
+pub(super) fn reply_code(envelopes: &mut Envelopes, codec: Codec, body: &[u8]) -> Option<Code> {
+    let maybe_error = match codec {
+        Codec::Json => find(body, br#""type":"Error""#).is_some(),
+        Codec::Binary => true,
+    };
+    if !maybe_error {
+        return None;
+    }
+    match envelopes.open(codec, body) {
+        Ok(opened) if opened.is_error() => Some(error_code(&opened).unwrap_or(Code::InternalError)),
+        Ok(_) => None,
+        Err(e) => Some(e.code()),
     }
 }
 
