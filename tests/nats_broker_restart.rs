@@ -100,3 +100,26 @@ fn engines_reconnect_after_the_broker_restarts_and_serve_again() {
     }
     drop(broker);
 }
+
+#[test]
+fn an_engine_stops_while_its_broker_is_down() {
+    let mut broker = Broker::start();
+    let url = broker.url();
+    let setup = common::setup(|config| {
+        let mut nats = nats_config(&url, "down");
+        nats.drain_timeout_ms = 200;
+        config.nats = Some(nats);
+    });
+    let mut engine = NatsEngine::start(&setup.config);
+    broker.kill();
+    assert!(common::eventually(|| !engine
+        .ingress
+        .as_ref()
+        .unwrap()
+        .stats()
+        .connected));
+    // The drain cannot reach the broker: shutdown gives up on it rather
+    // than waiting for the broker to come back.
+    let stats = engine.stop();
+    assert_eq!((stats.abandoned, stats.unpublished), (0, 0), "{stats:?}");
+}

@@ -31,6 +31,10 @@ const BURST: usize = 64;
 const REPLY_BURST: usize = 256;
 /// How long shutdown waits for the client to write what it holds.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a reply may wait for room in the client's buffer (full while
+/// the broker is away) before it is counted unpublished. While draining,
+/// the drain's deadline is the limit instead.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the thread needs.
 pub(super) struct Setup {
@@ -106,6 +110,8 @@ struct Ingress {
     batch: Vec<Submission>,
     errors: TransportErrors,
     max_in_flight: usize,
+    /// Set by shutdown: when it stops waiting for replies.
+    deadline: Option<Instant>,
 }
 
 impl Ingress {
@@ -183,6 +189,7 @@ impl Ingress {
             batch: Vec::with_capacity(BURST),
             errors: TransportErrors::new(),
             max_in_flight,
+            deadline: None,
             setup,
         })
     }
@@ -193,24 +200,29 @@ impl Ingress {
     async fn serve(mut self, mut stop: oneshot::Receiver<()>) {
         let mut requests_open = true;
         let mut events_open = true;
-        let mut deadline: Option<Instant> = None;
         let mut replied = Vec::with_capacity(REPLY_BURST);
         loop {
-            if deadline.is_some() && !requests_open && !events_open && self.pending.is_empty() {
+            let draining = self.deadline.is_some();
+            if draining && !requests_open && !events_open && self.pending.is_empty() {
                 break;
             }
-            let give_up = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let give_up = self
+                .deadline
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 biased;
-                _ = &mut stop, if deadline.is_none() => {
+                _ = &mut stop, if !draining => {
                     let drain = Duration::from_millis(self.setup.config.drain_timeout_ms);
-                    deadline = Some(Instant::now() + drain);
-                    // A failed drain leaves the subscription to end with
+                    self.deadline = Some(Instant::now() + drain);
+                    // A drain that fails (or cannot be sent while the
+                    // broker is away) leaves the subscription to end with
                     // the client.
-                    if self.requests.drain().await.is_err() {
+                    let left = self.time_left();
+                    if !matches!(tokio::time::timeout(left, self.requests.drain()).await, Ok(Ok(()))) {
                         requests_open = false;
                     }
-                    if self.events.drain().await.is_err() {
+                    let left = self.time_left();
+                    if !matches!(tokio::time::timeout(left, self.events.drain()).await, Ok(Ok(()))) {
                         events_open = false;
                     }
                 }
@@ -226,7 +238,7 @@ impl Ingress {
                 message = self.events.next(), if events_open => {
                     events_open = self.take_burst(message, Route::Events).await;
                 }
-                () = tokio::time::sleep_until(give_up), if deadline.is_some() => break,
+                () = tokio::time::sleep_until(give_up), if draining => break,
             }
         }
         let abandoned = u64::try_from(self.pending.len()).unwrap_or(u64::MAX);
@@ -242,6 +254,14 @@ impl Ingress {
         }
         let _ = tokio::time::timeout(FLUSH_TIMEOUT, self.client.flush()).await;
         tracing::info!(sink = self.sink.index(), "NATS ingress stopped");
+    }
+
+    /// How long a step may still wait: until the drain's deadline while
+    /// draining, else [`PUBLISH_TIMEOUT`].
+    fn time_left(&self) -> Duration {
+        self.deadline.map_or(PUBLISH_TIMEOUT, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        })
     }
 
     /// Takes `first` and whatever else the subscription already holds (up
@@ -362,21 +382,29 @@ impl Ingress {
             .unwrap_or(Codec::Json);
         let mut payload = Bytes::from(bytes);
         let _codec_byte = payload.split_to(binding::reply_skip(framing).min(payload.len()));
-        let published = match framing {
-            Framing::Header => {
-                let mut headers = HeaderMap::new();
-                headers.insert(CODEC_HEADER, binding::codec_name(codec));
-                self.client
-                    .publish_with_headers(subject, headers, payload)
-                    .await
+        let publishing = async {
+            match framing {
+                Framing::Header => {
+                    let mut headers = HeaderMap::new();
+                    headers.insert(CODEC_HEADER, binding::codec_name(codec));
+                    self.client
+                        .publish_with_headers(subject, headers, payload)
+                        .await
+                }
+                Framing::CodecByte | Framing::BareJson => {
+                    self.client.publish(subject, payload).await
+                }
             }
-            Framing::CodecByte | Framing::BareJson => self.client.publish(subject, payload).await,
         };
-        match published {
-            Ok(()) => Counters::add(&self.setup.counters.published),
-            Err(e) => {
+        match tokio::time::timeout(self.time_left(), publishing).await {
+            Ok(Ok(())) => Counters::add(&self.setup.counters.published),
+            Ok(Err(e)) => {
                 Counters::add(&self.setup.counters.unpublished);
                 tracing::warn!(error = %e, "NATS: a reply could not be published");
+            }
+            Err(_) => {
+                Counters::add(&self.setup.counters.unpublished);
+                tracing::warn!("NATS: a reply waited too long for the broker; not published");
             }
         }
     }
