@@ -51,14 +51,16 @@ async fn client(url: String, subject: String, bodies: Vec<Bytes>, total: Arc<Ato
     let inbox = nc.new_inbox();
     let mut replies = nc.subscribe(format!("{inbox}.*.*")).await.unwrap();
     nc.flush().await.unwrap();
-    let mut state = vec![[0u8; ATTEMPTS]; bodies.len()];
-    let mut answered = vec![false; bodies.len()];
+    let mut ledger = Ledger {
+        state: vec![[0u8; ATTEMPTS]; bodies.len()],
+        answered: vec![false; bodies.len()],
+        in_flight: 0,
+        seen: Seen::default(),
+    };
     let mut queue: VecDeque<(usize, usize)> = (0..bodies.len()).map(|seq| (seq, 0)).collect();
     let mut outstanding: VecDeque<(usize, usize, Instant)> = VecDeque::new();
-    let mut in_flight = 0;
-    let mut seen = Seen::default();
-    while !queue.is_empty() || in_flight > 0 {
-        while in_flight < WINDOW {
+    while !queue.is_empty() || ledger.in_flight > 0 {
+        while ledger.in_flight < WINDOW {
             let Some((seq, attempt)) = queue.pop_front() else {
                 break;
             };
@@ -66,18 +68,18 @@ async fn client(url: String, subject: String, bodies: Vec<Bytes>, total: Arc<Ato
             nc.publish_with_reply(subject.clone(), reply, bodies[seq].clone())
                 .await
                 .unwrap();
-            state[seq][attempt] = SENT;
+            ledger.state[seq][attempt] = SENT;
             outstanding.push_back((seq, attempt, Instant::now()));
-            in_flight += 1;
+            ledger.in_flight += 1;
         }
         while let Some(&(seq, attempt, at)) = outstanding.front() {
-            if state[seq][attempt] == REPLIED {
+            if ledger.state[seq][attempt] == REPLIED {
                 outstanding.pop_front();
             } else if at.elapsed() > TIMEOUT {
                 outstanding.pop_front();
-                state[seq][attempt] = EXPIRED;
-                in_flight -= 1;
-                seen.timeouts += 1;
+                ledger.state[seq][attempt] = EXPIRED;
+                ledger.in_flight -= 1;
+                ledger.seen.timeouts += 1;
                 assert!(
                     attempt + 1 < ATTEMPTS,
                     "request {seq} timed out {ATTEMPTS} times"
@@ -91,63 +93,63 @@ async fn client(url: String, subject: String, bodies: Vec<Bytes>, total: Arc<Ato
         else {
             continue;
         };
-        let message = message.expect("the inbox subscription ended");
-        record(
-            &message,
-            &mut state,
-            &mut answered,
-            &mut in_flight,
-            &mut seen,
-        );
+        ledger.record(&message.expect("the inbox subscription ended"));
         total.fetch_add(1, Ordering::Relaxed);
     }
     // Anything more would be a duplicate or a late reply: wait for it.
     while let Ok(Some(message)) =
         tokio::time::timeout(Duration::from_millis(500), replies.next()).await
     {
-        record(
-            &message,
-            &mut state,
-            &mut answered,
-            &mut in_flight,
-            &mut seen,
-        );
+        ledger.record(&message);
     }
-    assert!(answered.iter().all(|&a| a), "every request ends answered");
-    seen
+    assert!(
+        ledger.answered.iter().all(|&a| a),
+        "every request ends answered"
+    );
+    ledger.seen
 }
 
-fn record(
-    message: &async_nats::Message,
-    state: &mut [[u8; ATTEMPTS]],
-    answered: &mut [bool],
-    in_flight: &mut usize,
-    seen: &mut Seen,
-) {
-    let mut tokens = message.subject.rsplit('.');
-    let attempt: usize = tokens.next().unwrap().parse().unwrap();
-    let seq: usize = tokens.next().unwrap().parse().unwrap();
-    let body = String::from_utf8_lossy(&message.payload);
-    if body.contains(r#""type":"Response""#) {
-        // The request's own answer.
-    } else if attempt > 0 && body.contains("replay_detected") {
-        seen.replays += 1;
-    } else {
-        seen.unexpected.push(body.into_owned());
-    }
-    match state[seq][attempt] {
-        SENT => {
-            state[seq][attempt] = REPLIED;
-            *in_flight -= 1;
-            seen.answered += 1;
+/// One client's record of every try of every request.
+struct Ledger {
+    /// Per request, per try: SENT, REPLIED or EXPIRED (0: not sent).
+    state: Vec<[u8; ATTEMPTS]>,
+    /// Per request: whether any try was answered.
+    answered: Vec<bool>,
+    /// Tries sent, neither answered nor expired.
+    in_flight: usize,
+    seen: Seen,
+}
+
+impl Ledger {
+    /// Takes a reply, addressed `<inbox>.<request>.<try>`.
+    fn record(&mut self, message: &async_nats::Message) {
+        let mut tokens = message.subject.rsplit('.');
+        let attempt: usize = tokens.next().unwrap().parse().unwrap();
+        let seq: usize = tokens.next().unwrap().parse().unwrap();
+        let body = String::from_utf8_lossy(&message.payload);
+        let seen = &mut self.seen;
+        if body.contains(r#""type":"Response""#) {
+            // The request's own answer.
+        } else if attempt > 0 && body.contains("replay_detected") {
+            seen.replays += 1;
+        } else {
+            seen.unexpected.push(body.into_owned());
         }
-        EXPIRED => {
-            state[seq][attempt] = REPLIED;
-            seen.late += 1;
+        let state = &mut self.state[seq][attempt];
+        match *state {
+            SENT => {
+                *state = REPLIED;
+                self.in_flight -= 1;
+                seen.answered += 1;
+            }
+            EXPIRED => {
+                *state = REPLIED;
+                seen.late += 1;
+            }
+            _ => seen.duplicates += 1,
         }
-        _ => seen.duplicates += 1,
+        self.answered[seq] = true;
     }
-    answered[seq] = true;
 }
 
 #[test]
