@@ -4,7 +4,8 @@
 # writes its own row through `mcp-bench --readme`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p mcp-perf
+# With the NATS mode (its rows need Debian's nats-server).
+cargo build --release -q -p mcp-perf --features nats
 bench=target/release/mcp-bench
 readme=perf/README.md
 # A row whose run misses a seed budget is still written (the table shows
@@ -31,3 +32,12 @@ row "inproc standard max, sharded, batch 1" --max --duration 3 --pool 3000000 \
   --level standard --batch 1 --compare baseline --repeat 3
 row "tcp Standard max, 64 conns" --mode tcp --max --connections 64 --duration 5 --pool 2000000
 row "tls Standard max, 64 conns" --mode tls --max --connections 64 --duration 5 --pool 2000000
+# Through a NATS broker (a nats-server started on a free port) to one
+# engine and to three in a queue group, all in this process: on two cores
+# these show what the broker's hop costs, not what more machines would add.
+for engines in 1 3; do
+  row "nats Standard 10k msg/s, $engines engine(s)" --mode nats --engines "$engines"
+  row "nats Standard max, $engines engine(s), 4 conns" --mode nats --engines "$engines" --max \
+    --duration 5 --pool 2000000
+done
+row "tls Standard max, 4 conns" --mode tls --max --duration 5 --pool 2000000
