@@ -20,18 +20,29 @@ pub struct Broker {
 impl Broker {
     /// A broker on a free port.
     pub fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    /// A broker on a free port, with more of `nats-server`'s flags
+    /// (credentials, TLS).
+    pub fn start_with(flags: &[&str]) -> Broker {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        Broker::start_on(port)
+        Broker::start_on_with(port, flags)
     }
 
     /// A broker on `port` (a restarted one takes its old port).
     pub fn start_on(port: u16) -> Broker {
+        Broker::start_on_with(port, &[])
+    }
+
+    fn start_on_with(port: u16, flags: &[&str]) -> Broker {
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
