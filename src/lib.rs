@@ -20,7 +20,9 @@
 //!   encryption, replay protection, levels and authorization;
 //! - [`engine`]: workers on bounded lock-free queues that run every check
 //!   and the handlers, and give each message exactly one reply;
-//! - [`config`]: settings, defaults, and TOML loading.
+//! - [`config`]: settings, defaults, and TOML loading;
+//! - `nats` (cargo feature `nats`): the NATS ingress, engines sharing one
+//!   subject's load in a queue group (`docs/scaling.md`).
 //!
 //! ## Example
 //!

@@ -1,7 +1,8 @@
 //! The NATS ingress message by message (feature `nats`; needs Debian's
 //! `nats-server`): the three ways a request names its codec and the reply
 //! in kind, what cannot be read, a full in-flight window, events, and a
-//! broker that asks for credentials or TLS.
+//! broker that asks for credentials (user and password, token, nkey) or
+//! TLS.
 #![cfg(feature = "nats")]
 
 mod common;
@@ -288,6 +289,31 @@ fn credentials_and_tls_reach_a_broker_that_asks_for_them() {
     };
     let client = async_nats::ConnectOptions::with_token("t0ken".into());
     serves(&url, token, None, client).unwrap();
+    drop(broker);
+
+    // An nkey: the broker knows the public key, the engine holds the seed.
+    let engine_key = nkeys::KeyPair::new_user();
+    let client_key = nkeys::KeyPair::new_user();
+    let config = secret(
+        "nkeys.conf",
+        &format!(
+            "authorization {{ users = [ {{ nkey: {} }}, {{ nkey: {} }} ] }}",
+            engine_key.public_key(),
+            client_key.public_key()
+        ),
+    );
+    let broker = Broker::start_with(&["-c", &config.display().to_string()]);
+    let url = broker.url();
+    let nkey = NatsAuth::Nkey {
+        seed_file: secret("engine.nk", &engine_key.seed().unwrap()),
+    };
+    let client = async_nats::ConnectOptions::with_nkey(client_key.seed().unwrap());
+    serves(&url, nkey, None, client).unwrap();
+    let stranger = NatsAuth::Nkey {
+        seed_file: secret("stranger.nk", &nkeys::KeyPair::new_user().seed().unwrap()),
+    };
+    let client = async_nats::ConnectOptions::with_nkey(client_key.seed().unwrap());
+    assert!(serves(&url, stranger, None, client).is_err());
     drop(broker);
 
     // TLS with the dev setup's CA and server certificate (for 127.0.0.1).
