@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use simd_json::Node;
 
 use super::cipher::{CipherScratch, NonceSequence, NonceSource, open_payload, seal_payload};
+use super::key_id::KeyId;
 use super::keyring::{Keyring, SharedKeyring};
 use super::level::requirements;
 use super::policy::{ANONYMOUS_ROLE, Policy, Target};
@@ -106,9 +107,9 @@ impl SecurityState {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplyProtection {
     /// Sign with this key (the request's signature `kid`).
-    pub signature_key: Option<String>,
+    pub signature_key: Option<KeyId>,
     /// Encrypt under this key (the request's `key_id`).
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<KeyId>,
 }
 
 impl ReplyProtection {
@@ -401,8 +402,8 @@ impl Admission {
             token,
             kind: message.kind(),
             protection: ReplyProtection {
-                signature_key: signature_key.map(str::to_owned),
-                encryption_key: encryption_key.map(str::to_owned),
+                signature_key: signature_key.map(KeyId::new),
+                encryption_key: encryption_key.map(KeyId::new),
             },
             payload,
             settings,

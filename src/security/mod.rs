@@ -12,6 +12,7 @@ mod admission;
 pub mod b64u;
 pub mod cipher;
 mod fingerprint_table;
+mod key_id;
 mod keyring;
 mod level;
 pub mod policy;
@@ -25,6 +26,7 @@ mod token_cache;
 
 pub use admission::{Admission, Admitted, AdmittedOwned, ReplyProtection, SecurityState};
 pub use cipher::{NonceSequence, NonceSource};
+pub use key_id::KeyId;
 pub use keyring::{
     JwtAlgorithm, Key, KeyUse, Keyring, KeyringSnapshot, MIN_SECRET_LEN, SharedKeyring,
 };
