@@ -79,7 +79,7 @@ fn engines_reconnect_after_the_broker_restarts_and_serve_again() {
         common::eventually(|| stats(&engines).iter().all(|s| !s.connected)),
         "the engines saw the broker go"
     );
-    let broker = Broker::start_on(broker.port);
+    let broker = Broker::start_on(broker.port());
     let reconnected = Instant::now();
     while !stats(&engines).iter().all(|s| s.connected) {
         assert!(

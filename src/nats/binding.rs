@@ -76,6 +76,23 @@ pub(crate) fn read_body<'a>(
     })
 }
 
+/// The codec and envelope of a NATS message's body, told as a request's
+/// are (`header` is its `Mcp-Codec` value, if any): for clients reading
+/// the replies, which come back framed as their requests were.
+pub fn read_envelope<'a>(
+    header: Option<&[u8]>,
+    payload: &'a [u8],
+) -> Result<(Codec, &'a [u8]), Error> {
+    read_body(header, payload, usize::MAX).map(|body| (body.codec, body.envelope))
+}
+
+/// A message's `Mcp-Codec` header value, if it has one.
+pub(crate) fn codec_header(headers: Option<&async_nats::HeaderMap>) -> Option<&[u8]> {
+    headers
+        .and_then(|headers| headers.get(CODEC_HEADER))
+        .map(|value| value.as_str().as_bytes())
+}
+
 fn codec_named(name: &[u8]) -> Result<Codec, Error> {
     if name.eq_ignore_ascii_case(b"json") {
         Ok(Codec::Json)
@@ -183,6 +200,10 @@ mod tests {
             assert_eq!(copied.get(reply_skip(framing)..), Some(published));
         }
         assert_eq!(codec_name(Codec::Json), "json");
+        assert_eq!(
+            read_envelope(None, &copied),
+            Ok((Codec::Binary, &b"xyz"[..]))
+        );
         assert_eq!(codec_name(Codec::Binary), "binary");
     }
 }

@@ -206,9 +206,7 @@ impl Ingress {
             if draining && !requests_open && !events_open && self.pending.is_empty() {
                 break;
             }
-            let give_up = self
-                .deadline
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let deadline = self.deadline;
             tokio::select! {
                 biased;
                 _ = &mut stop, if !draining => {
@@ -238,7 +236,13 @@ impl Ingress {
                 message = self.events.next(), if events_open => {
                     events_open = self.take_burst(message, Route::Events).await;
                 }
-                () = tokio::time::sleep_until(give_up), if draining => break,
+                // Built lazily: while serving, no clock read and no timer
+                // per turn of the loop.
+                () = async {
+                    if let Some(deadline) = deadline {
+                        tokio::time::sleep_until(deadline).await;
+                    }
+                }, if draining => break,
             }
         }
         let abandoned = u64::try_from(self.pending.len()).unwrap_or(u64::MAX);
@@ -298,11 +302,7 @@ impl Ingress {
             Route::Requests => message.reply.clone(),
             Route::Events => None,
         };
-        let header = message
-            .headers
-            .as_ref()
-            .and_then(|headers| headers.get(CODEC_HEADER))
-            .map(|value| value.as_str().as_bytes());
+        let header = binding::codec_header(message.headers.as_ref());
         let body = match binding::read_body(header, &message.payload, self.setup.max_message_size) {
             Ok(body) => body,
             Err(error) => {
@@ -396,7 +396,14 @@ impl Ingress {
                 }
             }
         };
-        match tokio::time::timeout(self.time_left(), publishing).await {
+        // Almost always the client takes the reply at once: a timer only
+        // for one that has to wait for room.
+        let mut publishing = std::pin::pin!(publishing);
+        let published = match publishing.as_mut().now_or_never() {
+            Some(published) => Ok(published),
+            None => tokio::time::timeout(self.time_left(), publishing).await,
+        };
+        match published {
             Ok(Ok(())) => Counters::add(&self.setup.counters.published),
             Ok(Err(e)) => {
                 Counters::add(&self.setup.counters.unpublished);

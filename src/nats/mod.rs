@@ -44,6 +44,8 @@
 mod binding;
 mod connect;
 mod ingress;
+#[doc(hidden)]
+pub mod local_broker;
 mod request;
 
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
@@ -55,7 +57,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Code, Error};
 
-pub use binding::CODEC_HEADER;
+pub use binding::{CODEC_HEADER, read_envelope};
 pub use request::request;
 
 /// What the ingress did, counted since it started.

@@ -52,15 +52,9 @@ pub fn request(
                 Error::new(code, format!("NATS request to {subject}: {e}"))
             })
     })?;
-    let (&first, rest) = reply
-        .payload
-        .split_first()
-        .ok_or_else(|| Error::new(Code::InvalidFormat, "an empty reply"))?;
-    // A reply to a request framed by its codec byte starts with one; an
-    // engine's own refusal of a body it could not read is bare JSON.
-    match Codec::from_byte(first) {
-        Some(codec) => Ok((codec, rest.to_vec())),
-        None if first == b'{' => Ok((Codec::Json, reply.payload.to_vec())),
-        None => Err(Error::new(Code::InvalidFormat, "a reply without a codec")),
-    }
+    // Framed as the request was (its codec byte), or bare JSON: the
+    // ingress's own refusal of a body it could not read.
+    let header = binding::codec_header(reply.headers.as_ref());
+    let (codec, envelope) = binding::read_envelope(header, &reply.payload)?;
+    Ok((codec, envelope.to_vec()))
 }

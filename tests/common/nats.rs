@@ -2,20 +2,15 @@
 //! loopback port and stopped on drop. A test that cannot start one fails:
 //! `.ci/run` installs the package.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use mcp_engine::config::NatsConfig;
 use mcp_engine::engine::{Engine, EngineBuilder};
 use mcp_engine::nats::NatsIngress;
+use mcp_engine::nats::local_broker::LocalBroker;
 
-/// A running `nats-server`.
-pub struct Broker {
-    child: Option<Child>,
-    pub port: u16,
-}
+/// A running `nats-server`, killed when dropped.
+pub struct Broker(LocalBroker);
 
 impl Broker {
     /// A broker on a free port.
@@ -26,61 +21,28 @@ impl Broker {
     /// A broker on a free port, with more of `nats-server`'s flags
     /// (credentials, TLS).
     pub fn start_with(flags: &[&str]) -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Broker::start_on_with(port, flags)
+        Broker(
+            LocalBroker::start(flags)
+                .unwrap_or_else(|e| panic!("{e}: install Debian's `nats-server` package")),
+        )
     }
 
     /// A broker on `port` (a restarted one takes its old port).
     pub fn start_on(port: u16) -> Broker {
-        Broker::start_on_with(port, &[])
+        Broker(LocalBroker::start_on(port, &[]).unwrap())
     }
 
-    fn start_on_with(port: u16, flags: &[&str]) -> Broker {
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .args(flags)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run nats-server ({e}): install Debian's `nats-server` package")
-            });
-        let broker = Broker {
-            child: Some(child),
-            port,
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "nats-server did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        broker
+    pub fn port(&self) -> u16 {
+        self.0.port()
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     /// Kills the broker (as a crash would) and waits for it to end.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
+        self.0.kill();
     }
 }
 

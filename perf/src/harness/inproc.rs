@@ -24,12 +24,30 @@ pub(super) fn start_engine(config: Config) -> Result<Engine, Error> {
     builder.start()
 }
 
-/// The engine's CPU seconds so far: its threads', and the time the messages
-/// it ran on this process's submitting threads (its workers being parked)
-/// took there (wall-clock time, which is at least their CPU time).
-fn engine_cpu(engine: &Engine) -> f64 {
-    let on_submitters = engine.metrics().submitter_busy_ns as f64 / 1e9;
-    process::cpu_of_threads(ENGINE_THREADS) + on_submitters
+/// The engines' CPU seconds so far: their threads' (named by `threads`),
+/// and the time the messages they ran on this process's submitting threads
+/// (their workers being parked) took there (wall-clock time, which is at
+/// least their CPU time).
+pub(super) fn engine_cpu<'e>(
+    engines: impl IntoIterator<Item = &'e Engine>,
+    threads: &[&str],
+) -> f64 {
+    let on_submitters: u64 = engines
+        .into_iter()
+        .map(|engine| engine.metrics().submitter_busy_ns)
+        .sum();
+    process::cpu_of_threads(threads) + on_submitters as f64 / 1e9
+}
+
+/// The p99 of the engine's own processing time (the `Total` stage), in
+/// nanoseconds.
+pub(super) fn processing_p99(engine: &Engine) -> Option<u64> {
+    engine
+        .metrics()
+        .latencies
+        .iter()
+        .find(|l| l.stage == Stage::Total)
+        .map(|l| l.p99_ns)
 }
 
 /// Waits until `due` (from `start`): sleeps until shortly before, then
@@ -183,19 +201,14 @@ pub fn run_inproc(config: Config, messages: Vec<Prepared>, plan: &Plan) -> Resul
         },
         || {
             engine.reset_latencies();
-            warm_cpu = engine_cpu(&engine);
+            warm_cpu = engine_cpu([&engine], ENGINE_THREADS);
         },
     );
     let plan = &plan.measured(recorder.start().elapsed());
-    let cpu = engine_cpu(&engine) - warm_cpu;
+    let cpu = engine_cpu([&engine], ENGINE_THREADS) - warm_cpu;
     let threads = process::threads("self");
     settle(&recorder, sent, Duration::from_secs(10));
-    let processing = engine
-        .metrics()
-        .latencies
-        .iter()
-        .find(|l| l.stage == Stage::Total)
-        .map(|l| l.p99_ns);
+    let processing = processing_p99(&engine);
     engine.shutdown();
     Ok(measure(&recorder, plan, sent, cpu, threads, processing))
 }

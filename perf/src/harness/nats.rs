@@ -8,8 +8,6 @@
 //! subject that names it (`<inbox>.<index>`) and times each reply by that
 //! subject. The broker is another process: its CPU is not in the engine's.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,12 +15,13 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use mcp_engine::client::{Credentials, Envelopes};
 use mcp_engine::config::NatsConfig;
-use mcp_engine::engine::{Engine, Stage};
-use mcp_engine::nats::NatsIngress;
-use mcp_engine::{Code, Config, Error};
+use mcp_engine::engine::Engine;
+use mcp_engine::nats::local_broker::LocalBroker;
+use mcp_engine::nats::{NatsIngress, read_envelope};
+use mcp_engine::{Config, Error};
 
-use super::inproc::{ENGINE_THREADS, drive, settle, start_engine};
-use super::net::reply_code;
+use super::inproc::{ENGINE_THREADS, drive, engine_cpu, processing_p99, settle, start_engine};
+use super::net::{network, reply_code};
 use super::report::{Figures, measure};
 use super::workload::Prepared;
 use super::{Plan, Recorder};
@@ -40,54 +39,6 @@ pub enum NatsBroker {
     Url(String),
 }
 
-/// A `nats-server` child process, killed on drop.
-struct BrokerProcess {
-    child: Child,
-    url: String,
-}
-
-impl BrokerProcess {
-    fn start() -> Result<BrokerProcess, Error> {
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            Error::new(Code::NetworkError, format!("nats-server: {what}: {e}"))
-        };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|e| failed("no free port", &e))?
-            .port();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| failed("cannot run it (Debian's package is nats-server)", &e))?;
-        let broker = BrokerProcess {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            if start.elapsed() > Duration::from_secs(10) {
-                return Err(failed("did not listen", &addr));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(broker)
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn failed(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::new(Code::NetworkError, format!("{what}: {e}"))
-}
-
 /// Runs `messages` over `connections` NATS connections to `engines`
 /// engines (with `config`, plus a `[nats]` section for the broker) in one
 /// queue group.
@@ -101,13 +52,13 @@ pub fn run_nats(
     engines: usize,
 ) -> Result<Figures, Error> {
     let own_broker = match broker {
-        NatsBroker::Own => Some(BrokerProcess::start()?),
+        NatsBroker::Own => Some(LocalBroker::start(&[])?),
         NatsBroker::Url(_) => None,
     };
     let url = match (broker, &own_broker) {
         (NatsBroker::Url(url), _) => url.clone(),
-        (NatsBroker::Own, Some(own)) => own.url.clone(),
-        (NatsBroker::Own, None) => return Err(failed("broker", "none")),
+        (NatsBroker::Own, Some(own)) => own.url(),
+        (NatsBroker::Own, None) => return Err(network("broker", "none")),
     };
     let nats = NatsConfig {
         urls: vec![url.clone()],
@@ -149,7 +100,7 @@ pub fn run_nats(
                 {
                     Ok(runtime) => runtime,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(failed("runtime", e)));
+                        let _ = ready_tx.send(Err(network("runtime", e)));
                         return;
                     }
                 };
@@ -163,24 +114,18 @@ pub fn run_nats(
                     ready_tx,
                 ));
             })
-            .map_err(|e| failed("thread", e))?
+            .map_err(|e| network("thread", e))?
     };
     ready_rx
         .recv()
-        .map_err(|_| failed("clients", "ended while connecting"))??;
+        .map_err(|_| network("clients", "ended while connecting"))??;
 
     let engine_threads: Vec<&str> = ENGINE_THREADS
         .iter()
         .copied()
         .chain([INGRESS_THREAD])
         .collect();
-    let engine_cpu = || {
-        process::cpu_of_threads(&engine_threads)
-            + running
-                .iter()
-                .map(|(engine, _)| engine.metrics().submitter_busy_ns as f64 / 1e9)
-                .sum::<f64>()
-    };
+    let engine_cpu = || engine_cpu(running.iter().map(|(engine, _)| &**engine), &engine_threads);
     let mut warm_cpu = 0.0;
     let sent = drive(
         prepared,
@@ -206,14 +151,9 @@ pub fn run_nats(
     settle(&recorder, sent, Duration::from_secs(10));
     drop(to_clients);
     let _ = clients.join();
-    let processing = running.first().and_then(|(engine, _)| {
-        engine
-            .metrics()
-            .latencies
-            .iter()
-            .find(|l| l.stage == Stage::Total)
-            .map(|l| l.p99_ns)
-    });
+    let processing = running
+        .first()
+        .and_then(|(engine, _)| processing_p99(engine));
     let mut unpublished = 0;
     for (engine, ingress) in running {
         unpublished += ingress.shutdown().unpublished;
@@ -246,13 +186,13 @@ async fn send_and_time(
         let connected = async {
             let client = async_nats::connect(url.as_str())
                 .await
-                .map_err(|e| failed("NATS", e))?;
+                .map_err(|e| network("NATS", e))?;
             let inbox = client.new_inbox();
             let replies = client
                 .subscribe(format!("{inbox}.*"))
                 .await
-                .map_err(|e| failed("NATS subscribe", e))?;
-            client.flush().await.map_err(|e| failed("NATS", e))?;
+                .map_err(|e| network("NATS subscribe", e))?;
+            client.flush().await.map_err(|e| network("NATS", e))?;
             let envelopes = Envelopes::from_credentials(&credentials, "admin")?;
             Ok::<_, Error>((client, inbox, replies, envelopes))
         }
@@ -269,12 +209,8 @@ async fn send_and_time(
                             .next()
                             .and_then(|token| token.parse::<usize>().ok());
                         let Some(index) = index else { continue };
-                        let (codec, body) = match reply.payload.split_first() {
-                            Some((&byte, body)) => match mcp_engine::Codec::from_byte(byte) {
-                                Some(codec) => (codec, body),
-                                None => continue,
-                            },
-                            None => continue,
+                        let Ok((codec, body)) = read_envelope(None, &reply.payload) else {
+                            continue;
                         };
                         let code = reply_code(&mut envelopes, codec, body);
                         recorder.answered(index, code);

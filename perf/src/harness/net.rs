@@ -25,7 +25,7 @@ use mcp_engine::{Code, Config, Error};
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 
-use super::inproc::{ENGINE_THREADS, drive, settle, start_engine};
+use super::inproc::{ENGINE_THREADS, drive, processing_p99, settle, start_engine};
 use super::report::{Figures, measure};
 use super::workload::Prepared;
 use super::{Plan, Recorder};
@@ -56,7 +56,7 @@ pub enum NetTarget {
     },
 }
 
-fn network(what: &str, e: impl std::fmt::Display) -> Error {
+pub(super) fn network(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(Code::NetworkError, format!("{what}: {e}"))
 }
 
@@ -169,15 +169,9 @@ pub fn run_net(
     settle(&recorder, sent, Duration::from_secs(10));
     outboxes.stop();
     let lost = io.join().unwrap_or(connections as u64);
-    let processing = own.as_ref().and_then(|server| {
-        server
-            .engine()
-            .metrics()
-            .latencies
-            .iter()
-            .find(|l| l.stage == mcp_engine::engine::Stage::Total)
-            .map(|l| l.p99_ns)
-    });
+    let processing = own
+        .as_ref()
+        .and_then(|server| processing_p99(server.engine()));
     if let Some(server) = own {
         server.shutdown();
     }
