@@ -1,4 +1,4 @@
-//! `mcp-engine check` as scripts use it (CLI.md): one JSON line on stdout,
+//! `mcp-engine check` as scripts use it (docs/cli.md): one JSON line on stdout,
 //! exit 0 accepted, 1 refused, 2 usage error or unreadable input.
 
 use std::io::Write;
@@ -153,4 +153,71 @@ fn a_usage_error_is_exit_2() {
     assert!(output.stdout.is_empty());
     let output = check(&["a.json", "b.json"], b"");
     assert_eq!(output.status.code(), Some(2));
+}
+
+/// `message` with its payload replaced by `payload`.
+fn with_payload(mut message: Message, kind: MessageType, payload: &str) -> Message {
+    message.kind = kind;
+    message.payload = RawJson::parse(payload).unwrap();
+    message
+}
+
+#[test]
+fn a_plaintext_payload_of_the_wrong_shape_is_refused_without_config() {
+    // What the served engine refuses with validation_failed (docs/protocol.md
+    // section 7), plain check refuses too: it can see the payload.
+    for payload in [
+        r#"{"args":{}}"#,
+        r#"{"command":3}"#,
+        r#"{"command":""}"#,
+        r#"{"command":"demo.echo","resource":7}"#,
+        r#""demo.echo""#,
+        "[]",
+        "null",
+    ] {
+        let message = with_payload(command(), MessageType::Command, payload);
+        let output = check(&[], &json(&message));
+        assert_refused(&output, "validation_failed");
+        // And in the binary form.
+        let mut body = AlignedBytes::new();
+        codec::binary::encode(&message, &mut body).unwrap();
+        assert_refused(&check(&["--binary"], &body), "validation_failed");
+    }
+    for payload in [r#"{"data":1}"#, r#"{"event":7}"#, "3"] {
+        let message = with_payload(command(), MessageType::Event, payload);
+        assert_refused(&check(&[], &json(&message)), "validation_failed");
+    }
+    // Well-shaped ones pass; a Response or an Error may carry anything.
+    for (kind, payload) in [
+        (MessageType::Command, r#"{"command":"demo.echo"}"#),
+        (
+            MessageType::Command,
+            r#"{"command":"demo.echo","resource":"r/1"}"#,
+        ),
+        (MessageType::Event, r#"{"event":"demo.notice","data":[1]}"#),
+        (MessageType::Response, "[]"),
+        (MessageType::Error, "null"),
+    ] {
+        let message = with_payload(command(), kind, payload);
+        let output = check(&[], &json(&message));
+        assert_eq!(output.status.code(), Some(0), "{payload}: {output:?}");
+    }
+}
+
+#[test]
+fn an_encrypted_payload_is_not_judged_without_keys() {
+    let mut message = command();
+    message.security = mcp_engine::SecurityMetadata::new(SecurityLevel::Critical);
+    message.security.auth_token = Field::Present("header.claims.signature".into());
+    message.security.signature = Field::Present("k1:c2lnbmF0dXJl".into());
+    message.security.encryption_info = Field::Present(mcp_engine::EncryptionInfo {
+        algorithm: "AES-256-GCM".into(),
+        key_id: "enc-1".into(),
+        nonce: "AAAAAAAAAAAAAAAA".into(),
+    });
+    // Ciphertext: a string, whose shape only a key holder can see.
+    message.payload = RawJson::string("c2VhbGVkIGJ5dGVz");
+    let output = check(&[], &json(&message));
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(one_line(&output)["security_level"], "Critical");
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use mcp_engine::codec::{AlignedBytes, Decoder, Limits};
+use mcp_engine::codec::{AlignedBytes, Decoder, Limits, check_plain_payload};
 use mcp_engine::message::unix_nanos_now;
 use mcp_engine::security::{Admission, SecurityState, Target};
 use mcp_engine::{Config, MessageView};
@@ -81,7 +81,8 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         decoder.decode_json(body.as_mut_slice(), now)
     };
     let outcome = outcome.and_then(|view| match admission.as_mut() {
-        None => Ok(accepted(&view, None)),
+        // Without keys: the payload's shape where it can be seen.
+        None => check_plain_payload(&view).map(|()| accepted(&view, None)),
         Some(admission) => {
             let admitted = admission.admit(&view, args.peer, now)?;
             if let Some(name) = admitted.name() {

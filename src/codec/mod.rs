@@ -22,5 +22,5 @@ pub use canonical::Canonicalizer;
 pub use codec_byte::Codec;
 pub use decoder::{Decoder, MAX_DEPTH};
 pub(crate) use response::{ResponseParts, SealedPayload, encode_response};
-pub use rules::Limits;
-pub(crate) use rules::{check_version_form, check_version_major};
+pub use rules::{Limits, check_plain_payload};
+pub(crate) use rules::{check_payload_shape, check_version_form, check_version_major};

@@ -10,8 +10,8 @@ use simd_json::{Node, StaticNode};
 
 use crate::config::Config;
 use crate::error::{Code, Error};
-use crate::json::{members, str_at};
-use crate::message::{Field, PROTOCOL_VERSION, is_valid_id, timestamp};
+use crate::json::{JsonKind, JsonRef, members, str_at};
+use crate::message::{Field, MessageType, MessageView, PROTOCOL_VERSION, is_valid_id, timestamp};
 
 /// The limits a decoder holds messages to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +174,51 @@ fn check_metadata<'a>(nodes: &[Node<'a>], at: usize) -> Result<MetadataFields<'a
         }
     }
     Ok(fields)
+}
+
+/// The payload rule of a Command or an Event (PROTOCOL.md section 7),
+/// on a plaintext payload: a Command's is an object with a non-empty
+/// string `command` (and a string `resource`, if it has one), an Event's
+/// an object with a non-empty string `event`. Responses and Errors may
+/// carry any payload. Fails with `validation_failed`.
+pub(crate) fn check_payload_shape(payload: JsonRef<'_>, kind: MessageType) -> Result<(), Error> {
+    let name_key = match kind {
+        MessageType::Command => "command",
+        MessageType::Event => "event",
+        MessageType::Response | MessageType::Error => return Ok(()),
+    };
+    if payload.kind() != JsonKind::Object {
+        return Err(invalid("payload is not an object"));
+    }
+    let named = payload
+        .get(name_key)
+        .and_then(JsonRef::as_str)
+        .is_some_and(|name| !name.is_empty());
+    if !named {
+        return Err(invalid(match kind {
+            MessageType::Command => "payload needs a string `command`",
+            _ => "payload needs a string `event`",
+        }));
+    }
+    if kind == MessageType::Command
+        && payload
+            .get("resource")
+            .is_some_and(|resource| resource.as_str().is_none())
+    {
+        return Err(invalid("`resource` must be a string"));
+    }
+    Ok(())
+}
+
+/// The payload rule of section 7 for a decoded message, as far as it can be
+/// seen without keys: [`check_payload_shape`] on a plaintext payload,
+/// nothing on an encrypted one (its shape is checked once it is
+/// decrypted, in the engine's admission).
+pub fn check_plain_payload(message: &MessageView<'_>) -> Result<(), Error> {
+    if message.security().encryption_info.is_present() {
+        return Ok(());
+    }
+    check_payload_shape(message.payload(), message.kind())
 }
 
 #[cfg(test)]

@@ -22,10 +22,10 @@ use super::revocation::{RevocationList, SharedRevocations};
 use super::signature::{SignatureScratch, sign_message, verify_signature};
 use super::token::{TokenRules, VerifiedToken};
 use super::token_cache::TokenCache;
-use crate::codec::{ResponseParts, encode_response};
+use crate::codec::{ResponseParts, check_payload_shape, encode_response};
 use crate::config::Config;
 use crate::error::{Code, Error};
-use crate::json::{JsonKind, JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
+use crate::json::{JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
 use crate::message::{Field, Message, MessageType, MessageView, SecurityLevel};
 use crate::sync::{Arc, CellCache, SwapCell};
 
@@ -408,12 +408,7 @@ impl Admission {
             payload,
             settings,
         };
-        let name_key = match message.kind() {
-            MessageType::Command => "command",
-            MessageType::Event => "event",
-            MessageType::Response | MessageType::Error => return Ok(admitted),
-        };
-        read_name(admitted.payload(), name_key)?;
+        check_payload_shape(admitted.payload(), message.kind())?;
         Ok(admitted)
     }
 
@@ -475,37 +470,4 @@ impl Admission {
         }
         Ok(())
     }
-}
-
-/// The `command` (or `event`) name and the optional `resource` of a payload.
-fn read_name<'p>(payload: JsonRef<'p>, key: &str) -> Result<(&'p str, Option<&'p str>), Error> {
-    if payload.kind() != JsonKind::Object {
-        return Err(Error::new(
-            Code::ValidationFailed,
-            "payload is not an object",
-        ));
-    }
-    let name = payload
-        .get(key)
-        .and_then(JsonRef::as_str)
-        .filter(|name| !name.is_empty())
-        .ok_or_else(|| {
-            Error::new(
-                Code::ValidationFailed,
-                if key == "command" {
-                    "payload needs a string `command`"
-                } else {
-                    "payload needs a string `event`"
-                },
-            )
-        })?;
-    let resource =
-        match payload.get("resource") {
-            None => None,
-            Some(value) if key == "command" => Some(value.as_str().ok_or_else(|| {
-                Error::new(Code::ValidationFailed, "`resource` must be a string")
-            })?),
-            Some(_) => None,
-        };
-    Ok((name, resource))
 }
