@@ -2,7 +2,10 @@
 //! a frame over the size limit, a zero length, an unknown codec byte (the
 //! server); a body without a codec, a full in-flight window (the NATS
 //! ingress). Always in the JSON codec (the request's codec is unknown or
-//! untrusted) and without a correlation id (the body was never read).
+//! untrusted); with a correlation id only where the body was read and has
+//! a valid one (see [`Decoder::readable_id`]).
+//!
+//! [`Decoder::readable_id`]: crate::codec::Decoder::readable_id
 
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -31,18 +34,20 @@ impl TransportErrors {
         }
     }
 
-    /// Appends the frame of the Error envelope for `error` to `out`.
+    /// Appends the frame of the Error envelope for `error` to `out`, about
+    /// a frame whose body was never read (no correlation id).
     pub(crate) fn write(&mut self, out: &mut Vec<u8>, error: &Error) {
-        let body = self.envelope(error);
+        let body = self.envelope(error, None);
         // An Error envelope is a few hundred bytes: it always fits a frame.
         let _ = write_frame(out, Codec::Json, body);
     }
 
-    /// The Error envelope for `error`, in JSON, valid until the next call.
-    pub(crate) fn envelope(&mut self, error: &Error) -> &[u8] {
+    /// The Error envelope for `error` about message `correlation_id` (if
+    /// known), in JSON, valid until the next call.
+    pub(crate) fn envelope(&mut self, error: &Error, correlation_id: Option<&str>) -> &[u8] {
         self.next += 1;
         let id = format!("{}{}", self.prefix, self.next);
-        let envelope = error.to_envelope(id, None, Timestamp::now());
+        let envelope = error.to_envelope(id, correlation_id, Timestamp::now());
         self.body.clear();
         json::encode(&envelope, &mut self.body);
         &self.body

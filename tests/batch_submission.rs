@@ -197,3 +197,19 @@ fn a_batch_after_shutdown_is_refused_whole_with_one_reply_each() {
     assert_once_each(&replies, 30);
     assert_every(&replies, Outcome::Error(Code::Unavailable));
 }
+
+#[test]
+fn a_refusal_at_the_intake_names_the_message_even_one_that_breaks_a_rule() {
+    let (engine, _setup) = open_engine(|_| {});
+    engine.shutdown();
+    // Refused before any check runs, and named all the same: the id is
+    // readable and valid (docs/protocol.md section 7).
+    let body = br#"{"version":"2.0","id":"late-1","type":"Command"}"#.to_vec();
+    let reply = engine.call(Codec::Json, body, LOCAL);
+    assert_eq!(reply.outcome, Outcome::Error(Code::Unavailable));
+    assert_eq!(reply.correlation_id.as_deref(), Some("late-1"));
+    // Not JSON: nothing to name.
+    let reply = engine.call(Codec::Json, b"{late".to_vec(), LOCAL);
+    assert_eq!(reply.outcome, Outcome::Error(Code::Unavailable));
+    assert_eq!(reply.correlation_id, None);
+}

@@ -179,6 +179,11 @@ fn past_max_in_flight_a_request_is_answered_resource_exhausted() {
         "{quick_reply}"
     );
     assert!(quick_reply.contains(r#""retryable":true"#), "{quick_reply}");
+    // Refused before the engine saw it, and still named.
+    assert!(
+        quick_reply.contains(r#""correlation_id":"quick-1""#),
+        "{quick_reply}"
+    );
     assert!(slow_reply.contains(r#""type":"Response""#), "{slow_reply}");
     let stats = engine.stop();
     assert_eq!(

@@ -893,3 +893,207 @@ fn a_flood_of_bad_frames_from_a_peer_that_never_reads_stays_bounded() {
     assert_eq!(code_of(&served, &client, &ping), "Response");
     drop(writer);
 }
+
+/// A JSON body with the given top-level members, `{id}` standing for a fresh
+/// valid id, `{now}` for the time and `{token}` for a valid token.
+fn body_with(template: &str, id: &str, token: &str) -> Vec<u8> {
+    template
+        .replace("{id}", id)
+        .replace("{token}", token)
+        .replace("{now}", mcp_engine::message::Timestamp::now().as_str())
+        .into_bytes()
+}
+
+#[test]
+fn every_envelope_rule_refusal_names_the_message_it_refuses_in_both_codecs() {
+    let served = serve_dev();
+    let client = served.connect();
+    let mut admin = served.envelopes("admin");
+    let token = served.credentials.token("admin").unwrap().to_owned();
+    let security = r#""security":{"security_level":"Standard","auth_token":"{token}"}"#;
+    let good = format!(
+        r#""id":"{{id}}","type":"Command","payload":{{"command":"sys.ping"}},{security},"timestamp":"{{now}}""#
+    );
+    let old =
+        mcp_engine::message::Timestamp::from_unix_nanos(unix_nanos_now() - 400 * 1_000_000_000);
+    let json_cases: Vec<(&str, String)> = vec![
+        (
+            "unsupported_version",
+            format!(r#"{{"version":"2.0",{good}}}"#),
+        ),
+        (
+            "validation_failed",
+            format!(r#"{{"version":"1.x",{good}}}"#),
+        ),
+        ("validation_failed", format!(r#"{{"version":1,{good}}}"#)),
+        ("validation_failed", format!(r#"{{{good},"extra":1}}"#)),
+        (
+            "validation_failed",
+            format!(r#"{{{good},"type_":"Command"}}"#),
+        ),
+        (
+            "validation_failed",
+            format!("{{{}}}", good.replace("{now}", old.as_str())),
+        ),
+        (
+            "validation_failed",
+            format!("{{{}}}", good.replace("{now}", "yesterday")),
+        ),
+        (
+            "validation_failed",
+            format!(
+                "{{{}}}",
+                good.replace(r#""type":"Command""#, r#""type":"Query""#)
+            ),
+        ),
+        (
+            "validation_failed",
+            format!("{{{}}}", good.replace(r#""type":"Command","#, "")),
+        ),
+        (
+            "validation_failed",
+            format!(
+                "{{{}}}",
+                good.replace(r#""payload":{"command":"sys.ping"},"#, "")
+            ),
+        ),
+        (
+            "validation_failed",
+            format!("{{{}}}", good.replace(&format!(",{security}"), "")),
+        ),
+        (
+            "validation_failed",
+            format!("{{{}}}", good.replace("\"Standard\"", "\"Ultra\"")),
+        ),
+        (
+            "validation_failed",
+            format!("{{{}}}", good.replace("\"auth_token\"", "\"token\"")),
+        ),
+        (
+            "validation_failed",
+            format!("{{{}}}", good.replace(r#","timestamp":"{now}""#, "")),
+        ),
+        ("validation_failed", format!(r#"{{{good},"metadata":5}}"#)),
+        (
+            "validation_failed",
+            format!(r#"{{{good},"metadata":{{"correlation_id":"not an id"}}}}"#),
+        ),
+        (
+            "validation_failed",
+            format!(r#"{{{good},"metadata":{{"ack":"yes"}}}}"#),
+        ),
+        // After decoding: the payload's shape, the level's minimum.
+        (
+            "validation_failed",
+            format!(
+                "{{{}}}",
+                good.replace(r#"{"command":"sys.ping"}"#, r#"{"args":{}}"#)
+            ),
+        ),
+        (
+            "validation_failed",
+            format!(
+                "{{{}}}",
+                good.replace(r#"{"command":"sys.ping"}"#, r#"{"command":3}"#)
+            ),
+        ),
+        (
+            "access_denied",
+            format!("{{{}}}", good.replace("\"Standard\"", "\"Low\"")),
+        ),
+    ];
+    for (n, (code, template)) in json_cases.iter().enumerate() {
+        let id = format!("rule-json-{n}");
+        let request = mcp_engine::client::Outgoing {
+            id: id.clone(),
+            codec: Codec::Json,
+            body: body_with(template, &id, &token),
+        };
+        // `call` returns only a reply correlated with the request's id.
+        let reply = client
+            .call(&request, WAIT)
+            .unwrap_or_else(|e| panic!("{template}: no correlated reply: {e}"));
+        assert_eq!(
+            reply.correlation_id.as_deref(),
+            Some(id.as_str()),
+            "{template}"
+        );
+        assert_eq!(outcome(&mut admin, &reply), *code, "{template}");
+    }
+
+    // The binary codec: the rules a typed envelope can still break.
+    type Edit = Box<dyn Fn(&mut mcp_engine::Message)>;
+    let binary_cases: Vec<(&str, Edit)> = vec![
+        (
+            "unsupported_version",
+            Box::new(|m| m.version = Some("2.0".into())),
+        ),
+        (
+            "validation_failed",
+            Box::new(|m| m.version = Some("1.x".into())),
+        ),
+        (
+            "validation_failed",
+            Box::new(move |m| m.timestamp = old.clone()),
+        ),
+        (
+            "validation_failed",
+            Box::new(|m| {
+                m.metadata = mcp_engine::Field::Present(
+                    RawJson::parse(r#"{"correlation_id":"not an id"}"#).unwrap(),
+                )
+            }),
+        ),
+        (
+            "validation_failed",
+            Box::new(|m| m.metadata = mcp_engine::Field::Present(RawJson::parse("[]").unwrap())),
+        ),
+        (
+            "validation_failed",
+            Box::new(|m| m.payload = RawJson::parse(r#"{"args":{}}"#).unwrap()),
+        ),
+    ];
+    for (n, (code, edit)) in binary_cases.iter().enumerate() {
+        let id = format!("rule-binary-{n}");
+        let mut message = mcp_engine::Message::new(
+            id.as_str(),
+            MessageType::Command,
+            SecurityLevel::Standard,
+            RawJson::parse(r#"{"command":"sys.ping"}"#).unwrap(),
+        );
+        message.security.auth_token = mcp_engine::Field::Present(token.clone());
+        edit(&mut message);
+        let request = mcp_engine::client::Outgoing {
+            id: id.clone(),
+            codec: Codec::Binary,
+            body: mcp_engine::client::encode(&message, Codec::Binary).unwrap(),
+        };
+        let reply = client
+            .call(&request, WAIT)
+            .unwrap_or_else(|e| panic!("binary case {n}: no correlated reply: {e}"));
+        assert_eq!(reply.codec, Codec::Binary, "binary case {n}");
+        assert_eq!(reply.correlation_id.as_deref(), Some(id.as_str()));
+        assert_eq!(outcome(&mut admin, &reply), *code, "binary case {n}");
+    }
+
+    // Where the id cannot be read, or is not a valid one, the Error says null.
+    for body in [
+        b"{not json".to_vec(),
+        body_with(&format!("{{{good},\"id\":\"dup\"}}"), "first", &token),
+        body_with(&format!("{{{good}}}"), "not an id", &token),
+    ] {
+        let request = mcp_engine::client::Outgoing {
+            id: "unnamed".into(),
+            codec: Codec::Json,
+            body,
+        };
+        let reply = reply_to(&client, &request);
+        assert_eq!(reply.correlation_id, None);
+        let code = outcome(&mut admin, &reply);
+        assert!(
+            code == "invalid_format" || code == "validation_failed",
+            "{code}"
+        );
+    }
+    assert!(!client.is_closed());
+}

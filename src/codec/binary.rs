@@ -204,6 +204,12 @@ fn access(body: &[u8]) -> Result<&ArchivedWireEnvelope, Error> {
     })
 }
 
+/// The `id` of a binary envelope that passes validation, whatever else it
+/// holds; `body` aligned as for [`decode`].
+pub(crate) fn archived_id(body: &[u8]) -> Option<&str> {
+    access(body).ok().map(|envelope| envelope.id.as_str())
+}
+
 /// Validates and decodes one binary envelope, whose size the caller has
 /// checked; `body` must be aligned to [`BINARY_ALIGNMENT`] (the
 /// [`Decoder`](super::Decoder) sees to both).

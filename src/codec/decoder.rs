@@ -7,7 +7,7 @@ use super::value_text::ValueTexts;
 use super::{Codec, Limits, json};
 use crate::error::Error;
 use crate::json::{MAX_VALUE_DEPTH, Parser, TapeLease};
-use crate::message::MessageView;
+use crate::message::{MessageView, is_valid_id};
 
 /// The deepest an envelope may nest (PROTOCOL.md section 3).
 pub const MAX_DEPTH: usize = 64;
@@ -143,6 +143,58 @@ impl Decoder {
         decode(envelope_parser, body, text, lease, limits, now)
     }
 
+    /// The `id` of a body that was refused, when a reader can trust it to
+    /// name the message: the body is within the size limit and readable (a
+    /// JSON object by every rule of well-formedness, or a binary envelope
+    /// that passes validation) and its `id` is valid (PROTOCOL.md section
+    /// 3). The Error about such a body carries that id as its
+    /// `correlation_id` (section 7), whichever rule it broke. `None`
+    /// otherwise: an Error about it then says `null`.
+    ///
+    /// Reads the body again, so it belongs on the path of refusals only.
+    ///
+    /// ```
+    /// use mcp_engine::codec::{Codec, Decoder, Limits};
+    ///
+    /// let mut decoder = Decoder::new(Limits::default());
+    /// // A version this engine does not speak: refused, and still named.
+    /// let body = br#"{"version":"2.0","id":"c-7","type":"Command"}"#;
+    /// assert!(decoder.decode(Codec::Json, body, 0).is_err());
+    /// assert_eq!(decoder.readable_id(Codec::Json, body).as_deref(), Some("c-7"));
+    /// assert_eq!(decoder.readable_id(Codec::Json, b"{not json"), None);
+    /// assert_eq!(decoder.readable_id(Codec::Json, br#"{"id":"not an id"}"#), None);
+    /// ```
+    pub fn readable_id(&mut self, codec: Codec, body: &[u8]) -> Option<String> {
+        self.limits.check_size(body.len()).ok()?;
+        let id = match codec {
+            Codec::Json => {
+                let Decoder {
+                    envelope_parser,
+                    tape,
+                    text,
+                    ..
+                } = self;
+                let mut lease = TapeLease::take(tape);
+                envelope_parser
+                    .parse_text(body, text, &mut lease.tape)
+                    .ok()?;
+                let envelope = lease.value(0)?;
+                envelope.get("id")?.as_str()?.to_owned()
+            }
+            Codec::Binary => {
+                let body: &[u8] = if body.as_ptr().align_offset(BINARY_ALIGNMENT) == 0 {
+                    body
+                } else {
+                    self.aligned.clear();
+                    self.aligned.extend_from_slice(body);
+                    self.aligned.as_slice()
+                };
+                binary::archived_id(body)?.to_owned()
+            }
+        };
+        is_valid_id(&id).then_some(id)
+    }
+
     /// Decodes a binary body. Zero-copy when `body` is aligned to
     /// [`BINARY_ALIGNMENT`]; otherwise it is first copied into an aligned
     /// buffer of the decoder's.
@@ -175,5 +227,52 @@ impl Decoder {
             metadata_tape,
         };
         binary::decode(body, texts, TapeLease::take(tape), limits, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::RawJson;
+    use crate::message::{Message, MessageType, SecurityLevel};
+
+    #[test]
+    fn a_refused_binary_body_is_named_aligned_or_not() {
+        let mut message = Message::new(
+            "b-1",
+            MessageType::Command,
+            SecurityLevel::Low,
+            RawJson::parse(r#"{"command":"x.y"}"#).unwrap(),
+        );
+        message.version = Some("7.0".into());
+        let mut body = AlignedBytes::new();
+        binary::encode(&message, &mut body).unwrap();
+        let mut decoder = Decoder::new(Limits::default());
+        assert!(decoder.decode_binary(&body, 0).is_err());
+        assert_eq!(
+            decoder.readable_id(Codec::Binary, &body).as_deref(),
+            Some("b-1")
+        );
+        // One byte off its alignment: copied, then read the same.
+        let mut shifted = vec![0u8; body.len() + 1];
+        shifted[1..].copy_from_slice(&body);
+        assert_eq!(
+            decoder.readable_id(Codec::Binary, &shifted[1..]).as_deref(),
+            Some("b-1")
+        );
+        // A body that fails validation, or one over the limit, is not read.
+        assert_eq!(
+            decoder.readable_id(Codec::Binary, &body[..body.len() / 2]),
+            None
+        );
+        decoder.set_limits(Limits {
+            max_message_size: 8,
+            ..Limits::default()
+        });
+        assert_eq!(decoder.readable_id(Codec::Binary, &body), None);
+        assert_eq!(
+            decoder.readable_id(Codec::Json, br#"{"id":"long-enough"}"#),
+            None
+        );
     }
 }

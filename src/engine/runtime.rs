@@ -465,10 +465,7 @@ impl Engine {
             let Intake { decoder, writer } = &mut *intake;
             let writer = writer.get_or_insert_with(|| ReplyWriter::new(shared.boot));
             // The id, if the body has a readable one, for the correlation.
-            let id = decoder
-                .decode(codec, &body, unix_nanos_now())
-                .ok()
-                .map(|view| view.id().to_owned());
+            let id = decoder.readable_id(codec, &body);
             let to = Destination { sink, tag, codec };
             writer.error(&shared.sinks, to, id.as_deref(), &error);
             shared.sent_error(shared.intake_slot(), &error, id.as_deref());

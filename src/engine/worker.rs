@@ -260,17 +260,22 @@ impl Worker {
         let wall_now = self.wall_clock.at(started);
 
         // Stage: validate.
-        let (verdict, replying) = match self.decoder.decode(codec, &body, wall_now) {
-            Err(error) => (
-                Verdict::Fail(error),
-                Replying {
-                    id: None,
-                    level: crate::message::SecurityLevel::Low,
-                    protection: Default::default(),
-                    kind: MessageType::Command,
-                    handler: None,
-                },
-            ),
+        let mut undecoded = false;
+        let (verdict, mut replying) = match self.decoder.decode(codec, &body, wall_now) {
+            Err(error) => {
+                undecoded = true;
+                (
+                    Verdict::Fail(error),
+                    Replying {
+                        // Named below, once the decoder is free again.
+                        id: None,
+                        level: crate::message::SecurityLevel::Low,
+                        protection: Default::default(),
+                        kind: MessageType::Command,
+                        handler: None,
+                    },
+                )
+            }
             Ok(view) => {
                 let id = IdBytes::new(view.id());
                 if let Some(id) = &id {
@@ -331,6 +336,12 @@ impl Worker {
                 }
             }
         };
+        if undecoded {
+            // A body refused for an envelope rule may still say which
+            // message it is: its Error names it (PROTOCOL.md section 7).
+            replying.id =
+                (self.decoder.readable_id(codec, &body).as_deref()).and_then(IdBytes::new);
+        }
         drop(body);
         if let Verdict::Forward(staged) = verdict {
             // Finished here before the back stage sees it, so that the

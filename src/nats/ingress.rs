@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::Counters;
 use super::binding::{self, CODEC_HEADER, Framing};
 use super::connect;
-use crate::codec::Codec;
+use crate::codec::{Codec, Decoder, Limits};
 use crate::config::NatsConfig;
 use crate::engine::{Engine, Reply, SinkId, Submission};
 use crate::error::{Code, Error};
@@ -109,6 +109,8 @@ struct Ingress {
     next_tag: u64,
     batch: Vec<Submission>,
     errors: TransportErrors,
+    /// Reads the id of a body refused here, for its Error's correlation.
+    names: Decoder,
     max_in_flight: usize,
     /// Set by shutdown: when it stops waiting for replies.
     deadline: Option<Instant>,
@@ -188,6 +190,10 @@ impl Ingress {
             next_tag: 0,
             batch: Vec::with_capacity(BURST),
             errors: TransportErrors::new(),
+            names: Decoder::new(Limits {
+                max_message_size: setup.max_message_size,
+                ..Limits::default()
+            }),
             max_in_flight,
             deadline: None,
             setup,
@@ -312,7 +318,7 @@ impl Ingress {
                 } else {
                     Framing::BareJson
                 };
-                self.answer_here(reply, framing, &error).await;
+                self.answer_here(reply, framing, &error, None).await;
                 return;
             }
         };
@@ -323,7 +329,9 @@ impl Ingress {
                 "too many messages in flight at this engine; retry",
             );
             let framing = body.framing;
-            self.answer_here(reply, framing, &full).await;
+            // The body was read: its Error names it, if it can be named.
+            let id = self.names.readable_id(body.codec, body.envelope);
+            self.answer_here(reply, framing, &full, id.as_deref()).await;
             return;
         }
         let tag = self.next_tag;
@@ -349,11 +357,18 @@ impl Ingress {
     }
 
     /// Answers a message the engine never saw with the ingress's own Error.
-    async fn answer_here(&mut self, reply: Option<Subject>, framing: Framing, error: &Error) {
+    async fn answer_here(
+        &mut self,
+        reply: Option<Subject>,
+        framing: Framing,
+        error: &Error,
+        correlation_id: Option<&str>,
+    ) {
         let Some(subject) = reply else {
             return;
         };
-        let bytes = binding::reply_with_codec_byte(Codec::Json, self.errors.envelope(error));
+        let envelope = self.errors.envelope(error, correlation_id);
+        let bytes = binding::reply_with_codec_byte(Codec::Json, envelope);
         self.publish(subject, framing, bytes).await;
     }
 
