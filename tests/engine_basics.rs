@@ -455,3 +455,112 @@ fn commands_sent_to_a_peer_complete_with_its_correlated_answer() {
         .unwrap();
     assert_eq!(pending.wait().unwrap_err().code(), Code::Timeout);
 }
+
+#[test]
+fn a_metrics_reading_of_an_idle_engine_holds_every_latency_sample() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+
+    use mcp_engine::config::{Overflow, RoleConfig};
+    use mcp_engine::engine::{Reply, Stage, Submission, TIMED_EVERY};
+
+    // The embedding a newcomer writes from the docs: Low messages, a flood
+    // from two threads, nobody reading the metrics until the end. One
+    // worker, so that every message counts towards one sequence: exactly
+    // one in TIMED_EVERY is timed.
+    const PER_THREAD: u64 = 100_000;
+    let mut config = mcp_engine::Config::default();
+    config.security.min_security_level = SecurityLevel::Low;
+    config.engine.workers = 1;
+    config.engine.overflow = Overflow::Block;
+    let anyone = RoleConfig {
+        allow: vec!["demo:*".into()],
+        ..RoleConfig::default()
+    };
+    config
+        .authorization
+        .roles
+        .insert("anonymous".into(), anyone);
+    let engine = Arc::new(
+        EngineBuilder::new(config)
+            .command("demo.echo", echo)
+            .start()
+            .unwrap(),
+    );
+    let answered = Arc::new((Mutex::new(0u64), Condvar::new()));
+    let responses = Arc::new(AtomicU64::new(0));
+    let sink = {
+        let (answered, responses) = (Arc::clone(&answered), Arc::clone(&responses));
+        engine.register_sink(move |reply: Reply<'_>| {
+            if reply.outcome == Outcome::Response {
+                responses.fetch_add(1, Ordering::Relaxed);
+            }
+            let (count, wake) = &*answered;
+            *count.lock().unwrap() += 1;
+            wake.notify_all();
+        })
+    };
+    let senders: Vec<_> = (0..2u64)
+        .map(|thread| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                for n in 0..PER_THREAD {
+                    let payload = RawJson::parse(r#"{"command":"demo.echo"}"#).unwrap();
+                    let id = format!("t{thread}-{n}");
+                    let message = mcp_engine::Message::new(
+                        id,
+                        MessageType::Command,
+                        SecurityLevel::Low,
+                        payload,
+                    );
+                    let body = encode(&message, Codec::Json);
+                    let tag = thread * PER_THREAD + n;
+                    let submission = Submission {
+                        sink,
+                        tag,
+                        peer: LOCAL,
+                        key: tag,
+                        codec: Codec::Json,
+                        body,
+                    };
+                    engine.submit(submission).unwrap();
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    let (count, wake) = &*answered;
+    let mut count = count.lock().unwrap();
+    while *count < 2 * PER_THREAD {
+        count = wake.wait(count).unwrap();
+    }
+    drop(count);
+    assert_eq!(responses.load(Ordering::Relaxed), 2 * PER_THREAD);
+
+    // Every reply is in and nothing else is sent: the first reading holds
+    // every sample, stage by stage.
+    let metrics = engine.metrics();
+    assert_eq!(metrics.responses, 2 * PER_THREAD);
+    let count_of = |stage: Stage| {
+        metrics
+            .latencies
+            .iter()
+            .find(|l| l.stage == stage)
+            .map_or(0, |l| l.count)
+    };
+    for stage in [
+        Stage::Validate,
+        Stage::Admit,
+        Stage::Route,
+        Stage::Execute,
+        Stage::Respond,
+        Stage::Total,
+    ] {
+        assert_eq!(count_of(stage), 2 * PER_THREAD / TIMED_EVERY, "{stage:?}");
+    }
+    // And a second reading finds nothing more.
+    assert_eq!(engine.metrics().latencies, metrics.latencies);
+    engine.shutdown();
+}

@@ -27,6 +27,7 @@
 //! | `outbox.rs` | engine threads handing replies to the server's I/O thread: no lost wake-up; a reply racing the close is taken or counted once |
 //! | `seat.rs` | a submitter running messages in a parked worker's seat while the worker wakes: each message runs once, a submitter's in order, no lost wake-up |
 //! | `staged_handover.rs` | a front-stage worker's last hand-over racing shutdown: the back stage takes it before exiting |
+//! | `latency_samples.rs` | two workers recording latency samples while a reader merges them: each sample read once at most, and every one recorded before the reply in the reading after it |
 
 /// Threads: loom's under `--cfg loom`, std's otherwise.
 #[cfg(loom)]

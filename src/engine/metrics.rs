@@ -1,12 +1,20 @@
-//! Counters and latency histograms, recorded without a lock.
+//! Counters and latency histograms, recorded per thread, merged on read.
 //!
-//! Counters are relaxed atomics per worker (each on its own cache lines);
-//! a reader sums them. Latencies go into HdrHistograms that each worker
-//! owns alone; now and then (every 4096 messages, and before it parks) the
-//! worker hands its histograms to the reader side through a lock-free ring
-//! and goes on with emptied ones the reader handed back through another
-//! (nothing is allocated in steady state). A reader merges what was handed
-//! over. The hot path never waits; a reading lags by at most one hand-over.
+//! Counters are relaxed atomics per thread (each on its own cache lines);
+//! a reader sums them. Latencies go into HdrHistograms, one set per
+//! thread, each behind its own lock: a worker takes its lock once per
+//! timed message, to record every stage of it at once, and nobody else
+//! does except a reader, which merges every thread's histograms into a
+//! fresh set. So the lock is the worker's alone (a few nanoseconds,
+//! uncontended) but while a reading copies its histograms, some
+//! microseconds once per reading.
+//!
+//! A message's sample is recorded before its reply leaves the engine, so
+//! a reader who holds a reply reads that message's sample: a reading taken
+//! once every reply is in holds every sample. (An earlier design handed
+//! histograms over through a ring now and then; a reading of an idle
+//! engine missed what was not handed over yet.) Checked by
+//! `loom-tests/tests/latency_samples.rs`.
 //!
 //! Latencies are sampled: one message in [`TIMED_EVERY`] that a worker
 //! handles is timed stage by stage (a clock read costs 25 to 45 ns here,
@@ -23,10 +31,11 @@ use hdrhistogram::Histogram;
 use crate::error::Code;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 
-use super::ring::Ring;
-
-/// One message in this many is timed (see the module).
-pub(crate) const TIMED_EVERY: u64 = 16;
+/// Latencies are sampled: one message in this many that a worker handles
+/// is timed, stage by stage (see the module). Counters count every
+/// message; a stage's `count` in [`StageLatency`] is the number of timed
+/// messages that crossed it.
+pub const TIMED_EVERY: u64 = 16;
 
 /// The stages a message crosses, as latencies are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,34 +78,47 @@ impl Stage {
     }
 }
 
-/// One worker's latency histograms (nanoseconds).
+/// One timed message's time in each stage it crossed, in nanoseconds (0:
+/// not crossed), recorded at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sample {
+    nanos: [u64; Stage::ALL.len()],
+}
+
+impl Sample {
+    /// `stage` took `nanos`.
+    pub(crate) fn set(&mut self, stage: Stage, nanos: u64) {
+        if let Some(slot) = self.nanos.get_mut(stage as usize) {
+            // 0 means "not crossed": a stage that took no measurable time
+            // took 1 ns.
+            *slot = nanos.max(1);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.nanos.iter().all(|&nanos| nanos == 0)
+    }
+}
+
+/// One thread's latency histograms (nanoseconds).
 #[derive(Debug, Clone)]
-pub(crate) struct StageHistograms {
-    stages: [Histogram<u64>; 6],
-    recorded: u64,
-    /// The metrics' reset count when these began to record: histograms
-    /// begun before a reset hold samples from before it, and are dropped.
-    epoch: u64,
+struct StageHistograms {
+    stages: [Histogram<u64>; Stage::ALL.len()],
 }
 
 impl StageHistograms {
-    pub(crate) fn new() -> StageHistograms {
+    fn new() -> StageHistograms {
         StageHistograms {
             stages: std::array::from_fn(|_| new_histogram()),
-            recorded: 0,
-            epoch: 0,
         }
     }
 
-    pub(crate) fn record(&mut self, stage: Stage, nanos: u64) {
-        if let Some(histogram) = self.stages.get_mut(stage as usize) {
-            histogram.saturating_record(nanos.max(1));
+    fn record(&mut self, sample: &Sample) {
+        for (histogram, &nanos) in self.stages.iter_mut().zip(&sample.nanos) {
+            if nanos > 0 {
+                histogram.saturating_record(nanos);
+            }
         }
-        self.recorded += 1;
-    }
-
-    pub(crate) fn recorded(&self) -> u64 {
-        self.recorded
     }
 
     fn add(&mut self, other: &StageHistograms) {
@@ -104,14 +126,12 @@ impl StageHistograms {
             // Same bounds on both sides: `add` cannot fail.
             let _ = mine.add(theirs);
         }
-        self.recorded += other.recorded;
     }
 
     fn reset(&mut self) {
         for histogram in &mut self.stages {
             histogram.reset();
         }
-        self.recorded = 0;
     }
 }
 
@@ -199,74 +219,51 @@ impl Counters {
     }
 }
 
-/// The engine's metrics: counters per thread, and latencies handed over by
-/// the workers.
+/// The engine's metrics: counters and latency histograms per thread.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     pub(crate) counters: Box<[Counters]>,
-    handed_over: Ring<Box<StageHistograms>>,
-    /// Emptied histograms on their way back to the workers.
-    recycled: Ring<Box<StageHistograms>>,
-    /// How many times the latencies were reset.
-    epoch: AtomicU64,
-    /// Reader side only: merged latencies. Never touched by a worker.
-    merged: Mutex<StageHistograms>,
+    latencies: Box<[CachePadded<Mutex<StageHistograms>>]>,
 }
 
 impl Metrics {
-    /// Counters for `threads` threads (workers, then the timer, then
-    /// submitters sharing the last slot).
+    /// Counters and histograms for `threads` threads (workers, then the
+    /// timer, then submitters sharing the last slot).
     pub(crate) fn new(threads: usize) -> Metrics {
+        let threads = threads.max(1);
         Metrics {
             counters: (0..threads).map(|_| Counters::default()).collect(),
-            handed_over: Ring::new(threads * 4),
-            recycled: Ring::new(threads * 4),
-            epoch: AtomicU64::new(0),
-            merged: Mutex::new(StageHistograms::new()),
+            latencies: (0..threads)
+                .map(|_| CachePadded::new(Mutex::new(StageHistograms::new())))
+                .collect(),
         }
     }
 
     /// Thread `index`'s counters (the last slot for any other index).
     pub(crate) fn counters(&self, index: usize) -> &Counters {
         let last = self.counters.len().saturating_sub(1);
-        // `counters` is never empty (`new` is given at least one thread).
+        // `counters` is never empty (`new` makes at least one).
         #[allow(clippy::indexing_slicing)]
         &self.counters[index.min(last)]
     }
 
-    /// A worker hands over `histograms` (when it has recorded anything)
-    /// and goes on with emptied ones. On a full ring it keeps its own.
-    pub(crate) fn hand_over(&self, histograms: &mut Box<StageHistograms>) {
-        if histograms.recorded() == 0 {
+    /// Thread `index` records one timed message (the last slot for any
+    /// other index). Call it before the message's reply leaves.
+    pub(crate) fn record(&self, index: usize, sample: &Sample) {
+        if sample.is_empty() {
             return;
         }
-        let epoch = self.epoch.load(Ordering::Acquire);
-        if histograms.epoch != epoch {
-            // Begun before the last reset: they would bring its samples back.
-            histograms.reset();
-            histograms.epoch = epoch;
-            return;
-        }
-        let mut empty = self
-            .recycled
-            .pop()
-            .unwrap_or_else(|| Box::new(StageHistograms::new()));
-        empty.epoch = epoch;
-        let full = std::mem::replace(histograms, empty);
-        if let Err(full) = self.handed_over.push(full) {
-            // The reader has not caught up: keep recording into these.
-            let empty = std::mem::replace(histograms, full);
-            let _ = self.recycled.push(empty);
+        let last = self.latencies.len().saturating_sub(1);
+        if let Some(histograms) = self.latencies.get(index.min(last)) {
+            histograms.lock().record(sample);
         }
     }
 
     /// A reading: counters summed, latencies merged.
     pub(crate) fn snapshot(&self, queue_depths: Vec<usize>) -> MetricsSnapshot {
-        let mut merged = self.merged.lock();
-        while let Some(mut histograms) = self.handed_over.pop() {
-            merged.add(&histograms);
-            histograms.reset();
-            let _ = self.recycled.push(histograms);
+        let mut merged = StageHistograms::new();
+        for histograms in &*self.latencies {
+            merged.add(&histograms.lock());
         }
         let sum = |slot| self.counters.iter().map(|c| c.get(slot)).sum::<u64>();
         let errors = Code::ALL
@@ -311,17 +308,11 @@ impl Metrics {
         self.counters(usize::MAX).add(RESTARTS, 1);
     }
 
-    /// Forgets the latencies recorded so far (counters keep counting):
-    /// the merged ones, those handed over and not yet merged, and, as
-    /// each worker hands them over, those it recorded before now.
+    /// Forgets the latencies recorded so far (counters keep counting).
     pub(crate) fn reset_latencies(&self) {
-        let mut merged = self.merged.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        while let Some(mut histograms) = self.handed_over.pop() {
-            histograms.reset();
-            let _ = self.recycled.push(histograms);
+        for histograms in &*self.latencies {
+            histograms.lock().reset();
         }
-        merged.reset();
     }
 }
 
@@ -537,38 +528,56 @@ impl MetricsSnapshot {
 mod tests {
     use super::*;
 
-    fn total_count(metrics: &Metrics) -> u64 {
+    fn count(metrics: &Metrics, stage: Stage) -> u64 {
         metrics
             .snapshot(Vec::new())
             .latencies
             .iter()
-            .find(|l| l.stage == Stage::Total)
+            .find(|l| l.stage == stage)
             .map_or(0, |l| l.count)
     }
 
+    fn sample(stages: &[(Stage, u64)]) -> Sample {
+        let mut sample = Sample::default();
+        for &(stage, nanos) in stages {
+            sample.set(stage, nanos);
+        }
+        sample
+    }
+
     #[test]
-    fn a_reset_drops_what_was_recorded_before_it_wherever_it_waits() {
+    fn a_reading_holds_every_sample_recorded_before_it_on_every_thread() {
         let metrics = Metrics::new(3);
-        // Worker A handed over before the reset, but nothing merged yet;
-        // worker B still holds what it recorded before the reset.
-        let mut a = Box::new(StageHistograms::new());
-        let mut b = Box::new(StageHistograms::new());
-        a.record(Stage::Total, 1_000);
-        b.record(Stage::Total, 150_000_000);
-        metrics.hand_over(&mut a);
+        for n in 0..100 {
+            let whole = sample(&[(Stage::Validate, 0), (Stage::Total, 1_000 + n)]);
+            metrics.record((n % 4) as usize, &whole);
+        }
+        // A stage that took no time counts; one not crossed does not.
+        assert_eq!(count(&metrics, Stage::Validate), 100);
+        assert_eq!(count(&metrics, Stage::Total), 100);
+        assert_eq!(count(&metrics, Stage::Execute), 0);
+        // Reading takes nothing away.
+        assert_eq!(count(&metrics, Stage::Total), 100);
+        metrics.record(0, &Sample::default());
+        assert_eq!(count(&metrics, Stage::Total), 100);
+    }
+
+    #[test]
+    fn a_reset_forgets_latencies_and_keeps_counters() {
+        let metrics = Metrics::new(2);
+        metrics.record(0, &sample(&[(Stage::Total, 150_000_000)]));
+        metrics.record(1, &sample(&[(Stage::Total, 10)]));
+        metrics.counters(0).response();
         metrics.reset_latencies();
-        metrics.hand_over(&mut b);
-        assert_eq!(total_count(&metrics), 0);
-        // A's histograms got before the reset are dropped at their next
-        // hand-over too (when their samples were taken is not known); B's
-        // were renewed at the drop. From then on both count.
-        a.record(Stage::Total, 2_000);
-        b.record(Stage::Total, 3_000);
-        metrics.hand_over(&mut a);
-        metrics.hand_over(&mut b);
-        assert_eq!(total_count(&metrics), 1);
-        a.record(Stage::Total, 4_000);
-        metrics.hand_over(&mut a);
-        assert_eq!(total_count(&metrics), 2);
+        assert_eq!(count(&metrics, Stage::Total), 0);
+        metrics.record(1, &sample(&[(Stage::Total, 2_000)]));
+        let reading = metrics.snapshot(Vec::new());
+        assert_eq!(reading.responses, 1);
+        let total = reading
+            .latencies
+            .iter()
+            .find(|l| l.stage == Stage::Total)
+            .unwrap();
+        assert_eq!((total.count, total.max_ns / 100), (1, 20));
     }
 }

@@ -36,7 +36,7 @@ pub use errors::{ErrorHook, ErrorRecord};
 pub use handler::{Answer, Caller, CommandHandler, Event, EventHandler, Request};
 pub use idle::{Idle, IdleStrategy, Parker};
 pub use mailbox::Submission;
-pub use metrics::{MetricsSnapshot, Stage, StageLatency};
+pub use metrics::{MetricsSnapshot, Stage, StageLatency, TIMED_EVERY};
 pub use outbound::{PeerReply, PendingReply};
 pub use pending::Responder;
 pub use recovery::{BreakerPolicy, RetryPolicy, is_failure};

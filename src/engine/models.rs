@@ -12,6 +12,7 @@ use crate::security::ReplyProtection;
 use crate::sync::{Arc, CellCache, SwapCell, thread};
 
 use super::mailbox::{Job, Mailbox, Submission};
+use super::metrics::{Metrics, Sample, Stage};
 use super::pending::{PendingCall, Responder};
 use super::reply::ReplyTo;
 use super::shared::{Lifecycle, Phase, StageGate};
@@ -351,5 +352,38 @@ impl HistoryModel {
             .into_iter()
             .map(|m| (m.id, m.at))
             .collect()
+    }
+}
+
+/// The latency metrics (see `metrics.rs`): a worker recording samples
+/// while a reader takes a snapshot.
+#[derive(Debug)]
+pub struct LatencyModel {
+    metrics: Metrics,
+}
+
+impl LatencyModel {
+    /// Metrics for `threads` threads.
+    pub fn new(threads: usize) -> LatencyModel {
+        LatencyModel {
+            metrics: Metrics::new(threads),
+        }
+    }
+
+    /// Thread `index`: one timed message, its total time `nanos`.
+    pub fn record(&self, index: usize, nanos: u64) {
+        let mut sample = Sample::default();
+        sample.set(Stage::Total, nanos);
+        self.metrics.record(index, &sample);
+    }
+
+    /// Reader: the number of `total` samples a snapshot holds.
+    pub fn read(&self) -> u64 {
+        self.metrics
+            .snapshot(Vec::new())
+            .latencies
+            .iter()
+            .find(|l| l.stage == Stage::Total)
+            .map_or(0, |l| l.count)
     }
 }

@@ -80,11 +80,19 @@ impl ReplyIds {
 }
 
 /// A thread's reply buffers.
+///
+/// Writing a reply and handing it to its sink are two steps, so that a
+/// worker can finish its own bookkeeping for the message (its latency
+/// sample) in between: once the sink has the reply, whoever waits for it
+/// may read the metrics. [`send`](Self::send) and [`error`](Self::error)
+/// do both at once for the threads that keep no such books.
 #[derive(Debug)]
 pub(crate) struct ReplyWriter {
     ids: ReplyIds,
     json: Vec<u8>,
     binary: AlignedBytes,
+    /// Which buffer holds the reply written last.
+    written: Codec,
     clock: MillisecondClock,
 }
 
@@ -94,6 +102,7 @@ impl ReplyWriter {
             ids: ReplyIds::new(boot),
             json: Vec::with_capacity(1024),
             binary: AlignedBytes::new(),
+            written: Codec::Json,
             clock: MillisecondClock::default(),
         }
     }
@@ -107,34 +116,31 @@ impl ReplyWriter {
         correlation_id: Option<&str>,
         outcome: Outcome,
     ) {
-        let codec = to.codec;
-        let body: &[u8] = match codec {
-            Codec::Json => {
-                self.json.clear();
-                codec::json::encode(message, &mut self.json);
-                &self.json
+        self.encode(to.codec, message);
+        self.send_written(sinks, to, correlation_id, outcome);
+    }
+
+    /// Encodes `message` in `codec` as the reply to deliver next (with
+    /// [`send_written`](Self::send_written)).
+    pub(crate) fn encode(&mut self, codec: Codec, message: &Message) {
+        if codec == Codec::Binary {
+            self.binary.clear();
+            if codec::binary::encode(message, &mut self.binary).is_ok() {
+                self.written = Codec::Binary;
+                return;
             }
-            Codec::Binary => {
-                self.binary.clear();
-                match codec::binary::encode(message, &mut self.binary) {
-                    Ok(()) => &self.binary,
-                    // Replies are built by us and always fit; should one not,
-                    // the JSON form still answers.
-                    Err(_) => {
-                        self.json.clear();
-                        codec::json::encode(message, &mut self.json);
-                        &self.json
-                    }
-                }
-            }
-        };
-        deliver(sinks, to, correlation_id, outcome, body);
+            // Replies are built by us and always fit; should one not, the
+            // JSON form still answers.
+        }
+        self.json.clear();
+        codec::json::encode(message, &mut self.json);
+        self.written = Codec::Json;
     }
 
     /// Tells the sink what became of a message that gets no reply envelope
     /// (an Event without `ack`, an incoming Response or Error).
     pub(crate) fn silent(
-        &mut self,
+        &self,
         sinks: &SinkTable,
         to: Destination,
         correlation_id: Option<&str>,
@@ -151,15 +157,22 @@ impl ReplyWriter {
         correlation_id: Option<&str>,
         error: &Error,
     ) {
+        let outcome = self.encode_error(to.codec, correlation_id, error);
+        self.send_written(sinks, to, correlation_id, outcome);
+    }
+
+    /// Encodes the Error envelope for `error` as the reply to deliver next
+    /// (with [`send_written`](Self::send_written)); its outcome.
+    pub(crate) fn encode_error(
+        &mut self,
+        codec: Codec,
+        correlation_id: Option<&str>,
+        error: &Error,
+    ) -> Outcome {
         let id = self.ids.next().to_owned();
         let message = error.to_envelope(id, correlation_id, self.clock.now());
-        self.send(
-            sinks,
-            to,
-            &message,
-            correlation_id,
-            Outcome::Error(error.code()),
-        );
+        self.encode(codec, &message);
+        Outcome::Error(error.code())
     }
 
     /// Whether Responses in `codec` are written straight from their parts
@@ -194,6 +207,7 @@ impl ReplyWriter {
             timestamp: timestamp.as_str(),
         };
         self.json.clear();
+        self.written = Codec::Json;
         admission.write_response(
             &parts,
             reply_to.protection,
@@ -202,8 +216,9 @@ impl ReplyWriter {
         )
     }
 
-    /// Hands the reply [`write_response`](Self::write_response) wrote to
-    /// the sink.
+    /// Hands the reply written last ([`encode`](Self::encode),
+    /// [`encode_error`](Self::encode_error),
+    /// [`write_response`](Self::write_response)) to the sink.
     pub(crate) fn send_written(
         &self,
         sinks: &SinkTable,
@@ -211,7 +226,11 @@ impl ReplyWriter {
         correlation_id: Option<&str>,
         outcome: Outcome,
     ) {
-        deliver(sinks, to, correlation_id, outcome, &self.json);
+        let body: &[u8] = match self.written {
+            Codec::Json => &self.json,
+            Codec::Binary => &self.binary,
+        };
+        deliver(sinks, to, correlation_id, outcome, body);
     }
 
     /// Builds the Response carrying `{"result": result}`, protected as the

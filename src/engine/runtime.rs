@@ -586,15 +586,6 @@ impl Engine {
 
     /// A reading of the metrics.
     pub fn metrics(&self) -> MetricsSnapshot {
-        // A parked worker hands its latencies over only every 4096
-        // messages; those that submitters ran in its seat since then are
-        // taken here. An awake worker holds its seat, and hands them over
-        // before it parks.
-        for seat in &*self.seats {
-            if let Some(mut worker) = seat.take_if_idle(|| false) {
-                worker.hand_over_latencies();
-            }
-        }
         let depths = self
             .shared
             .mailboxes()

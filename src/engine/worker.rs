@@ -20,7 +20,7 @@ use crate::sync::{Arc, CellCache, Ordering};
 use super::idle::{Idle, IdleStrategy};
 use super::inline_credit::InlineCredit;
 use super::mailbox::{Job, Mailbox, Staged, Submission};
-use super::metrics::{Counters, Stage, StageHistograms, TIMED_EVERY};
+use super::metrics::{Counters, Metrics, Sample, Stage, TIMED_EVERY};
 use super::pending::Completion;
 use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
@@ -31,9 +31,6 @@ use super::stages::{Context, StagedView, Verdict, dispatch};
 use super::timer;
 use super::wall_clock::WallClock;
 use super::watch::{Address, IdBytes, Ticket};
-
-/// Messages between hand-overs of the latency histograms.
-const HAND_OVER_EVERY: u64 = 4096;
 
 /// The message a worker runs, from its start to its reply.
 struct Running {
@@ -48,10 +45,11 @@ struct Running {
 }
 
 /// Per-stage timing of one message; one in [`TIMED_EVERY`] is timed (see
-/// `metrics.rs`).
+/// `metrics.rs`), and recorded at once when its stages are done.
 struct Laps {
     timed: bool,
     mark: u64,
+    sample: Sample,
 }
 
 impl Laps {
@@ -59,27 +57,51 @@ impl Laps {
         Laps {
             timed: sequence.is_multiple_of(TIMED_EVERY),
             mark: started,
+            sample: Sample::default(),
         }
     }
 
     /// The stage that just ended.
-    fn lap(&mut self, histograms: &mut StageHistograms, clock: &Clock, stage: Stage) {
+    fn lap(&mut self, clock: &Clock, stage: Stage) {
         if self.timed {
             let now = clock.now();
-            histograms.record(stage, now.saturating_sub(self.mark));
+            self.sample.set(stage, now.saturating_sub(self.mark));
             self.mark = now;
         }
     }
 
     /// The last stage, `respond`, ended: it and the whole time since
     /// acceptance, from one clock read.
-    fn finish(&self, histograms: &mut StageHistograms, clock: &Clock, accepted_at: u64) {
+    fn finish(&mut self, clock: &Clock, accepted_at: u64) {
         if self.timed {
             let now = clock.now();
-            histograms.record(Stage::Respond, now.saturating_sub(self.mark));
-            histograms.record(Stage::Total, now.saturating_sub(accepted_at));
+            self.sample
+                .set(Stage::Respond, now.saturating_sub(self.mark));
+            self.sample
+                .set(Stage::Total, now.saturating_sub(accepted_at));
         }
     }
+
+    /// Records the stages timed so far as thread `index`'s: before the
+    /// message's reply leaves, so that whoever holds the reply can read
+    /// its sample.
+    fn record(&self, metrics: &Metrics, index: usize) {
+        if self.timed {
+            metrics.record(index, &self.sample);
+        }
+    }
+}
+
+/// What goes to a message's sink once the worker's books are done.
+#[derive(Clone, Copy, Debug)]
+enum Delivery {
+    /// Nothing now: a deferred command is answered later.
+    Nothing,
+    /// The outcome without an envelope: an Event without `ack`, an answer
+    /// absorbed.
+    Silent(Outcome),
+    /// The reply the writer wrote last.
+    Written(Outcome),
 }
 
 /// What the reply needs from the message, once its buffers are gone.
@@ -118,7 +140,6 @@ pub(crate) struct Worker {
     admission: Admission,
     writer: ReplyWriter,
     sequence: u64,
-    histograms: Box<StageHistograms>,
     /// What submitters may still run here.
     inline_credit: InlineCredit,
     wall_clock: WallClock,
@@ -147,7 +168,6 @@ impl Worker {
             shared,
             mailbox,
             sequence: 0,
-            histograms: Box::new(StageHistograms::new()),
             inline_credit: InlineCredit::new(),
             wall_clock: WallClock::default(),
             config,
@@ -200,7 +220,6 @@ impl Worker {
                 return;
             }
             if idle.parks_next() {
-                worker.hand_over_latencies();
                 drop(worker);
                 idle.wait(&mailbox.parker, || wakes_up(&mailbox, &shared));
                 worker = seat.take();
@@ -208,11 +227,6 @@ impl Worker {
                 idle.wait(&mailbox.parker, || wakes_up(&mailbox, &shared));
             }
         }
-    }
-
-    /// Hands the latencies recorded here over to the metrics.
-    pub(crate) fn hand_over_latencies(&mut self) {
-        self.shared.metrics.hand_over(&mut self.histograms);
     }
 
     /// One message through the worker's stages, and its one reply (or its
@@ -282,7 +296,7 @@ impl Worker {
                     // A timeout from here on names the message.
                     self.mailbox.watch.set_id(id);
                 }
-                laps.lap(&mut self.histograms, &shared.clock, Stage::Validate);
+                laps.lap(&shared.clock, Stage::Validate);
                 if shared.phase() >= Phase::Abandoning {
                     (Verdict::Fail(shutting_down()), replying_to(id, view.kind()))
                 } else {
@@ -290,7 +304,7 @@ impl Worker {
                     match self.admission.admit(&view, peer, wall_now) {
                         Err(error) => (Verdict::Fail(error), replying_to(id, view.kind())),
                         Ok(admitted) if self.role == Role::Front => {
-                            laps.lap(&mut self.histograms, &shared.clock, Stage::Admit);
+                            laps.lap(&shared.clock, Stage::Admit);
                             let staged = Staged {
                                 admitted: admitted.to_owned_parts(),
                                 id: Box::from(view.id()),
@@ -303,7 +317,7 @@ impl Worker {
                             )
                         }
                         Ok(admitted) => {
-                            laps.lap(&mut self.histograms, &shared.clock, Stage::Admit);
+                            laps.lap(&shared.clock, Stage::Admit);
                             let mut replying = Replying {
                                 id,
                                 level: admitted.level,
@@ -328,7 +342,7 @@ impl Worker {
                                 &context,
                                 &admitted,
                                 &mut replying.handler,
-                                &mut |stage| laps.lap(&mut self.histograms, &shared.clock, stage),
+                                &mut |stage| laps.lap(&shared.clock, stage),
                             );
                             (verdict, replying)
                         }
@@ -344,6 +358,8 @@ impl Worker {
         }
         drop(body);
         if let Verdict::Forward(staged) = verdict {
+            // Before the back stage can answer it.
+            laps.record(&shared.metrics, self.index);
             // Finished here before the back stage sees it, so that the
             // timer (at shutdown) and the back stage cannot both answer.
             shared.gate.transit_begins();
@@ -463,9 +479,8 @@ impl Worker {
                         started,
                         timeout_ms: self.config.load().timeout_ms,
                     };
-                    let histograms = &mut self.histograms;
                     dispatch(&context, &view, &mut replying.handler, &mut |stage| {
-                        laps.lap(histograms, &shared.clock, stage)
+                        laps.lap(&shared.clock, stage)
                     })
                 }
             }
@@ -493,7 +508,7 @@ impl Worker {
             to,
             wall_now,
             accepted_at,
-            laps,
+            mut laps,
         } = running;
         if !self.mailbox.watch.finish(ticket) {
             // The timer answered `timeout` (or `unavailable`) already.
@@ -514,11 +529,12 @@ impl Worker {
                     self.mailbox.release_deferred();
                 }
             }
+            laps.record(&shared.metrics, self.index);
             return;
         }
         let id = replying.id.as_ref().map(IdBytes::as_str);
         let counters = shared.metrics.counters(self.index);
-        match verdict {
+        let delivery = match verdict {
             Verdict::Respond(result) => {
                 shared.report(replying.handler, false);
                 let header = ReplyHeader {
@@ -527,7 +543,7 @@ impl Worker {
                     level: replying.level,
                     protection: &replying.protection,
                 };
-                self.respond(header, &result, Outcome::Response, wall_now);
+                self.write_response(header, &result, Outcome::Response, wall_now)
             }
             Verdict::Fail(error) => {
                 shared.report(replying.handler, is_failure(&error));
@@ -535,18 +551,19 @@ impl Worker {
                     // Never answer an answer: two engines would loop.
                     counters.unmatched_reply();
                     self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
-                    self.writer.silent(&shared.sinks, to, id, Outcome::Absorbed);
+                    Delivery::Silent(Outcome::Absorbed)
                 } else {
                     shared.sent_error(self.index, &error, id);
                     let outcome = Outcome::Error(error.code());
                     self.mailbox.recent.push(id, outcome, wall_now);
-                    self.writer.error(&shared.sinks, to, id, &error);
+                    Delivery::Written(self.writer.encode_error(to.codec, id, &error))
                 }
             }
             Verdict::Deferred(call) => {
                 if let Some(call) = call {
                     shared.timer.watch(call);
                 }
+                Delivery::Nothing
             }
             Verdict::Delivered { count, ack } => {
                 counters.event(count);
@@ -559,30 +576,45 @@ impl Worker {
                         level: replying.level,
                         protection: &replying.protection,
                     };
-                    self.respond(header, &result, Outcome::Delivered(count), wall_now);
+                    self.write_response(header, &result, Outcome::Delivered(count), wall_now)
                 } else {
                     let outcome = Outcome::Delivered(count);
                     self.mailbox.recent.push(id, outcome, wall_now);
-                    self.writer.silent(&shared.sinks, to, id, outcome);
+                    Delivery::Silent(outcome)
                 }
             }
             Verdict::Absorbed => {
                 self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
-                self.writer.silent(&shared.sinks, to, id, Outcome::Absorbed);
+                Delivery::Silent(Outcome::Absorbed)
             }
             // Handled before `conclude`.
-            Verdict::Forward(_) => {}
-        }
-        laps.finish(&mut self.histograms, &shared.clock, accepted_at);
-        if self.sequence.is_multiple_of(HAND_OVER_EVERY) {
-            self.hand_over_latencies();
+            Verdict::Forward(_) => Delivery::Nothing,
+        };
+        laps.finish(&shared.clock, accepted_at);
+        laps.record(&shared.metrics, self.index);
+        self.deliver(shared, to, id, delivery);
+    }
+
+    /// Hands a message's outcome to its sink: the reply written last, an
+    /// outcome without an envelope, or nothing (a deferred command).
+    fn deliver(&self, shared: &Shared, to: Destination, id: Option<&str>, delivery: Delivery) {
+        match delivery {
+            Delivery::Nothing => {}
+            Delivery::Silent(outcome) => self.writer.silent(&shared.sinks, to, id, outcome),
+            Delivery::Written(outcome) => self.writer.send_written(&shared.sinks, to, id, outcome),
         }
     }
 
-    /// Sends a Response stamped `at` (its history entry first, so that
+    /// Writes a Response stamped `at` (its history entry first, so that
     /// whoever gets the reply finds it recorded); the Error instead if it
-    /// cannot be protected.
-    fn respond(&mut self, header: ReplyHeader<'_>, result: &RawJson, outcome: Outcome, at: i128) {
+    /// cannot be protected. [`deliver`](Self::deliver) sends it.
+    fn write_response(
+        &mut self,
+        header: ReplyHeader<'_>,
+        result: &RawJson,
+        outcome: Outcome,
+        at: i128,
+    ) -> Delivery {
         let shared = &*self.shared;
         let id = Some(header.id);
         let sealed = if ReplyWriter::writes_directly(header.to.codec) {
@@ -599,22 +631,17 @@ impl Worker {
             Ok(message) => {
                 shared.metrics.counters(self.index).response();
                 self.mailbox.recent.push(id, outcome, at);
-                match message {
-                    None => self
-                        .writer
-                        .send_written(&shared.sinks, header.to, id, outcome),
-                    Some(message) => {
-                        self.writer
-                            .send(&shared.sinks, header.to, &message, id, outcome);
-                    }
+                if let Some(message) = message {
+                    self.writer.encode(header.to.codec, &message);
                 }
+                Delivery::Written(outcome)
             }
             Err(error) => {
                 shared.sent_error(self.index, &error, id);
                 self.mailbox
                     .recent
                     .push(id, Outcome::Error(error.code()), at);
-                self.writer.error(&shared.sinks, header.to, id, &error);
+                Delivery::Written(self.writer.encode_error(header.to.codec, id, &error))
             }
         }
     }
@@ -630,25 +657,26 @@ impl Worker {
         }
         let to = &call.reply_to;
         let now = unix_nanos_now();
-        match result {
+        let delivery = match result {
             Ok(result) => {
                 shared.report(to.handler, false);
-                self.respond(to.header(), &result, Outcome::Response, now);
+                self.write_response(to.header(), &result, Outcome::Response, now)
             }
             Err(error) => {
                 shared.report(to.handler, is_failure(&error));
                 shared.sent_error(self.index, &error, Some(&to.id));
                 let outcome = Outcome::Error(error.code());
                 self.mailbox.recent.push(Some(&to.id), outcome, now);
-                self.writer
-                    .error(&shared.sinks, to.to, Some(&to.id), &error);
+                Delivery::Written(self.writer.encode_error(to.to.codec, Some(&to.id), &error))
             }
-        }
+        };
         if self.sequence.is_multiple_of(TIMED_EVERY) {
+            let mut sample = Sample::default();
             let now = shared.clock.now();
-            self.histograms
-                .record(Stage::Total, now.saturating_sub(to.accepted_at));
+            sample.set(Stage::Total, now.saturating_sub(to.accepted_at));
+            shared.metrics.record(self.index, &sample);
         }
+        self.deliver(shared, to.to, Some(&to.id), delivery);
     }
 
     /// Whether a submitter holding the seat at `now` should run its
