@@ -1,5 +1,5 @@
 //! Canonical JSON (RFC 8785) of a decoded envelope: the signed input of
-//! PROTOCOL.md section 5. Each iteration is one message.
+//! docs/protocol.md section 5. Each iteration is one message.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mcp_engine::Timestamp;

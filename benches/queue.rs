@@ -1,6 +1,6 @@
 //! Queue hop: one value from a producer thread to a consumer thread through
 //! our ring, `crossbeam::queue::ArrayQueue` and `flume::bounded`, all of
-//! capacity 1024, both sides yielding when they must wait (KNOWN.md:
+//! capacity 1024, both sides yielding when they must wait (docs/tuning.md:
 //! yielding beats spinning on these two cores). Also the uncontended
 //! push-then-pop cost on one thread.
 

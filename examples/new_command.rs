@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The payload of a Command (PROTOCOL.md section 7).
+    // The payload of a Command (docs/protocol.md section 7).
     let payload = format!(
         r#"{{"command":{},"args":{arguments}}}"#,
         RawJson::string(&command)

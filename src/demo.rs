@@ -1,4 +1,4 @@
-//! The demo handlers `mcp-engine serve` registers (CLI.md): `demo.echo`,
+//! The demo handlers `mcp-engine serve` registers (docs/cli.md): `demo.echo`,
 //! `demo.sleep`, `demo.panic`, and a subscriber of the event
 //! `demo.notice`. They exist to try the server and to test it: every path
 //! of the engine (an answer now, a deferred answer, a timeout, a panic, an
@@ -73,7 +73,7 @@ struct Bed {
 }
 
 /// Answers `demo.sleep` requests from a thread of its own, so that no
-/// engine worker waits (the seed's deferred command).
+/// engine worker waits (the deferred command of docs/seed-specification.md).
 struct Sleeper {
     bed: Arc<Bed>,
 }

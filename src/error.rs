@@ -1,4 +1,4 @@
-//! The protocol's error table (PROTOCOL.md section 7) as types.
+//! The protocol's error table (docs/protocol.md section 7) as types.
 //!
 //! Every refusal the engine gives a peer and every failure of its own is an
 //! [`Error`]: a [`Code`] (one of the 18 of the table), a human message, and
@@ -46,7 +46,7 @@ impl fmt::Display for Category {
 
 macro_rules! codes {
     ($( $variant:ident => $name:literal, $category:ident, $retryable:literal, $summary:literal; )*) => {
-        /// One of the 18 error codes of PROTOCOL.md section 7.
+        /// One of the 18 error codes of docs/protocol.md section 7.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Code {
             $(
@@ -120,7 +120,7 @@ impl fmt::Display for Code {
 /// The message explains the fault to a human. For codes of the security
 /// category it stays on this side of the wire (for logs); the wire only ever
 /// carries the code's fixed [`Code::summary`], so that a refusal tells an
-/// attacker no more than its code (PROTOCOL.md section 7). Messages must never
+/// attacker no more than its code (docs/protocol.md section 7). Messages must never
 /// contain key material.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
@@ -166,7 +166,7 @@ impl Error {
         }
     }
 
-    /// Appends the Error payload of PROTOCOL.md section 7 as compact JSON:
+    /// Appends the Error payload of docs/protocol.md section 7 as compact JSON:
     /// `{"category":…,"code":…,"message":…,"retryable":…}`.
     pub fn write_payload(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"category\":\"");
@@ -184,7 +184,7 @@ impl Error {
 }
 
 impl Error {
-    /// The Error envelope answering a message (PROTOCOL.md section 7): type
+    /// The Error envelope answering a message (docs/protocol.md section 7): type
     /// `Error`, a fresh `id`, `metadata.correlation_id` = the offending
     /// message's id (`null` when unknown), level `Low`, plaintext, unsigned.
     pub fn to_envelope(

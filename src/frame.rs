@@ -1,4 +1,4 @@
-//! Length-prefixed framing for streams (PROTOCOL.md section 2).
+//! Length-prefixed framing for streams (docs/protocol.md section 2).
 //!
 //! ```text
 //! +----------------------+-----------+------------------------+

@@ -1,4 +1,4 @@
-//! `mcp-engine`: the command-line front of the engine (`../shared/spec/CLI.md`).
+//! `mcp-engine`: the command-line front of the engine (`docs/cli.md`).
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

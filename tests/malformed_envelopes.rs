@@ -1,5 +1,5 @@
 //! Every envelope field broken in every way, each mapped to its exact code
-//! (PROTOCOL.md sections 3 and 7), through both codecs where the binary form
+//! (docs/protocol.md sections 3 and 7), through both codecs where the binary form
 //! can express the fault.
 
 use mcp_engine::codec::{self, AlignedBytes, Decoder, Limits};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// The receiver's clock: 2026-11-23T12:00:00Z.
 const NOW: i128 = 1_795_435_200 * 1_000_000_000;
 
-/// The example envelope of PROTOCOL.md section 3.
+/// The example envelope of docs/protocol.md section 3.
 fn base() -> Value {
     json!({
         "version": "1.0",

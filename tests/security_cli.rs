@@ -1,4 +1,4 @@
-//! The security commands as scripts use them (CLI.md): `dev-config`,
+//! The security commands as scripts use them (docs/cli.md): `dev-config`,
 //! `keygen`, `token`, and `check --config [--peer]`.
 
 use std::io::Write;

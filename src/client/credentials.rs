@@ -41,7 +41,7 @@ pub struct JwtKey {
     pub aud: Option<String>,
 }
 
-/// The contents of `credentials.json` (CLI.md, `dev-config`).
+/// The contents of `credentials.json` (docs/cli.md, `dev-config`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {

@@ -1,4 +1,4 @@
-//! The binary codec on rkyv 0.8 (PROTOCOL.md section 8).
+//! The binary codec on rkyv 0.8 (docs/protocol.md section 8).
 //!
 //! The binary envelope carries the JSON envelope's fields one to one:
 //! `payload` and `metadata` as the bytes of their JSON text, everything else

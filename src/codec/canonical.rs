@@ -1,4 +1,4 @@
-//! Canonical JSON, RFC 8785 (JCS), for signatures (PROTOCOL.md section 5).
+//! Canonical JSON, RFC 8785 (JCS), for signatures (docs/protocol.md section 5).
 //!
 //! JCS writes a value so that every party derives the same bytes: no
 //! whitespace; object members sorted by their keys' UTF-16 code units;
@@ -89,7 +89,7 @@ impl Canonicalizer {
         write_node(out, value.nodes(), 0, &mut self.keys, write_str);
     }
 
-    /// Appends the signed input of PROTOCOL.md section 5: the canonical form
+    /// Appends the signed input of docs/protocol.md section 5: the canonical form
     /// of the whole envelope with `security.signature` left out (absent, not
     /// null).
     pub fn write_signing_input(&mut self, message: &MessageView<'_>, out: &mut Vec<u8>) {

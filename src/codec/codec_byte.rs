@@ -1,7 +1,7 @@
 //! [`Codec`]: which encoding a frame body uses (the frame's codec byte).
 
 /// The encoding of a frame body, named by the byte after the frame length
-/// (PROTOCOL.md section 2).
+/// (docs/protocol.md section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Codec {
     /// `0x4A` (`J`): one JSON envelope, UTF-8.

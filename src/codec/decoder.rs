@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::json::{MAX_VALUE_DEPTH, Parser, TapeLease};
 use crate::message::{MessageView, is_valid_id};
 
-/// The deepest an envelope may nest (PROTOCOL.md section 3).
+/// The deepest an envelope may nest (docs/protocol.md section 3).
 pub const MAX_DEPTH: usize = 64;
 
 /// Decodes message bodies of either codec and applies the envelope rules.
@@ -146,7 +146,7 @@ impl Decoder {
     /// The `id` of a body that was refused, when a reader can trust it to
     /// name the message: the body is within the size limit and readable (a
     /// JSON object by every rule of well-formedness, or a binary envelope
-    /// that passes validation) and its `id` is valid (PROTOCOL.md section
+    /// that passes validation) and its `id` is valid (docs/protocol.md section
     /// 3). The Error about such a body carries that id as its
     /// `correlation_id` (section 7), whichever rule it broke. `None`
     /// otherwise: an Error about it then says `null`.

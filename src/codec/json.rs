@@ -1,6 +1,6 @@
 //! The JSON codec: envelope decoding, and encoding.
 //!
-//! Decoding applies the checks in the protocol's order (PROTOCOL.md section
+//! Decoding applies the checks in the protocol's order (docs/protocol.md section
 //! 7): size, then well-formedness (JSON, an object, no repeated key, nesting),
 //! then the version's major, then every field rule. A plain envelope (see
 //! `json/plain.rs`) with only known members is read in one pass, its

@@ -1,4 +1,4 @@
-//! Codecs: message bodies to validated views and back (PROTOCOL.md sections
+//! Codecs: message bodies to validated views and back (docs/protocol.md sections
 //! 3 and 8), and the canonical form that signatures cover (section 5).
 //!
 //! [`Decoder`] turns a frame body, JSON or binary, into a [`MessageView`]

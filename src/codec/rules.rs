@@ -1,5 +1,5 @@
 //! The envelope rules both codecs apply once a body has decoded
-//! (PROTOCOL.md section 3): version, id, timestamp window, metadata.
+//! (docs/protocol.md section 3): version, id, timestamp window, metadata.
 //!
 //! Kept apart from the codecs so that a JSON and a binary message are held to
 //! the same rules by the same code.
@@ -176,7 +176,7 @@ fn check_metadata<'a>(nodes: &[Node<'a>], at: usize) -> Result<MetadataFields<'a
     Ok(fields)
 }
 
-/// The payload rule of a Command or an Event (PROTOCOL.md section 7),
+/// The payload rule of a Command or an Event (docs/protocol.md section 7),
 /// on a plaintext payload: a Command's is an object with a non-empty
 /// string `command` (and a string `resource`, if it has one), an Event's
 /// an object with a non-empty string `event`. Responses and Errors may

@@ -33,7 +33,7 @@ pub const MIN_MESSAGE_SIZE: u64 = 512;
 /// must fit its 32-bit length field.
 pub const MAX_MESSAGE_SIZE: u64 = u32::MAX as u64 - 1;
 
-/// The engine's configuration (the seed's `MCPConfig`, plus the replay window).
+/// The engine's configuration (`MCPConfig` of docs/seed-specification.md, plus the replay window).
 ///
 /// ```
 /// use mcp_engine::Config;

@@ -1,4 +1,4 @@
-//! The seed's `ErrorHandler`: a bounded history of the errors the engine
+//! `ErrorHandler` of docs/seed-specification.md: a bounded history of the errors the engine
 //! sent, and recovery hooks run per error code.
 //!
 //! The history is sharded by thread (each worker, the timer, submitters):

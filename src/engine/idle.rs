@@ -29,7 +29,7 @@ pub struct IdleStrategy {
 
 impl Default for IdleStrategy {
     fn default() -> IdleStrategy {
-        // KNOWN.md: spinning loses to yielding on these two cores, so the
+        // Spinning loses to yielding on two cores (docs/tuning.md), so the
         // spin phase is short and yields carry the wait.
         IdleStrategy {
             spins: 6,

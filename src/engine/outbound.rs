@@ -1,4 +1,4 @@
-//! Commands the engine sends to a peer (the seed's `pending_commands`):
+//! Commands the engine sends to a peer (`pending_commands` of docs/seed-specification.md):
 //! each waits for the Response or Error that correlates with it, from the
 //! same connection (sink and tag) it went out on, until its deadline.
 //!

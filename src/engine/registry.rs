@@ -95,7 +95,7 @@ impl CommandSpec {
     }
 }
 
-/// A built-in command (PROTOCOL.md section 9).
+/// A built-in command (docs/protocol.md section 9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Builtin {
     Ping,

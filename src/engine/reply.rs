@@ -1,4 +1,4 @@
-//! Building reply envelopes (PROTOCOL.md section 7) into reused buffers.
+//! Building reply envelopes (docs/protocol.md section 7) into reused buffers.
 
 use crate::codec::{self, AlignedBytes, Codec, ResponseParts};
 use crate::error::{Code, Error};
@@ -253,7 +253,7 @@ impl ReplyWriter {
         text.push(b'}');
         let payload = RawJson::from_compact(text);
         let id = self.ids.next().to_owned();
-        // Ids need no escapes (PROTOCOL.md section 3), so this is exact.
+        // Ids need no escapes (docs/protocol.md section 3), so this is exact.
         let mut metadata = Vec::with_capacity(reply_to.id.len() + 21);
         metadata.extend_from_slice(b"{\"correlation_id\":");
         write_str(&mut metadata, reply_to.id);

@@ -1,4 +1,4 @@
-//! The seed's `ProtocolState`: what the engine is doing, and a bounded
+//! `ProtocolState` of docs/seed-specification.md: what the engine is doing, and a bounded
 //! history of recent message ids with their outcomes (never payloads).
 //!
 //! Each worker writes its own history ring; a slot is a small seqlock made

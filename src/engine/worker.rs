@@ -352,7 +352,7 @@ impl Worker {
         };
         if undecoded {
             // A body refused for an envelope rule may still say which
-            // message it is: its Error names it (PROTOCOL.md section 7).
+            // message it is: its Error names it (docs/protocol.md section 7).
             replying.id =
                 (self.decoder.readable_id(codec, &body).as_deref()).and_then(IdBytes::new);
         }

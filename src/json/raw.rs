@@ -14,7 +14,7 @@ pub const MAX_VALUE_DEPTH: usize = 63;
 /// An owned JSON value, held as compact JSON text.
 ///
 /// This is how the owned [`Message`](crate::Message) holds `payload` and
-/// `metadata`, and what the binary codec carries for them (PROTOCOL.md
+/// `metadata`, and what the binary codec carries for them (docs/protocol.md
 /// section 8): encoding copies the text, nothing is re-serialized. The text
 /// is always one valid JSON value, without repeated keys, at most
 /// [`MAX_VALUE_DEPTH`] levels deep, written by this crate's compact writer:

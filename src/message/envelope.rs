@@ -6,10 +6,10 @@ use crate::json::RawJson;
 /// The protocol version this engine writes.
 pub const PROTOCOL_VERSION: &str = "1.0";
 
-/// An MCP message (the seed's `MCPMessage`), owned.
+/// An MCP message (`MCPMessage` of docs/seed-specification.md), owned.
 ///
 /// Build one to send, or get one from a [`MessageView`](super::MessageView)
-/// with `to_message`. Fields mirror the wire envelope one to one (PROTOCOL.md
+/// with `to_message`. Fields mirror the wire envelope one to one (docs/protocol.md
 /// section 3), absent and `null` kept apart, so that decoding and re-encoding,
 /// in either codec, gives back the same envelope and the same signed form.
 ///

@@ -1,4 +1,4 @@
-//! Message ids: 1 to 128 bytes of `[A-Za-z0-9._:-]` (PROTOCOL.md section 3).
+//! Message ids: 1 to 128 bytes of `[A-Za-z0-9._:-]` (docs/protocol.md section 3).
 
 /// The longest id, in bytes.
 pub const MAX_ID_LEN: usize = 128;

@@ -46,8 +46,8 @@ impl fmt::Display for MessageType {
     }
 }
 
-/// Which key carried the type: `type`, or the seed's Rust field name `type_`,
-/// which PROTOCOL.md accepts as an alias.
+/// Which key carried the type: `type`, or the Rust field name `type_` of docs/seed-specification.md,
+/// which docs/protocol.md accepts as an alias.
 ///
 /// Kept so that a message converts between codecs without changing its
 /// signed form: the signature covers the envelope as sent, key names included.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// The protection a message claims (PROTOCOL.md section 3), weakest first.
+/// The protection a message claims (docs/protocol.md section 3), weakest first.
 ///
 /// Levels are ordered: `Low < Standard < High < Critical`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

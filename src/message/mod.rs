@@ -1,4 +1,4 @@
-//! The message model (PROTOCOL.md sections 1 and 3).
+//! The message model (docs/protocol.md sections 1 and 3).
 //!
 //! Two forms of one envelope: [`Message`], owned, for building and keeping
 //! messages; [`MessageView`], borrowed from the buffer a message arrived in,

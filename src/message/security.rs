@@ -5,7 +5,7 @@
 
 use super::{Field, SecurityLevel};
 
-/// The `security` object of an envelope (PROTOCOL.md section 3).
+/// The `security` object of an envelope (docs/protocol.md section 3).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SecurityMetadata<S = String> {
     /// The protection the message claims.
@@ -56,7 +56,7 @@ impl<S: AsRef<str>> SecurityMetadata<S> {
     }
 }
 
-/// The `encryption_info` object (PROTOCOL.md section 6).
+/// The `encryption_info` object (docs/protocol.md section 6).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EncryptionInfo<S = String> {
     /// Always `AES-256-GCM` in protocol version 1.

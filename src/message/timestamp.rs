@@ -1,7 +1,7 @@
 //! [`Timestamp`]: an RFC 3339 instant that keeps its text as sent.
 //!
 //! The text matters beyond the instant it names: the payload cipher binds the
-//! timestamp "exactly as sent" (PROTOCOL.md section 6) and the signature covers
+//! timestamp "exactly as sent" (docs/protocol.md section 6) and the signature covers
 //! it, so a timestamp is never re-formatted once made. Timestamps the engine
 //! makes are UTC with milliseconds, e.g. `2026-11-23T12:00:00.123Z`.
 

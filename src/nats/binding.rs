@@ -5,7 +5,7 @@
 //!
 //! - a header `Mcp-Codec: json` or `Mcp-Codec: binary`, and the body is
 //!   the envelope;
-//! - no header, and the body starts with the codec byte of PROTOCOL.md
+//! - no header, and the body starts with the codec byte of docs/protocol.md
 //!   section 2 (`J` or `R`): a frame without its length;
 //! - no header, and the body starts with `{` or JSON whitespace: a JSON
 //!   envelope as it is (what `nats req subject '{...}'` sends).

@@ -1,5 +1,5 @@
 //! [`Admission`]: every security check a decoded message must pass, in the
-//! order of PROTOCOL.md's fault table, up to and including authorization;
+//! order of docs/protocol.md's fault table, up to and including authorization;
 //! and the protection of replies (encrypt, then sign).
 //!
 //! [`SecurityState`] is what all workers share (keys, revocations, replay
@@ -174,7 +174,7 @@ impl Admitted<'_> {
     }
 
     /// Authorizes the message against `declared`, the target its handler
-    /// declares (PROTOCOL.md section 10), narrowed to the Command's
+    /// declares (docs/protocol.md section 10), narrowed to the Command's
     /// `resource` instance when it names one. Uses the settings the other
     /// checks ran under, so a reload in between cannot mix two policies.
     pub fn authorize(&self, declared: Target<'_>, peer: IpAddr) -> Result<(), Error> {

@@ -1,4 +1,4 @@
-//! `b64u`: base64url without padding (PROTOCOL.md section 1), strict.
+//! `b64u`: base64url without padding (docs/protocol.md section 1), strict.
 //!
 //! `base64-simd`'s URL-safe, no-padding engine refuses what the protocol
 //! refuses: padding, whitespace, characters outside the alphabet, and

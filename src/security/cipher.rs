@@ -1,4 +1,4 @@
-//! Payload encryption (PROTOCOL.md section 6): AES-256-GCM on ring, and
+//! Payload encryption (docs/protocol.md section 6): AES-256-GCM on ring, and
 //! nonces that never repeat.
 //!
 //! `payload = b64u(ciphertext || tag)`, `encryption_info = {"algorithm":

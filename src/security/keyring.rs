@@ -32,9 +32,9 @@ use crate::sync::{Arc, CellCache, Snapshot, SwapCell};
 pub enum KeyUse {
     /// Verifying (and, with the secret or private key, issuing) auth tokens.
     Jwt,
-    /// HMAC-SHA256 envelope signatures (PROTOCOL.md section 5).
+    /// HMAC-SHA256 envelope signatures (docs/protocol.md section 5).
     Signing,
-    /// AES-256-GCM payload encryption (PROTOCOL.md section 6).
+    /// AES-256-GCM payload encryption (docs/protocol.md section 6).
     Encryption,
 }
 
@@ -56,7 +56,7 @@ impl KeyUse {
     }
 }
 
-/// The token signature algorithms the engine accepts (PROTOCOL.md section 4).
+/// The token signature algorithms the engine accepts (docs/protocol.md section 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum JwtAlgorithm {
     /// HMAC-SHA256 with a shared secret.

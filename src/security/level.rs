@@ -1,4 +1,4 @@
-//! The security levels (PROTOCOL.md section 3) as one table: what each level
+//! The security levels (docs/protocol.md section 3) as one table: what each level
 //! requires of a message.
 
 use crate::message::SecurityLevel;

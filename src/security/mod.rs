@@ -1,4 +1,4 @@
-//! Security above the transport (PROTOCOL.md sections 3 to 7 and 10): keys,
+//! Security above the transport (docs/protocol.md sections 3 to 7 and 10): keys,
 //! tokens, signatures, payload encryption, replay protection, levels and
 //! authorization.
 //!

@@ -1,4 +1,4 @@
-//! Authorization (PROTOCOL.md section 10): roles to allow and deny rules,
+//! Authorization (docs/protocol.md section 10): roles to allow and deny rules,
 //! client IP ranges per role, and a global IP allow/deny list.
 //!
 //! A rule is `resource-pattern:action-pattern`. Resources are paths of

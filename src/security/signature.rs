@@ -1,4 +1,4 @@
-//! Envelope signatures (PROTOCOL.md section 5): HMAC-SHA256 over the
+//! Envelope signatures (docs/protocol.md section 5): HMAC-SHA256 over the
 //! canonical (RFC 8785) envelope without `security.signature`.
 //!
 //! `signature = kid ":" b64u(tag)`. The tag must be the full 32 bytes (a

@@ -1,4 +1,4 @@
-//! Auth tokens (PROTOCOL.md section 4): a strict JWS/JWT verifier and
+//! Auth tokens (docs/protocol.md section 4): a strict JWS/JWT verifier and
 //! issuer on ring, HS256 and EdDSA only.
 //!
 //! Written here rather than taken from jsonwebtoken 11: that crate has no
@@ -551,7 +551,7 @@ pub fn issue_token(
     Ok(token)
 }
 
-/// A renewal of `token` (PROTOCOL.md section 4): same `sub`, `roles`, `iss`
+/// A renewal of `token` (docs/protocol.md section 4): same `sub`, `roles`, `iss`
 /// and `aud`, fresh dates and `jti`, signed with the active key.
 pub fn renew_token(
     keyring: &Keyring,

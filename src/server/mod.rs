@@ -2,7 +2,7 @@
 //! [`Engine`].
 //!
 //! One I/O thread owns the listener and every connection. It reads frames
-//! (PROTOCOL.md section 2) and submits them to the engine; the engine's
+//! (docs/protocol.md section 2) and submits them to the engine; the engine's
 //! workers hand each reply to the connection's outbox (see `outbox.rs`)
 //! and wake the I/O thread, which writes it back. The limits of
 //! [`ServerConfig`] keep a connection from hurting the others:

@@ -13,7 +13,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::TlsFiles;
 use crate::error::{Code, Error};
 
-/// The ALPN protocol id of MCP (PROTOCOL.md section 2).
+/// The ALPN protocol id of MCP (docs/protocol.md section 2).
 pub const ALPN: &[u8] = b"mcp/1";
 
 fn refuse(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {

@@ -439,7 +439,7 @@ pub(super) fn reply_code(envelopes: &mut Envelopes, codec: Codec, body: &[u8]) -
 
 /// A JSON reply's `metadata.correlation_id`, found without parsing: the
 /// engine writes `metadata` after `payload`, so the last occurrence is it,
-/// and ids need no escapes (PROTOCOL.md section 3).
+/// and ids need no escapes (docs/protocol.md section 3).
 fn json_correlation_id(body: &[u8]) -> Option<&str> {
     const KEY: &[u8] = br#""correlation_id":""#;
     let start = rfind(body, KEY)? + KEY.len();

@@ -1,5 +1,5 @@
 //! [`Figures`] of a run, the [`Report`] `mcp-bench` prints and writes as
-//! JSON, and the seed's [`Budgets`].
+//! JSON, and the [`Budgets`] of docs/seed-specification.md.
 
 use std::collections::BTreeMap;
 
@@ -292,7 +292,7 @@ impl Report {
     }
 }
 
-/// The seed's performance requirements.
+/// The performance requirements of docs/seed-specification.md.
 #[derive(Clone, Copy, Debug)]
 pub struct Budgets {
     /// p95 latency, microseconds (seed: < 100 ms).
