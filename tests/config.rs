@@ -252,3 +252,28 @@ fn security_mistakes_name_the_field_and_line() {
         assert!(message.contains(expected), "{text:?}: {message}");
     }
 }
+
+#[test]
+fn the_engine_section_is_read_whole() {
+    let config = Config::from_toml(
+        "[engine]\ntopology = \"staged\"\nworkers = 3\nqueue_capacity = 512\noverflow = \"block\"\npin_threads = false\nrun_on_submitter = false\nmax_deferred = 64\nstack_kib = 512\ndrain_ms = 250\nmax_error_history = 16\nmessage_history = 32\nidle_spins = 0\nidle_yields = 100\n",
+        "engine.toml",
+    )
+    .unwrap();
+    let engine = &config.engine;
+    assert_eq!(engine.topology, mcp_engine::config::Topology::Staged);
+    assert_eq!(
+        (engine.workers, engine.queue_capacity, engine.max_deferred),
+        (3, 512, 64)
+    );
+    assert_eq!(engine.overflow, mcp_engine::config::Overflow::Block);
+    assert!(!engine.pin_threads && !engine.run_on_submitter);
+    assert_eq!((engine.stack_kib, engine.drain_ms), (512, 250));
+    assert_eq!((engine.max_error_history, engine.message_history), (16, 32));
+    assert_eq!((engine.idle_spins, engine.idle_yields), (0, 100));
+    let message = refused("[engine]\nidle_yields = 2000000\n");
+    assert!(
+        message.contains("engine.idle_yields") && message.starts_with("engine.toml:2:"),
+        "{message}"
+    );
+}

@@ -67,6 +67,12 @@ pub struct EngineConfig {
     pub max_error_history: u64,
     /// Recent message ids (with outcomes) kept per worker (default 1024).
     pub message_history: u64,
+    /// Empty polls an idle worker spins before it yields (default 6; see
+    /// [`IdleStrategy`](crate::engine::IdleStrategy)).
+    pub idle_spins: u32,
+    /// Empty polls an idle worker yields the core before it parks, at most
+    /// (default 8).
+    pub idle_yields: u32,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +89,8 @@ impl Default for EngineConfig {
             drain_ms: 5000,
             max_error_history: 1024,
             message_history: 1024,
+            idle_spins: 6,
+            idle_yields: 8,
         }
     }
 }
@@ -102,6 +110,8 @@ pub(super) struct EngineFile {
     drain_ms: Option<Spanned<u64>>,
     max_error_history: Option<Spanned<u64>>,
     message_history: Option<Spanned<u64>>,
+    idle_spins: Option<Spanned<u64>>,
+    idle_yields: Option<Spanned<u64>>,
 }
 
 pub(super) fn engine_config(
@@ -173,5 +183,21 @@ pub(super) fn engine_config(
             "messages",
             defaults.message_history,
         )?,
+        idle_spins: bounded(
+            at,
+            file.idle_spins,
+            "engine.idle_spins",
+            0..=1 << 20,
+            "polls",
+            u64::from(defaults.idle_spins),
+        )? as u32,
+        idle_yields: bounded(
+            at,
+            file.idle_yields,
+            "engine.idle_yields",
+            0..=1 << 20,
+            "polls",
+            u64::from(defaults.idle_yields),
+        )? as u32,
     })
 }

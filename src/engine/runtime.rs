@@ -36,7 +36,8 @@ use super::worker::{Role, Worker};
 pub struct EngineBuilder {
     config: Config,
     registry: Registry,
-    idle: IdleStrategy,
+    /// Set by `idle_strategy`; otherwise the config's.
+    idle: Option<IdleStrategy>,
     hooks: HashMap<Code, Vec<ErrorHook>>,
     error: Option<Error>,
 }
@@ -55,14 +56,14 @@ impl EngineBuilder {
         EngineBuilder {
             config,
             registry: Registry::with_builtins(),
-            idle: IdleStrategy::default(),
+            idle: None,
             hooks: HashMap::new(),
             error: None,
         }
     }
 
     /// Runs `hook` whenever the engine sends an Error with `code` (the
-    /// seed's recovery hooks): on the engine thread that sent it, so it
+    /// recovery hooks of docs/seed-specification.md): on the engine thread that sent it, so it
     /// must be quick. A panic in it is caught.
     pub fn on_error(
         mut self,
@@ -97,9 +98,10 @@ impl EngineBuilder {
         self
     }
 
-    /// How idle workers wait (spins, then yields, then park).
+    /// How idle workers wait (spins, then yields, then park), instead of
+    /// the config's `engine.idle_spins` and `engine.idle_yields`.
     pub fn idle_strategy(mut self, idle: IdleStrategy) -> EngineBuilder {
-        self.idle = idle;
+        self.idle = Some(idle);
         self
     }
 
@@ -117,6 +119,10 @@ impl EngineBuilder {
             hooks,
             ..
         } = self;
+        let idle = idle.unwrap_or(IdleStrategy {
+            spins: config.engine.idle_spins,
+            yields: config.engine.idle_yields,
+        });
         let security = Arc::new(SecurityState::from_config(&config, unix_nanos_now())?);
         let plan = ThreadPlan::of(&config);
         let workers = plan.threads();
@@ -565,6 +571,8 @@ impl Engine {
             ("engine.max_deferred", old.max_deferred == new.max_deferred),
             ("engine.stack_kib", old.stack_kib == new.stack_kib),
             ("engine.pin_threads", old.pin_threads == new.pin_threads),
+            ("engine.idle_spins", old.idle_spins == new.idle_spins),
+            ("engine.idle_yields", old.idle_yields == new.idle_yields),
         ] {
             if !same {
                 return Err(Error::new(
@@ -596,7 +604,7 @@ impl Engine {
     }
 
     /// The engine's state: status, the last message, pending commands,
-    /// counts (the seed's `ProtocolState`).
+    /// counts (`ProtocolState` of docs/seed-specification.md).
     pub fn state(&self) -> ProtocolState {
         let shared = &*self.shared;
         let status = match shared.phase() {
