@@ -8,7 +8,7 @@ use mcp_engine::client::{Credentials, Envelopes, Outgoing};
 use mcp_engine::codec::Codec;
 use mcp_engine::config::RoleConfig;
 use mcp_engine::dev_setup::DevSetup;
-use mcp_engine::{Config, Error, RawJson, SecurityLevel};
+use mcp_engine::{Code, Config, Error, RawJson, SecurityLevel};
 
 /// A development setup for a run, removed when dropped.
 #[derive(Debug)]
@@ -29,14 +29,7 @@ impl Setup {
         let dir = std::env::temp_dir().join(format!("mcp-bench-{}-{suffix}", std::process::id()));
         let dev = DevSetup::write(&dir, addr)?;
         let mut config = Config::load(&dev.config_path)?;
-        config.security.min_security_level = SecurityLevel::Low;
-        config.authorization.roles.insert(
-            "anonymous".into(),
-            RoleConfig {
-                allow: vec!["demo:*".into()],
-                ..RoleConfig::default()
-            },
-        );
+        open_to_anonymous(&mut config);
         let credentials = Credentials::parse(&dev.credentials)?;
         Ok(Setup {
             config,
@@ -44,6 +37,78 @@ impl Setup {
             dir,
         })
     }
+
+    /// Changes settings of the config as `engine.toml` would: each of
+    /// `settings` is `KEY=VALUE`, KEY a dotted path (`engine.queue_capacity`,
+    /// `security.replay_capacity`), VALUE a TOML value (a bare word is a
+    /// string: `engine.overflow=block`). The result is checked as a config
+    /// file is.
+    pub fn set(&mut self, settings: &[String]) -> Result<(), Error> {
+        if settings.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.join("engine.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::new(Code::ConfigurationError, format!("{}: {e}", path.display()))
+        })?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e| Error::new(Code::ConfigurationError, format!("engine.toml: {e}")))?;
+        for setting in settings {
+            set_one(&mut table, setting)?;
+        }
+        let mut config =
+            Config::from_toml_in(&table.to_string(), "engine.toml with --set", &self.dir)?;
+        open_to_anonymous(&mut config);
+        self.config = config;
+        Ok(())
+    }
+}
+
+/// `Low` messages from anyone may call `demo.*`, so that a run measures
+/// the engine rather than the rules.
+fn open_to_anonymous(config: &mut Config) {
+    config.security.min_security_level = SecurityLevel::Low;
+    config.authorization.roles.insert(
+        "anonymous".into(),
+        RoleConfig {
+            allow: vec!["demo:*".into()],
+            ..RoleConfig::default()
+        },
+    );
+}
+
+/// Applies one `KEY=VALUE` of [`Setup::set`] to `table`.
+fn set_one(table: &mut toml::Table, setting: &str) -> Result<(), Error> {
+    let bad = |why: &str| {
+        Error::new(
+            Code::ConfigurationError,
+            format!(
+                "--set {setting:?}: {why} (expected KEY=VALUE, e.g. engine.queue_capacity=256)"
+            ),
+        )
+    };
+    let (key, value) = setting.split_once('=').ok_or_else(|| bad("no `=`"))?;
+    let value: toml::Value = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut parsed| parsed.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let mut path: Vec<&str> = key.trim().split('.').collect();
+    let last = path
+        .pop()
+        .filter(|last| !last.is_empty())
+        .ok_or_else(|| bad("no key"))?;
+    let mut section = table;
+    for name in path {
+        section = section
+            .entry(name.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| bad("not a section"))?;
+    }
+    section.insert(last.to_owned(), value);
+    Ok(())
 }
 
 impl Drop for Setup {
