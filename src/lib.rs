@@ -176,3 +176,13 @@ pub use message::{
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// The implementation guide's code, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/embedding.md")]
+struct EmbeddingGuideDoctests;
+
+/// The tuning guide's code, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/tuning.md")]
+struct TuningGuideDoctests;

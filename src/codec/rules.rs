@@ -210,10 +210,13 @@ pub(crate) fn check_payload_shape(payload: JsonRef<'_>, kind: MessageType) -> Re
     Ok(())
 }
 
-/// The payload rule of section 7 for a decoded message, as far as it can be
-/// seen without keys: [`check_payload_shape`] on a plaintext payload,
-/// nothing on an encrypted one (its shape is checked once it is
-/// decrypted, in the engine's admission).
+/// The payload rule of docs/protocol.md section 7 for a decoded message,
+/// as far as it can be seen without keys: on a plaintext payload, a
+/// Command's must be an object with a non-empty string `command` (and a
+/// string `resource`, if any), an Event's an object with a non-empty
+/// string `event` (`validation_failed` otherwise); nothing on an encrypted
+/// one (its shape is checked once it is decrypted, in the engine's
+/// admission). Responses and Errors may carry any payload.
 pub fn check_plain_payload(message: &MessageView<'_>) -> Result<(), Error> {
     if message.security().encryption_info.is_present() {
         return Ok(());

@@ -7,7 +7,8 @@
 //! interval, so that tables in the README come from a run, not from typing.
 //!
 //! Usage: `cargo run -p mcp-perf --bin bench-table [CRITERION_DIR]`
-//! (default `target/criterion`).
+//! (default: where criterion writes, `$CRITERION_HOME`, else
+//! `$CARGO_TARGET_DIR/criterion`, else `target/criterion`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -103,10 +104,20 @@ fn figure(ns: f64) -> String {
     }
 }
 
+/// Where criterion writes its results, as criterion itself decides.
+fn criterion_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+        .join("criterion")
+}
+
 fn main() -> ExitCode {
     let dir = std::env::args_os()
         .nth(1)
-        .map_or_else(|| PathBuf::from("target/criterion"), PathBuf::from);
+        .map_or_else(criterion_home, PathBuf::from);
     let mut found = Vec::new();
     find_estimates(&dir, "", &mut found);
     if found.is_empty() {
