@@ -14,8 +14,10 @@ kinds written right after a command, which say what it must do:
                          for any text (both may share a line:
                          "# exits 1 and prints: TEXT")
 
-A command also fails when its stderr has a line that begins with "error" or
-"warning" (a newcomer's first build must be clean).
+A command also fails when its stderr has a line that begins with "error:",
+"error[" or "warning:", as cargo and rustc write them (a newcomer's first
+build must be clean; other tools' capitals, libFuzzer's "WARNING:", are
+theirs).
 
 Two kinds of command are special:
 - `... -- serve ...` runs in the background, as in a second terminal: the
@@ -48,7 +50,7 @@ COMMAND_TIMEOUT_S = 45 * 60
 # How long `serve` may take to answer SIGINT (it drains what is in flight).
 STOP_TIMEOUT_S = 60
 DIRECTIVE = re.compile(r"^#\s*(?:exits\s+(\d+))?(?:\s*(?:and|,)?\s*prints:\s?(.*))?$")
-BAD_STDERR = re.compile(r"^(error|warning)\b", re.IGNORECASE | re.MULTILINE)
+BAD_STDERR = re.compile(r"^(error[:\[]|warning:)", re.MULTILINE)
 
 
 class Command:

@@ -550,14 +550,8 @@ fn a_metrics_reading_of_an_idle_engine_holds_every_latency_sample() {
             .find(|l| l.stage == stage)
             .map_or(0, |l| l.count)
     };
-    for stage in [
-        Stage::Validate,
-        Stage::Admit,
-        Stage::Route,
-        Stage::Execute,
-        Stage::Respond,
-        Stage::Total,
-    ] {
+    // A Command crosses every stage.
+    for stage in Stage::ALL {
         assert_eq!(count_of(stage), 2 * PER_THREAD / TIMED_EVERY, "{stage:?}");
     }
     // And a second reading finds nothing more.
