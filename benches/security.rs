@@ -171,7 +171,7 @@ fn authorization(c: &mut Criterion) {
             RoleConfig {
                 allow,
                 deny,
-                ips: vec![],
+                ..RoleConfig::default()
             },
         );
     }

@@ -168,8 +168,8 @@ pub use config::Config;
 pub use error::{Category, Code, Error};
 pub use json::{JsonRef, RawJson};
 pub use message::{
-    EncryptionInfo, Field, Message, MessageType, MessageView, SecurityLevel, SecurityMetadata,
-    Timestamp, TypeKey,
+    EncryptionInfo, Field, Message, MessageType, MessageView, ReplayMark, SecurityLevel,
+    SecurityMetadata, Timestamp, TypeKey,
 };
 
 /// The README's code, compiled and run as doctests so that it stays true.

@@ -537,6 +537,7 @@ fn roles_rules_and_ip_ranges_decide_access() {
                 allow: vec!["*:*".into()],
                 deny: vec![],
                 ips: vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()],
+                ..Default::default()
             },
         );
     });

@@ -236,6 +236,23 @@ fn check_with_config_runs_every_check_up_to_authorization() {
     assert_eq!(line["principal"], "admin");
     assert_eq!(line["command"], "demo.sleep");
     assert_eq!(line["security_level"], "Standard");
+    // No stream: the id is what the replay check records.
+    assert_eq!(line["replay"], Value::Null);
+
+    // A message on a replay stream: the stream and number it would record.
+    let mut on_stream: Value = serde_json::from_slice(&command("c-6", "demo.echo", admin)).unwrap();
+    on_stream["version"] = "1.1".into();
+    on_stream["metadata"] = serde_json::json!({"replay": {"stream": "cli-s1", "seq": 42}});
+    let accepted = run(
+        &["check", "--config", config, "-"],
+        on_stream.to_string().as_bytes(),
+    );
+    assert_eq!(accepted.status.code(), Some(0));
+    let line: Value = serde_json::from_str(&stdout_line(&accepted)).unwrap();
+    assert_eq!(
+        line["replay"],
+        serde_json::json!({"stream": "cli-s1", "seq": 42})
+    );
 
     let cases: [(&[u8], &[&str], &str); 4] = [
         (&command("c-2", "demo.sleep", reader), &[], "access_denied"),

@@ -17,6 +17,7 @@
 //! | `keyring_rotation.rs` | a reader loading the keyring while it is rotated; two concurrent rotations |
 //! | `revocations.rs` | concurrent revocations, and a reader during them |
 //! | `replay_guard.rs` | one id submitted on two threads at once |
+//! | `replay_streams.rs` | one stream number on two workers at once is admitted once; a new stream racing a replay never pushes out the live stream the replay meets |
 //! | `nonce_sequence.rs` | two threads drawing nonces from one sequence |
 //! | `ring.rs` | the queue: empty, full, wrap-around, two producers and a consumer |
 //! | `parker.rs` | a worker parking while a producer pushes, one value or a batch woken at its first and last push: no lost wake-up |

@@ -125,6 +125,15 @@ fn accepted(view: &MessageView<'_>, admitted: Option<(Option<String>, Option<Str
             text(principal.as_deref()),
             text(command.as_deref())
         ));
+        // What the replay check recorded: the stream and number, or the id.
+        match view.replay() {
+            Some(mark) => line.push_str(&format!(
+                r#","replay":{{"stream":{},"seq":{}}}"#,
+                text(Some(mark.stream)),
+                mark.seq
+            )),
+            None => line.push_str(r#","replay":null"#),
+        }
     }
     line.push('}');
     line

@@ -270,6 +270,7 @@ pub(crate) fn decode<'a>(
         timestamp_nanos,
         correlation_id: metadata_fields.correlation_id,
         ack: metadata_fields.ack,
+        replay: metadata_fields.replay,
         payload_at,
         metadata: metadata_at,
         tape: lease,

@@ -187,6 +187,7 @@ fn validate<'a>(
         MetadataFields {
             correlation_id,
             ack,
+            replay,
         },
     ) = rules::read_metadata(nodes, slots.metadata)?;
     let security = read_security(nodes, slots.security)?;
@@ -203,6 +204,7 @@ fn validate<'a>(
         timestamp_nanos,
         correlation_id,
         ack,
+        replay,
         payload_at,
         metadata,
         tape: lease,

@@ -11,7 +11,10 @@ use simd_json::{Node, StaticNode};
 use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{JsonKind, JsonRef, members, str_at};
-use crate::message::{Field, MessageType, MessageView, PROTOCOL_VERSION, is_valid_id, timestamp};
+use crate::message::{
+    Field, MAX_SEQ, MessageType, MessageView, PROTOCOL_VERSION, ReplayMark, is_valid_id,
+    is_valid_stream, timestamp,
+};
 
 /// The limits a decoder holds messages to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,11 +126,13 @@ pub(crate) fn check_timestamp(text: &str, now: i128, limits: &Limits) -> Result<
     Ok(instant)
 }
 
-/// What the engine reads from `metadata`: `correlation_id` and `ack`.
+/// What the engine reads from `metadata`: `correlation_id`, `ack` and
+/// `replay`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct MetadataFields<'a> {
     pub(crate) correlation_id: Option<&'a str>,
     pub(crate) ack: bool,
+    pub(crate) replay: Option<ReplayMark<'a>>,
 }
 
 /// Reads `metadata` from tape position `at` (`None`: absent): whether it is
@@ -146,7 +151,8 @@ pub(crate) fn read_metadata<'a>(
 }
 
 /// Reads the `metadata` object at tape position `at`: `correlation_id` must
-/// be a message id or null, `ack` a boolean or null. Other members are free.
+/// be a message id or null, `ack` a boolean or null, `replay` a replay mark
+/// (section 7a) or null. Other members are free.
 fn check_metadata<'a>(nodes: &[Node<'a>], at: usize) -> Result<MetadataFields<'a>, Error> {
     if !matches!(nodes.get(at), Some(Node::Object { .. })) {
         return Err(invalid("field `metadata` must be an object or null"));
@@ -170,10 +176,56 @@ fn check_metadata<'a>(nodes: &[Node<'a>], at: usize) -> Result<MetadataFields<'a
                 Some(Node::Static(StaticNode::Bool(ack))) => fields.ack = *ack,
                 _ => return Err(invalid("field `metadata.ack` must be a boolean or null")),
             },
+            "replay" => fields.replay = Some(read_replay(nodes, value_at)?),
             _ => {}
         }
     }
     Ok(fields)
+}
+
+/// Reads `metadata.replay` at tape position `at` (not null): an object of
+/// exactly `stream` (1 to 64 bytes of `[A-Za-z0-9_-]`) and `seq` (an
+/// integer from 1 to 2^53 - 1; written with a zero fraction or an exponent
+/// it is still that integer, as JSON Schema and RFC 8785 read it).
+/// Anything else is `validation_failed`.
+fn read_replay<'a>(nodes: &[Node<'a>], at: usize) -> Result<ReplayMark<'a>, Error> {
+    const BAD: &str = "field `metadata.replay` must be {\"stream\": 1 to 64 characters of \
+         [A-Za-z0-9_-], \"seq\": an integer from 1 to 2^53 - 1}";
+    if !matches!(nodes.get(at), Some(Node::Object { .. })) {
+        return Err(invalid(BAD));
+    }
+    let (mut stream, mut seq) = (None, None);
+    for (key, value_at) in members(nodes, at) {
+        match key {
+            "stream" => stream = str_at(nodes, value_at).filter(|s| is_valid_stream(s)),
+            "seq" => seq = nodes.get(value_at).and_then(sequence_number),
+            _ => return Err(invalid(BAD)),
+        }
+        if (key == "stream" && stream.is_none()) || (key == "seq" && seq.is_none()) {
+            return Err(invalid(BAD));
+        }
+    }
+    match (stream, seq) {
+        (Some(stream), Some(seq)) => Ok(ReplayMark { stream, seq }),
+        _ => Err(invalid(BAD)),
+    }
+}
+
+/// A replay sequence number: an integer in `1..=MAX_SEQ`.
+fn sequence_number(node: &Node<'_>) -> Option<u64> {
+    let seq = match node {
+        Node::Static(StaticNode::U64(n)) => *n,
+        Node::Static(StaticNode::I64(n)) => u64::try_from(*n).ok()?,
+        Node::Static(StaticNode::F64(f)) => {
+            // Exact below 2^53; `MAX_SEQ` itself converts exactly.
+            if !(f.is_finite() && f.fract() == 0.0 && *f >= 1.0 && *f <= MAX_SEQ as f64) {
+                return None;
+            }
+            *f as u64
+        }
+        _ => return None,
+    };
+    (1..=MAX_SEQ).contains(&seq).then_some(seq)
 }
 
 /// The payload rule of a Command or an Event (docs/protocol.md section 7),
@@ -270,6 +322,64 @@ mod tests {
                 Code::ValidationFailed,
                 "{bad}"
             );
+        }
+    }
+
+    /// `metadata` of `text` read from a parse of it.
+    fn replay_of(text: &str) -> Result<Option<(String, u64)>, Code> {
+        let mut parser = crate::json::Parser::new(64);
+        let mut spare = Vec::new();
+        let mut tape = simd_json::Tape(Vec::new());
+        parser
+            .parse_text(text.as_bytes(), &mut spare, &mut tape)
+            .map_err(|e| e.code())?;
+        read_metadata(&tape.0, Some(0))
+            .map(|(_, fields)| fields.replay.map(|m| (m.stream.to_owned(), m.seq)))
+            .map_err(|e| e.code())
+    }
+
+    #[test]
+    fn a_replay_mark_is_a_stream_and_an_integer_and_nothing_else() {
+        let ok = |text: &str, stream: &str, seq: u64| {
+            assert_eq!(
+                replay_of(text),
+                Ok(Some((stream.to_owned(), seq))),
+                "{text}"
+            );
+        };
+        ok(r#"{"replay":{"stream":"s-1","seq":1}}"#, "s-1", 1);
+        ok(r#"{"replay":{"seq":7,"stream":"A_b"}}"#, "A_b", 7);
+        ok(
+            r#"{"replay":{"stream":"s","seq":9007199254740991}}"#,
+            "s",
+            MAX_SEQ,
+        );
+        // An integer with a zero fraction or an exponent is that integer.
+        ok(r#"{"replay":{"stream":"s","seq":5.0}}"#, "s", 5);
+        ok(r#"{"replay":{"stream":"s","seq":1e3}}"#, "s", 1000);
+        assert_eq!(replay_of(r#"{"replay":null,"trace":1}"#), Ok(None));
+        assert_eq!(replay_of(r#"{"trace":1}"#), Ok(None));
+        let long = "x".repeat(65);
+        for bad in [
+            r#"{"replay":{"stream":"s"}}"#.to_owned(),
+            r#"{"replay":{"seq":1}}"#.to_owned(),
+            r#"{"replay":{}}"#.to_owned(),
+            r#"{"replay":[]}"#.to_owned(),
+            r#"{"replay":"s:1"}"#.to_owned(),
+            r#"{"replay":{"stream":"s","seq":1,"more":1}}"#.to_owned(),
+            r#"{"replay":{"stream":"s","seq":0}}"#.to_owned(),
+            r#"{"replay":{"stream":"s","seq":-1}}"#.to_owned(),
+            r#"{"replay":{"stream":"s","seq":1.5}}"#.to_owned(),
+            r#"{"replay":{"stream":"s","seq":9007199254740992}}"#.to_owned(),
+            r#"{"replay":{"stream":"s","seq":1e300}}"#.to_owned(),
+            r#"{"replay":{"stream":"s","seq":"1"}}"#.to_owned(),
+            r#"{"replay":{"stream":"s","seq":null}}"#.to_owned(),
+            r#"{"replay":{"stream":"","seq":1}}"#.to_owned(),
+            r#"{"replay":{"stream":"a.b","seq":1}}"#.to_owned(),
+            r#"{"replay":{"stream":7,"seq":1}}"#.to_owned(),
+            format!(r#"{{"replay":{{"stream":"{long}","seq":1}}}}"#),
+        ] {
+            assert_eq!(replay_of(&bad), Err(Code::ValidationFailed), "{bad}");
         }
     }
 

@@ -42,6 +42,20 @@ pub struct SecurityConfig {
     /// power of two: 64 MiB by default) is mapped in full at start, on huge
     /// pages where the kernel allows.
     pub replay_capacity: u64,
+    /// How many replay streams (docs/protocol.md section 7a) the engine
+    /// keeps, over all principals (default 1,048,576; about 190 bytes each
+    /// at the default window, taken as streams come).
+    pub replay_streams: u64,
+    /// The numbers below a stream's highest that its window remembers
+    /// (default 1024, the protocol's least; a multiple of 64).
+    pub replay_stream_window: u64,
+    /// How many live ids one principal may hold in the replay table, unless
+    /// a role of its says otherwise (`None`: three quarters of
+    /// `replay_capacity`, so that one principal alone cannot fill it).
+    pub principal_replay_ids: Option<u64>,
+    /// How many live streams one principal may hold, unless a role of its
+    /// says otherwise (`None`: a quarter of `replay_streams`).
+    pub principal_replay_streams: Option<u64>,
     /// Verified tokens cached per worker (default 4096; 0 turns the cache
     /// off).
     pub token_cache_capacity: u64,
@@ -61,6 +75,10 @@ impl Default for SecurityConfig {
             audience: None,
             key_grace_secs: 3600,
             replay_capacity: 1 << 22,
+            replay_streams: 1 << 20,
+            replay_stream_window: 1024,
+            principal_replay_ids: None,
+            principal_replay_streams: None,
             token_cache_capacity: 4096,
             revoked_jti: Vec::new(),
             keys: Vec::new(),
@@ -106,6 +124,13 @@ pub struct RoleConfig {
     pub deny: Vec<String>,
     /// When not empty, the role grants only to clients in these ranges.
     pub ips: Vec<IpNet>,
+    /// Live ids a principal with this role may hold in the replay table
+    /// (`None`: `security.principal_replay_ids`). A principal with several
+    /// roles gets the largest.
+    pub replay_ids: Option<u64>,
+    /// Live replay streams a principal with this role may hold (`None`:
+    /// `security.principal_replay_streams`).
+    pub replay_streams: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +143,10 @@ pub(super) struct SecurityFile {
     audience: Option<Spanned<String>>,
     key_grace_secs: Option<Spanned<u64>>,
     replay_capacity: Option<Spanned<u64>>,
+    replay_streams: Option<Spanned<u64>>,
+    replay_stream_window: Option<Spanned<u64>>,
+    principal_replay_ids: Option<Spanned<u64>>,
+    principal_replay_streams: Option<Spanned<u64>>,
     token_cache_capacity: Option<Spanned<u64>>,
     revoked_jti: Option<Vec<Spanned<String>>>,
     keys: Option<Vec<Spanned<KeyFile>>>,
@@ -148,6 +177,8 @@ struct RoleFile {
     allow: Option<Vec<Spanned<String>>>,
     deny: Option<Vec<Spanned<String>>>,
     ips: Option<Vec<Spanned<String>>>,
+    replay_ids: Option<Spanned<u64>>,
+    replay_streams: Option<Spanned<u64>>,
 }
 
 type At<'a> = dyn Fn(Option<Range<usize>>, &str) -> Error + 'a;
@@ -234,6 +265,31 @@ pub(super) fn security_config(
             "ids",
             defaults.replay_capacity,
         )?,
+        replay_streams: bounded(
+            at,
+            file.replay_streams,
+            "security.replay_streams",
+            1..=1 << 26,
+            "streams",
+            defaults.replay_streams,
+        )?,
+        replay_stream_window: stream_window(
+            file.replay_stream_window,
+            at,
+            defaults.replay_stream_window,
+        )?,
+        principal_replay_ids: optional_count(
+            at,
+            file.principal_replay_ids,
+            "security.principal_replay_ids",
+            "ids",
+        )?,
+        principal_replay_streams: optional_count(
+            at,
+            file.principal_replay_streams,
+            "security.principal_replay_streams",
+            "streams",
+        )?,
         token_cache_capacity: bounded(
             at,
             file.token_cache_capacity,
@@ -250,6 +306,39 @@ pub(super) fn security_config(
             .collect(),
         keys,
     })
+}
+
+/// `replay_stream_window`: 1024 to 65,536 numbers, a multiple of 64.
+fn stream_window(value: Option<Spanned<u64>>, at: &At<'_>, default: u64) -> Result<u64, Error> {
+    let span = value.as_ref().map(Spanned::span);
+    let window = bounded(
+        at,
+        value,
+        "security.replay_stream_window",
+        1024..=65_536,
+        "numbers",
+        default,
+    )?;
+    if window % 64 != 0 {
+        return Err(at(
+            span,
+            "`security.replay_stream_window`: must be a multiple of 64",
+        ));
+    }
+    Ok(window)
+}
+
+/// A count of replay entries one principal may hold: at least one.
+fn optional_count(
+    at: &At<'_>,
+    value: Option<Spanned<u64>>,
+    name: &str,
+    unit: &str,
+) -> Result<Option<u64>, Error> {
+    match value {
+        None => Ok(None),
+        value => bounded(at, value, name, 1..=1 << 40, unit, 0).map(Some),
+    }
 }
 
 fn key_config(file: KeyFile, at: &At<'_>, base: &Path) -> Result<KeyConfig, Error> {
@@ -352,6 +441,18 @@ pub(super) fn authorization_config(
                 allow: rules(role.allow, &format!("{prefix}.allow"))?,
                 deny: rules(role.deny, &format!("{prefix}.deny"))?,
                 ips: ranges(role.ips, &format!("{prefix}.ips"))?,
+                replay_ids: optional_count(
+                    at,
+                    role.replay_ids,
+                    &format!("authorization.{prefix}.replay_ids"),
+                    "ids",
+                )?,
+                replay_streams: optional_count(
+                    at,
+                    role.replay_streams,
+                    &format!("authorization.{prefix}.replay_streams"),
+                    "streams",
+                )?,
             },
         );
     }

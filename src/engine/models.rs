@@ -387,3 +387,50 @@ impl LatencyModel {
             .map_or(0, |l| l.count)
     }
 }
+
+/// The replay streams (docs/protocol.md section 7a): numbers checked on
+/// streams by several workers at once.
+#[derive(Debug)]
+pub struct StreamsModel {
+    guard: crate::security::StreamGuard,
+    shares: crate::security::replay_shares::Shares,
+    window_secs: u64,
+}
+
+impl StreamsModel {
+    /// A table of `capacity` streams, windows of 1024 numbers, messages
+    /// valid `window_secs` around their timestamp; time starts at 0.
+    pub fn new(capacity: usize, window_secs: u64) -> StreamsModel {
+        StreamsModel {
+            guard: crate::security::StreamGuard::new(capacity, 1024, window_secs, 0),
+            shares: crate::security::replay_shares::Shares::new(window_secs),
+            window_secs,
+        }
+    }
+
+    /// What the engine does with `seq` on `stream` of principal `p`, stamped
+    /// `timestamp` and seen at `now` (seconds): the timestamp window first
+    /// (validation), then the stream. `Ok` means admitted.
+    pub fn admit(
+        &self,
+        p: &str,
+        stream: &str,
+        seq: u64,
+        timestamp: u64,
+        now: u64,
+    ) -> Result<(), crate::error::Code> {
+        const NANOS: i128 = 1_000_000_000;
+        let (timestamp, now) = (i128::from(timestamp) * NANOS, i128::from(now) * NANOS);
+        if (timestamp - now).abs() > i128::from(self.window_secs) * NANOS {
+            return Err(crate::error::Code::ValidationFailed);
+        }
+        let check = crate::security::replay_streams::StreamCheck {
+            principal: p,
+            mark: crate::message::ReplayMark { stream, seq },
+            timestamp,
+            now,
+            share: &|| u64::MAX,
+        };
+        self.guard.check(&self.shares, &check).map_err(|e| e.code())
+    }
+}

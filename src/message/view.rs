@@ -1,6 +1,6 @@
 //! [`MessageView`]: a validated message, borrowed from the buffer it came in.
 
-use super::{Field, Message, MessageType, SecurityMetadata, Timestamp, TypeKey};
+use super::{Field, Message, MessageType, ReplayMark, SecurityMetadata, Timestamp, TypeKey};
 use crate::json::{JsonRef, RawJson, TapeLease};
 
 /// A message that passed decoding and every envelope rule, read in place.
@@ -22,6 +22,7 @@ pub struct MessageView<'a> {
     pub(crate) timestamp_nanos: i128,
     pub(crate) correlation_id: Option<&'a str>,
     pub(crate) ack: bool,
+    pub(crate) replay: Option<ReplayMark<'a>>,
     /// Tape position of `payload`.
     pub(crate) payload_at: usize,
     /// Tape position of `metadata`, if present and not null.
@@ -92,6 +93,12 @@ impl<'a> MessageView<'a> {
     /// `metadata.ack`: whether an Event asks for a Response.
     pub fn ack(&self) -> bool {
         self.ack
+    }
+
+    /// `metadata.replay`: the sender's replay stream and this message's
+    /// number on it (docs/protocol.md section 7a), if it named one.
+    pub fn replay(&self) -> Option<ReplayMark<'a>> {
+        self.replay
     }
 
     /// An owned copy of the message, field for field (absent stays absent,

@@ -18,6 +18,8 @@ use super::level::requirements;
 use super::policy::{ANONYMOUS_ROLE, Policy, Target};
 use super::protected_response::{Protecting, ResponseTexts, write_protected_response};
 use super::replay::ReplayGuard;
+use super::replay_shares::{IdReservation, ShareRules, Shares, Table};
+use super::replay_streams::{StreamCheck, StreamGuard};
 use super::revocation::{RevocationList, SharedRevocations};
 use super::signature::{SignatureScratch, sign_message, verify_signature};
 use super::token::{TokenRules, VerifiedToken};
@@ -35,6 +37,7 @@ struct Settings {
     min_level: SecurityLevel,
     rules: TokenRules,
     policy: Policy,
+    shares: ShareRules,
     token_ttl_secs: u64,
 }
 
@@ -44,6 +47,7 @@ impl Settings {
             min_level: config.security.min_security_level,
             rules: TokenRules::from_config(&config.security),
             policy: Policy::from_config(&config.authorization)?,
+            shares: ShareRules::from_config(config),
             token_ttl_secs: config.security.token_ttl_secs,
         })
     }
@@ -58,6 +62,10 @@ pub struct SecurityState {
     pub revocations: SharedRevocations,
     /// Message ids seen, per principal.
     pub replay: ReplayGuard,
+    /// Replay streams, per principal (docs/protocol.md section 7a).
+    pub streams: StreamGuard,
+    /// What each principal holds of both.
+    shares: Shares,
     /// Where reply nonces come from.
     pub nonces: Arc<NonceSequence>,
     settings: SwapCell<Settings>,
@@ -77,6 +85,14 @@ impl SecurityState {
                 config.replay_window_secs,
                 now,
             ),
+            // The same epoch as the id guard: both count in its seconds.
+            streams: StreamGuard::new(
+                usize::try_from(security.replay_streams).unwrap_or(usize::MAX),
+                security.replay_stream_window,
+                config.replay_window_secs,
+                now,
+            ),
+            shares: Shares::new(config.replay_window_secs),
             nonces: Arc::new(NonceSequence::new()?),
             settings: SwapCell::new(Arc::new(Settings::from_config(config)?)),
             token_cache_capacity: usize::try_from(security.token_cache_capacity).unwrap_or(0),
@@ -84,9 +100,10 @@ impl SecurityState {
     }
 
     /// Applies a new configuration: keys rotate (dropped keys retire for the
-    /// grace period), revocations and settings are replaced. Everything is
+    /// grace period), revocations and settings (rules, levels, each
+    /// principal's share of the replay memory) are replaced. Everything is
     /// loaded and checked first; on error nothing changes. The replay
-    /// guard's capacity and window stay as they were built.
+    /// tables' capacities and windows stay as they were built.
     pub fn reload(&self, config: &Config, now: i128) -> Result<(), Error> {
         let keyring = Keyring::load(&config.security)?;
         let settings = Arc::new(Settings::from_config(config)?);
@@ -270,6 +287,8 @@ pub struct Admission {
     /// The principal of the last message admitted here: the guess the next
     /// message's replay bucket is asked for with, before its token says.
     last_principal: String,
+    /// Ids reserved from a principal's share of the replay table.
+    ids: IdReservation,
 }
 
 impl std::fmt::Debug for Admission {
@@ -298,6 +317,7 @@ impl Admission {
             plain_spare: Vec::new(),
             response: ResponseTexts::default(),
             last_principal: String::new(),
+            ids: IdReservation::default(),
         }
     }
 
@@ -329,14 +349,19 @@ impl Admission {
             plain_tape,
             plain_spare,
             last_principal,
+            ids,
             ..
         } = self;
-        // The replay check's read of its table misses the cache (the table
-        // is far larger): its bucket is asked for now, under the guess that
+        let mark = message.replay();
+        // The id check's read of its table misses the cache (the table is
+        // far larger): its bucket is asked for now, under the guess that
         // this message comes from the last one's principal (a worker's
         // messages mostly come from a few connections), so that it arrives
         // during the token check. A wrong guess costs one hash.
-        let guess = state.replay.locate(last_principal, message.id());
+        let guess = match mark {
+            None => Some(state.replay.locate(last_principal, message.id())),
+            Some(_) => None,
+        };
         let settings = settings.load();
         settings.policy.check_peer(peer)?;
         let security = message.security();
@@ -371,16 +396,39 @@ impl Admission {
 
         // An unauthenticated sender is "": no token subject is empty.
         let principal = token.map_or("", |t| &*t.subject);
-        let probe = if principal == last_principal.as_str() {
-            guess
-        } else {
-            last_principal.clear();
-            last_principal.push_str(principal);
-            state.replay.locate(principal, message.id())
-        };
-        state
-            .replay
-            .check_located(probe, message.timestamp_nanos(), now)?;
+        let roles: &[Box<str>] = token.map_or(&[], |t| &t.roles);
+        let timestamp = message.timestamp_nanos();
+        match (mark, guess) {
+            // A stream's window (section 7a), not the id.
+            (Some(mark), _) => {
+                let share = || settings.shares.of(Table::Streams, roles);
+                let check = StreamCheck {
+                    principal,
+                    mark,
+                    timestamp,
+                    now,
+                    share: &share,
+                };
+                state.streams.check(&state.shares, &check)?;
+            }
+            (None, guess) => {
+                let probe = match guess {
+                    Some(guess) if principal == last_principal.as_str() => guess,
+                    _ => {
+                        last_principal.clear();
+                        last_principal.push_str(principal);
+                        state.replay.locate(principal, message.id())
+                    }
+                };
+                let (expiry, now_secs) = state.replay.expiry_secs(timestamp, now);
+                let share = || settings.shares.of(Table::Ids, roles);
+                ids.take(&state.shares, principal, share, expiry, now_secs)?;
+                if let Err(refused) = state.replay.check_located(probe, timestamp, now) {
+                    ids.refund();
+                    return Err(refused);
+                }
+            }
+        }
 
         let (payload, encryption_key) = match security.encryption_info {
             Field::Present(_) => {

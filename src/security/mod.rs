@@ -18,6 +18,9 @@ mod level;
 pub mod policy;
 mod protected_response;
 mod replay;
+pub(crate) mod replay_shares;
+pub(crate) mod replay_streams;
+mod replay_window;
 mod revocation;
 mod sealer;
 pub mod signature;
@@ -33,6 +36,7 @@ pub use keyring::{
 pub use level::{Requirements, requirements};
 pub use policy::{Policy, Rule, Target};
 pub use replay::ReplayGuard;
+pub use replay_streams::{MIN_WINDOW as MIN_STREAM_WINDOW, StreamGuard};
 pub use revocation::{RevocationList, RevocationSnapshot, SharedRevocations};
 pub use sealer::Sealer;
 pub use token::{

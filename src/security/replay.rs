@@ -134,6 +134,17 @@ impl ReplayGuard {
         self.len() == 0
     }
 
+    /// When an id stamped `timestamp` and seen at `now` may be forgotten,
+    /// and `now`, both in seconds since the guard's epoch (the unit of
+    /// [`Shares`](super::replay_shares::Shares) buckets).
+    pub(crate) fn expiry_secs(&self, timestamp: i128, now: i128) -> (u32, u32) {
+        // Rounded up, plus one: an entry never expires early.
+        let expiry = self
+            .seconds(timestamp.max(now).saturating_add(self.window_nanos))
+            .saturating_add(2);
+        (expiry, self.seconds(now))
+    }
+
     fn seconds(&self, at: i128) -> u32 {
         let since = (at - self.epoch).max(0) / NANOS;
         u32::try_from(since).unwrap_or(u32::MAX)
@@ -179,11 +190,7 @@ impl ReplayGuard {
         now: i128,
     ) -> Result<(), Error> {
         let fingerprint = probe.fingerprint;
-        let now_secs = self.seconds(now);
-        // Rounded up, plus one: an entry never expires early.
-        let expiry = self
-            .seconds(timestamp.max(now).saturating_add(self.window_nanos))
-            .saturating_add(2);
+        let (expiry, now_secs) = self.expiry_secs(timestamp, now);
         let Some(shard) = self.shards.get(self.shard_of(fingerprint)) else {
             return Err(Error::new(Code::InternalError, "replay shard missing"));
         };
