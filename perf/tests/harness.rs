@@ -121,6 +121,7 @@ fn the_baseline_refuses_what_the_engine_refuses() {
             id: messages[3].id.clone(),
             codec: messages[3].codec,
             body: messages[3].body.clone(),
+            lane: messages[3].lane,
         };
         messages[2] = copy;
     }

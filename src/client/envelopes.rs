@@ -11,7 +11,7 @@ use crate::json::RawJson;
 use crate::message::{Field, Message, MessageType, SecurityLevel, Timestamp, unix_nanos_now};
 use crate::security::cipher::{CipherScratch, open_payload};
 use crate::security::signature::{SignatureScratch, verify_signature};
-use crate::security::{Keyring, Sealer};
+use crate::security::{Keyring, ReplayStream, Sealer};
 
 /// A request ready to send: its id (replies correlate by it) and its frame
 /// body.
@@ -63,7 +63,10 @@ pub struct Envelopes {
 impl Envelopes {
     /// Envelopes speaking with `token` (for levels from `Standard` up),
     /// sealing with the keys of `keyring`: `signing_kid` and
-    /// `encryption_kid` name the keys for signatures and payloads.
+    /// `encryption_kid` name the keys for signatures and payloads. Their
+    /// messages go on a replay stream of their own (a fresh random name,
+    /// docs/protocol.md section 7a), so that the receiver keeps one window
+    /// for them however many they send; see [`set_stream`](Self::set_stream).
     pub fn new(
         keyring: Keyring,
         token: Option<String>,
@@ -78,8 +81,10 @@ impl Envelopes {
             text.push_str(&format!("{byte:02x}"));
             text
         });
+        let mut sealer = Sealer::new(keyring.clone(), token, signing_kid, encryption_kid)?;
+        sealer.set_stream(Some(ReplayStream::new()?));
         Ok(Envelopes {
-            sealer: Sealer::new(keyring.clone(), token, signing_kid, encryption_kid)?,
+            sealer,
             keyring,
             decoder: Decoder::new(Limits {
                 max_message_size: u32::MAX as usize - 1,
@@ -102,6 +107,18 @@ impl Envelopes {
             .as_ref()
             .map_or("", |k| k.kid.as_str());
         Envelopes::new(credentials.keyring()?, token, signing, encryption)
+    }
+
+    /// Puts the messages built from now on on `stream` (clones of one
+    /// stream, on several threads, share its numbers), or on none: `None`
+    /// sends version `1.0` messages that the receiver checks by id.
+    pub fn set_stream(&mut self, stream: Option<ReplayStream>) {
+        self.sealer.set_stream(stream);
+    }
+
+    /// The replay stream messages are numbered on, if any.
+    pub fn stream(&self) -> Option<&ReplayStream> {
+        self.sealer.stream()
     }
 
     /// A fresh message id: unique per `Envelopes` and, by its random

@@ -23,6 +23,7 @@ pub(crate) mod replay_streams;
 mod replay_window;
 mod revocation;
 mod sealer;
+mod sending_stream;
 pub mod signature;
 pub mod token;
 mod token_cache;
@@ -38,7 +39,8 @@ pub use policy::{Policy, Rule, Target};
 pub use replay::ReplayGuard;
 pub use replay_streams::{MIN_WINDOW as MIN_STREAM_WINDOW, StreamGuard};
 pub use revocation::{RevocationList, RevocationSnapshot, SharedRevocations};
-pub use sealer::Sealer;
+pub use sealer::{STREAM_PROTOCOL_VERSION, Sealer};
+pub use sending_stream::ReplayStream;
 pub use token::{
     TokenClaims, TokenRules, TokenScratch, VerifiedToken, issue_token, jws_signature_valid,
     renew_token, verify_token,

@@ -3,7 +3,10 @@
 //! a derived struct, the token split and verified by hand (jsonwebtoken 11
 //! has no ring back end), the signature over the envelope re-serialised
 //! with sorted keys (which is RFC 8785 for these envelopes: ASCII keys, no
-//! floats), AES-256-GCM with ring, a replay map behind a mutex.
+//! floats), AES-256-GCM with ring, a replay map behind a mutex: of ids,
+//! and of replay streams (docs/protocol.md section 7a) with the same window
+//! of 1024 numbers as the engine's, so that neither side remembers more
+//! than the other.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,9 +102,62 @@ pub(super) struct Checks {
     revoked: HashSet<String>,
     replay: Mutex<HashMap<(String, String), i64>>,
     replay_capacity: usize,
+    streams: Mutex<HashMap<(String, String), StreamWindow>>,
+    streams_capacity: usize,
     roles: HashMap<String, (Vec<String>, Vec<String>)>,
     random: SystemRandom,
     next_id: AtomicU64,
+}
+
+/// A replay stream's numbers: the highest and a bitmap of the 1024 below
+/// it, shifted as the highest moves (the straightforward way).
+#[derive(Default)]
+struct StreamWindow {
+    highest: u64,
+    bits: [u64; 16],
+    expiry: i64,
+}
+
+impl StreamWindow {
+    /// Whether `seq` is new: not seen, not 1024 or more below the highest.
+    fn accept(&mut self, seq: u64) -> bool {
+        if seq > self.highest {
+            let shift = seq - self.highest;
+            if shift >= 1024 {
+                self.bits = [0; 16];
+            } else {
+                // Bit `i` is `highest - i`: move every bit up by `shift`.
+                let (words, bits) = ((shift / 64) as usize, (shift % 64) as u32);
+                for i in (0..16).rev() {
+                    let from = i as isize - words as isize;
+                    let high = if from >= 0 {
+                        self.bits[from as usize] << bits
+                    } else {
+                        0
+                    };
+                    let low = if bits > 0 && from > 0 {
+                        self.bits[from as usize - 1] >> (64 - bits)
+                    } else {
+                        0
+                    };
+                    self.bits[i] = high | low;
+                }
+            }
+            self.highest = seq;
+            self.bits[0] |= 1;
+            return true;
+        }
+        let age = self.highest - seq;
+        if age >= 1024 {
+            return false;
+        }
+        let (word, mask) = ((age / 64) as usize, 1u64 << (age % 64));
+        if self.bits[word] & mask != 0 {
+            return false;
+        }
+        self.bits[word] |= mask;
+        true
+    }
 }
 
 /// An error reply's code and why.
@@ -133,6 +189,8 @@ impl Checks {
             revoked: config.security.revoked_jti.iter().cloned().collect(),
             replay: Mutex::new(HashMap::new()),
             replay_capacity: config.security.replay_capacity as usize,
+            streams: Mutex::new(HashMap::new()),
+            streams_capacity: config.security.replay_streams as usize,
             roles: config
                 .authorization
                 .roles
@@ -222,7 +280,35 @@ impl Checks {
         };
         let principal = claims.as_ref().map_or("anonymous", |c| c.sub.as_str());
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        {
+        let stream = parsed
+            .envelope
+            .metadata
+            .as_ref()
+            .and_then(|metadata| metadata.get("replay"))
+            .filter(|replay| !replay.is_null());
+        if let Some(replay) = stream {
+            let stream = replay.get("stream").and_then(Value::as_str);
+            let seq = replay.get("seq").and_then(Value::as_u64);
+            let (Some(stream), Some(seq)) = (stream, seq) else {
+                return Err((Code::ValidationFailed, "metadata.replay"));
+            };
+            if seq == 0 || seq > (1 << 53) - 1 || replay.as_object().map_or(0, Map::len) != 2 {
+                return Err((Code::ValidationFailed, "metadata.replay"));
+            }
+            let mut streams = self.streams.lock();
+            if streams.len() >= self.streams_capacity {
+                streams.retain(|_, window| window.expiry > now);
+            }
+            let key = (principal.to_owned(), stream.to_owned());
+            if !streams.contains_key(&key) && streams.len() >= self.streams_capacity {
+                return Err((Code::ResourceExhausted, "stream map full"));
+            }
+            let window = streams.entry(key).or_default();
+            if !window.accept(seq) {
+                return Err((Code::ReplayDetected, "replay"));
+            }
+            window.expiry = now + 302;
+        } else {
             let mut seen = self.replay.lock();
             if seen.len() >= self.replay_capacity {
                 seen.retain(|_, expiry| *expiry > now);
@@ -491,5 +577,27 @@ impl Checks {
             "timestamp": timestamp,
         });
         serde_json::to_vec(&reply).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamWindow;
+
+    #[test]
+    fn the_baseline_window_refuses_repeats_and_numbers_below_it() {
+        let mut window = StreamWindow::default();
+        for seq in [5, 3, 70, 200, 1100] {
+            assert!(window.accept(seq), "{seq}");
+        }
+        for seq in [5, 70, 200, 1100, 76, 1] {
+            assert!(!window.accept(seq), "{seq}");
+        }
+        assert!(window.accept(77));
+        assert!(window.accept(1099));
+        assert!(window.accept(5000));
+        assert!(!window.accept(1100));
+        assert!(window.accept(4000));
+        assert!(!window.accept(3976));
     }
 }

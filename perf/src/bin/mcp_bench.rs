@@ -16,8 +16,12 @@ use mcp_engine::codec::Codec;
 use mcp_engine::{Error, SecurityLevel};
 use mcp_perf::baseline::run_baseline;
 use mcp_perf::harness::{
-    Budgets, Figures, NetTarget, Pace, Plan, Report, Setup, Workload, run_inproc, run_net,
+    Budgets, Figures, Lanes, NetTarget, Pace, Plan, Report, Setup, Workload, run_inproc, run_net,
 };
+
+/// Order keys of an in-process run: the engine's messages spread over
+/// this many keys (so over every worker), each key one replay stream.
+const IN_PROCESS_LANES: usize = 16;
 
 // The allocator `mcp-engine serve` runs with; the baseline gets it too.
 #[cfg(feature = "jemalloc")]
@@ -314,11 +318,23 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     setup.set(&settings).map_err(e)?;
     let config = setup.config.clone();
     let count = plan.messages(args.pool);
+    // A replay stream per lane (an order key in process, a connection over
+    // the network), so that each stream's numbers arrive in order.
+    let lanes = match args.mode {
+        Mode::Inproc => Lanes {
+            count: IN_PROCESS_LANES,
+            run: plan.batch_size(),
+        },
+        Mode::Tcp | Mode::Tls | Mode::Nats => Lanes {
+            count: args.connections.max(1),
+            run: 1,
+        },
+    };
     let makers = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let engine_run = || -> Result<Figures, String> {
         let messages = workload
-            .make_parallel(&credentials, count, makers)
+            .make_parallel(&credentials, count, makers, lanes)
             .map_err(e)?;
         let progress = Progress::start(&plan, "engine");
         let figures = match args.mode {
@@ -346,7 +362,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     };
     let baseline_run = || -> Result<Figures, String> {
         let messages = workload
-            .make_parallel(&credentials, count, makers)
+            .make_parallel(&credentials, count, makers, lanes)
             .map_err(e)?;
         let progress = Progress::start(&plan, "baseline");
         let figures = run_baseline(&config, &credentials, messages, &plan);

@@ -178,18 +178,15 @@ pub fn run_inproc(config: Config, messages: Vec<Prepared>, plan: &Plan) -> Resul
         })
     };
     let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let batch_size = plan.batch_size() as u64;
     let mut warm_cpu = 0.0;
     let sent = drive(
         messages,
         plan,
         &recorder,
         |batch| {
-            // Each batch to one worker (by its first message's index), the
-            // batches round robin.
-            let key = batch
-                .first()
-                .map_or(0, |(index, _)| *index as u64 / batch_size);
+            // Each batch to one worker: its lane's order key (a batch is
+            // one lane's run, and a lane keeps its stream in order).
+            let key = batch.first().map_or(0, |(_, message)| message.lane as u64);
             engine.submit_batch(batch.drain(..).map(|(index, message)| Submission {
                 sink,
                 tag: index as u64,

@@ -23,7 +23,7 @@ pub use net::{NetTarget, run_net};
 pub use record::Recorder;
 pub(crate) use report::one_run;
 pub use report::{Budgets, Figures, Latency, Report, measure};
-pub use workload::{Prepared, Setup, Workload};
+pub use workload::{Lanes, Prepared, Setup, Workload};
 
 /// How messages are sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -85,7 +85,8 @@ pub fn run_nats(
         })
         .collect();
     let recorder = Arc::new(Recorder::new(prepared.len(), Instant::now()));
-    let (to_clients, batches) = tokio::sync::mpsc::unbounded_channel::<Vec<(usize, Bytes)>>();
+    let (to_clients, batches) =
+        tokio::sync::mpsc::unbounded_channel::<Vec<(usize, usize, Bytes)>>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let clients = {
         let recorder = Arc::clone(&recorder);
@@ -134,7 +135,7 @@ pub fn run_nats(
         |batch| {
             let batch = batch
                 .drain(..)
-                .map(|(index, message)| (index, Bytes::from(message.body)))
+                .map(|(index, message)| (index, message.lane, Bytes::from(message.body)))
                 .collect();
             let _ = to_clients.send(batch);
         },
@@ -178,7 +179,7 @@ async fn send_and_time(
     connections: usize,
     recorder: Arc<Recorder>,
     credentials: Credentials,
-    mut batches: tokio::sync::mpsc::UnboundedReceiver<Vec<(usize, Bytes)>>,
+    mut batches: tokio::sync::mpsc::UnboundedReceiver<Vec<(usize, usize, Bytes)>>,
     ready: std::sync::mpsc::Sender<Result<(), Error>>,
 ) {
     let mut clients = Vec::with_capacity(connections);
@@ -227,8 +228,8 @@ async fn send_and_time(
     let _ = ready.send(Ok(()));
     let subject = async_nats::Subject::from(subject);
     while let Some(batch) = batches.recv().await {
-        for (index, body) in batch {
-            let Some((client, inbox)) = clients.get(index % clients.len()) else {
+        for (index, lane, body) in batch {
+            let Some((client, inbox)) = clients.get(lane % clients.len()) else {
                 continue;
             };
             let reply = format!("{inbox}.{index}");

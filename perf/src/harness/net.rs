@@ -121,6 +121,7 @@ pub fn run_net(
                 id: message.id,
                 codec: message.codec,
                 body: frame,
+                lane: message.lane,
             })
         })
         .collect::<Result<_, Error>>()?;
@@ -152,8 +153,8 @@ pub fn run_net(
         plan,
         &recorder,
         |batch| {
-            for (index, frame) in batch.drain(..) {
-                outboxes.push(index, &frame.body);
+            for (_, frame) in batch.drain(..) {
+                outboxes.push(frame.lane, &frame.body);
             }
         },
         || {
@@ -204,9 +205,9 @@ struct Outboxes {
 }
 
 impl Outboxes {
-    /// Queues message `index`'s frame on its connection (round robin).
-    fn push(&self, index: usize, frame: &[u8]) {
-        if let Some(queue) = self.queued.get(index % self.queued.len()) {
+    /// Queues a frame of `lane` on the lane's connection.
+    fn push(&self, lane: usize, frame: &[u8]) {
+        if let Some(queue) = self.queued.get(lane % self.queued.len()) {
             queue.lock().extend_from_slice(frame);
         }
         // SeqCst pairs with the I/O thread's store-then-check in `pump`:

@@ -140,42 +140,59 @@ pub struct Prepared {
     pub codec: Codec,
     /// The envelope.
     pub body: Vec<u8>,
+    /// Its lane (see [`Lanes`]): the order key, connection or client it
+    /// goes by, so that its replay stream's messages arrive in order.
+    pub lane: usize,
+}
+
+/// How a run's messages are spread over the engine's order keys (in
+/// process) or over connections: each lane has a replay stream of its own
+/// (docs/protocol.md section 7a) and goes by one key or connection, so its
+/// numbers reach the engine in the order they were made. Lanes take runs
+/// of `run` messages in turn (a closed loop's batches in process; single
+/// messages over connections).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lanes {
+    /// How many.
+    pub count: usize,
+    /// Consecutive messages per turn.
+    pub run: usize,
+}
+
+impl Lanes {
+    /// One lane: everything in order (tests).
+    pub const ONE: Lanes = Lanes { count: 1, run: 1 };
+
+    /// The lane of message `index`.
+    pub fn of(&self, index: usize) -> usize {
+        (index / self.run.max(1)) % self.count.max(1)
+    }
 }
 
 impl Workload {
     /// `count` unique messages (fresh ids, nonces and signatures) as the
-    /// admin of `credentials`.
+    /// admin of `credentials`, on one lane and one replay stream.
     pub fn make(&self, credentials: &Credentials, count: usize) -> Result<Vec<Prepared>, Error> {
-        let mut envelopes = Envelopes::from_credentials(credentials, "admin")?;
-        let args = RawJson::string(&"x".repeat(self.payload_bytes));
-        let mut out = Vec::with_capacity(count);
-        for index in 0..count {
-            let event = (index % 100) < usize::from(self.event_percent);
-            let Outgoing { id, codec, body } = if event {
-                envelopes.event(self.codec, self.level, "demo.notice", Some(&args), true)?
-            } else {
-                envelopes.command(self.codec, self.level, "demo.echo", Some(&args))?
-            };
-            out.push(Prepared { id, codec, body });
-        }
-        Ok(out)
+        self.make_parallel(credentials, count, 1, Lanes::ONE)
     }
 
-    /// As [`make`](Self::make), on `threads` threads (each with its own
-    /// id prefix, so ids stay unique).
+    /// `count` unique messages on `lanes`, each lane with its own replay
+    /// stream, made on `threads` threads (a thread makes whole lanes, in
+    /// order, so each stream's numbers increase with the index).
     pub fn make_parallel(
         &self,
         credentials: &Credentials,
         count: usize,
         threads: usize,
+        lanes: Lanes,
     ) -> Result<Vec<Prepared>, Error> {
-        let threads = threads.clamp(1, 16);
-        let share = count.div_ceil(threads);
-        let parts: Vec<Result<Vec<Prepared>, Error>> = std::thread::scope(|scope| {
+        let threads = threads.clamp(1, 16).min(lanes.count.max(1));
+        let parts: Vec<Result<Vec<(usize, Prepared)>, Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
-                    let n = share.min(count.saturating_sub(t * share));
-                    scope.spawn(move || self.make(credentials, n))
+                    scope.spawn(move || {
+                        self.make_lanes(credentials, count, lanes, |lane| lane % threads == t)
+                    })
                 })
                 .collect();
             handles
@@ -190,9 +207,55 @@ impl Workload {
                 })
                 .collect()
         });
-        let mut out = Vec::with_capacity(count);
+        let mut slots: Vec<Option<Prepared>> = Vec::with_capacity(count);
+        slots.resize_with(count, || None);
         for part in parts {
-            out.extend(part?);
+            for (index, message) in part? {
+                if let Some(slot) = slots.get_mut(index) {
+                    *slot = Some(message);
+                }
+            }
+        }
+        Ok(slots.into_iter().flatten().collect())
+    }
+
+    /// The messages of the lanes `mine` picks, with their indexes.
+    fn make_lanes(
+        &self,
+        credentials: &Credentials,
+        count: usize,
+        lanes: Lanes,
+        mine: impl Fn(usize) -> bool,
+    ) -> Result<Vec<(usize, Prepared)>, Error> {
+        let mut streams: std::collections::HashMap<usize, Envelopes> = Default::default();
+        let args = RawJson::string(&"x".repeat(self.payload_bytes));
+        let mut out = Vec::new();
+        for index in 0..count {
+            let lane = lanes.of(index);
+            if !mine(lane) {
+                continue;
+            }
+            let envelopes = match streams.entry(lane) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(Envelopes::from_credentials(credentials, "admin")?)
+                }
+            };
+            let event = (index % 100) < usize::from(self.event_percent);
+            let Outgoing { id, codec, body } = if event {
+                envelopes.event(self.codec, self.level, "demo.notice", Some(&args), true)?
+            } else {
+                envelopes.command(self.codec, self.level, "demo.echo", Some(&args))?
+            };
+            out.push((
+                index,
+                Prepared {
+                    id,
+                    codec,
+                    body,
+                    lane,
+                },
+            ));
         }
         Ok(out)
     }
