@@ -275,3 +275,79 @@ fn every_message_through_nats_is_answered_once() {
         assert_all_answered(&figures, 2000);
     }
 }
+
+#[test]
+fn a_sustained_run_makes_its_messages_as_it_goes_and_answers_each_once() {
+    use mcp_perf::harness::{Framing, Generated, Lanes};
+    let setup = setup();
+    // Each level, JSON written from its parts and binary through the
+    // library, commands and events: the engine accepts every one.
+    let cases = [
+        (SecurityLevel::Standard, Codec::Json, 0),
+        (SecurityLevel::High, Codec::Json, 20),
+        (SecurityLevel::Critical, Codec::Json, 20),
+        (SecurityLevel::Critical, Codec::Binary, 20),
+    ];
+    for (level, codec, events) in cases {
+        let workload = Workload {
+            codec,
+            ..workload(level, events)
+        };
+        let plan = Plan {
+            pace: Pace::Closed {
+                window: 256,
+                batch: 8,
+            },
+            duration: Duration::from_millis(700),
+            warmup: Duration::from_millis(100),
+        };
+        let lanes = Lanes { count: 4, run: 8 };
+        let made = Generated::start(workload, &setup.credentials, lanes, 2, Framing::Bare)
+            .expect("generators");
+        let figures = run_inproc(
+            setup.config.clone(),
+            mcp_perf::harness::Messages::Made(made),
+            &plan,
+        )
+        .expect("run");
+        assert!(figures.answered > 0, "{level:?} {codec:?}: {figures:?}");
+        assert_eq!(figures.answered, figures.sent, "{level:?} {codec:?}");
+        assert_eq!(figures.unanswered, 0, "{level:?} {codec:?}");
+        assert!(
+            figures.errors.is_empty(),
+            "{level:?} {codec:?}: {:?}",
+            figures.errors
+        );
+        assert!(figures.sender_cpu_share.is_some());
+    }
+    // Over TLS, framed by the generators.
+    let lanes = Lanes { count: 2, run: 1 };
+    let made = Generated::start(
+        workload(SecurityLevel::Critical, 0),
+        &setup.credentials,
+        lanes,
+        1,
+        Framing::Frame,
+    )
+    .expect("generators");
+    let plan = Plan {
+        pace: Pace::Closed {
+            window: 128,
+            batch: 1,
+        },
+        duration: Duration::from_millis(700),
+        warmup: Duration::from_millis(100),
+    };
+    let figures = run_net(
+        &NetTarget::Own { tls: true },
+        setup.config.clone(),
+        &setup.credentials,
+        mcp_perf::harness::Messages::Made(made),
+        &plan,
+        2,
+    )
+    .expect("run");
+    assert!(figures.answered > 0, "{figures:?}");
+    assert_eq!(figures.answered, figures.sent);
+    assert!(figures.errors.is_empty(), "{:?}", figures.errors);
+}

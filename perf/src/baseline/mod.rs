@@ -10,14 +10,14 @@
 mod checks;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use mcp_engine::client::Credentials;
 use mcp_engine::{Code, Config, Error};
 
-use crate::harness::{Figures, Plan, Prepared, Recorder, drive, measure, settle};
+use crate::harness::{Figures, LOAD_THREADS, Messages, Plan, drive, measure, settle};
 use crate::process;
 use checks::{Checks, Refusal};
 
@@ -32,9 +32,10 @@ const CHANNEL: usize = 4096;
 pub fn run_baseline(
     config: &Config,
     credentials: &Credentials,
-    messages: Vec<Prepared>,
+    messages: impl Into<Messages>,
     plan: &Plan,
 ) -> Result<Figures, Error> {
+    let mut messages = messages.into();
     let checks = Arc::new(Checks::new(config, credentials)?);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -43,7 +44,7 @@ pub fn run_baseline(
         .enable_all()
         .build()
         .map_err(|e| Error::new(Code::InternalError, format!("tokio: {e}")))?;
-    let recorder = Arc::new(Recorder::new(messages.len(), Instant::now()));
+    let recorder = Arc::new(messages.recorder(plan));
     let (input, validate_rx) = mpsc::channel::<(usize, Vec<u8>)>(CHANNEL);
     let (validated, authenticate_rx) = mpsc::channel(CHANNEL);
     let (authenticated, execute_rx) = mpsc::channel(CHANNEL);
@@ -66,8 +67,9 @@ pub fn run_baseline(
     runtime.spawn(execute_stage(Arc::clone(&checks), execute_rx, reply));
 
     let mut warm_cpu = 0.0;
+    let mut warm_load = 0.0;
     let sent = drive(
-        messages,
+        messages.take(),
         plan,
         &recorder,
         |batch| {
@@ -78,15 +80,23 @@ pub fn run_baseline(
                 let _ = input.blocking_send((index, message.body));
             }
         },
-        || warm_cpu = process::cpu_of_threads(BASELINE_THREADS),
+        || {
+            warm_cpu = process::cpu_of_threads(BASELINE_THREADS);
+            warm_load = process::cpu_of_threads(LOAD_THREADS);
+        },
     );
     let plan = &plan.measured(recorder.start().elapsed());
     let cpu = process::cpu_of_threads(BASELINE_THREADS) - warm_cpu;
+    let load = process::cpu_of_threads(LOAD_THREADS) - warm_load;
+    // Messages still being made stop now, once their threads are counted.
+    drop(messages);
     let threads = process::threads("self");
     settle(&recorder, sent, Duration::from_secs(10));
     drop(input);
     runtime.shutdown_timeout(Duration::from_secs(1));
-    Ok(measure(&recorder, plan, sent, cpu, threads, None))
+    let mut figures = measure(&recorder, plan, cpu, threads, None);
+    figures.sender_cpu_share = Some(load / plan.duration.as_secs_f64().max(1e-9));
+    Ok(figures)
 }
 
 /// Where a reply goes: the message's index, its error code if any, the

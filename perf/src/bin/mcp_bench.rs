@@ -16,7 +16,8 @@ use mcp_engine::codec::Codec;
 use mcp_engine::{Error, SecurityLevel};
 use mcp_perf::baseline::run_baseline;
 use mcp_perf::harness::{
-    Budgets, Figures, Lanes, NetTarget, Pace, Plan, Report, Setup, Workload, run_inproc, run_net,
+    Budgets, Figures, Framing, Generated, Lanes, Messages, NetTarget, Pace, Plan, Report, Setup,
+    Workload, run_inproc, run_net,
 };
 
 /// Order keys of an in-process run: the engine's messages spread over
@@ -96,7 +97,7 @@ struct Args {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65536))]
     batch: u64,
     /// Messages a closed-loop run makes beforehand; the run ends early
-    /// when they are used up.
+    /// when they are used up (not with --sustained).
     #[arg(long, default_value_t = 3_000_000)]
     pool: usize,
     /// Seconds measured.
@@ -172,6 +173,16 @@ struct Args {
     /// The row's name in --readme.
     #[arg(long)]
     label: Option<String>,
+    /// Make the messages while the run goes, on threads of their own
+    /// (fresh ids, stream numbers, timestamps, signatures, encryption), so
+    /// that the run's length is bounded by time, not by a pool made
+    /// beforehand; the report adds the load generator's share of the cores.
+    #[arg(long)]
+    sustained: bool,
+    /// With --sustained: threads that make messages (default: 1 at Low and
+    /// Standard, 2 at High and Critical).
+    #[arg(long, requires = "sustained", value_parser = clap::value_parser!(u64).range(1..=16))]
+    generators: Option<u64>,
     /// A setting of the engine's config, as engine.toml would have it:
     /// KEY=VALUE, e.g. `engine.queue_capacity=256`, `engine.overflow=block`,
     /// `security.token_cache_capacity=0`. Repeatable; applied last.
@@ -184,7 +195,7 @@ fn run_nats_mode(
     args: &Args,
     config: mcp_engine::Config,
     credentials: &Credentials,
-    messages: Vec<mcp_perf::harness::Prepared>,
+    messages: Messages,
     plan: &Plan,
 ) -> Result<Figures, Error> {
     use mcp_perf::harness::{NatsBroker, run_nats};
@@ -209,7 +220,7 @@ fn run_nats_mode(
     _args: &Args,
     _config: mcp_engine::Config,
     _credentials: &Credentials,
-    _messages: Vec<mcp_perf::harness::Prepared>,
+    _messages: Messages,
     _plan: &Plan,
 ) -> Result<Figures, Error> {
     Err(Error::new(
@@ -331,11 +342,32 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         },
     };
     let makers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let generators = args.generators.map_or(
+        if workload.level >= SecurityLevel::High {
+            2
+        } else {
+            1
+        },
+        |n| n as usize,
+    );
+    // The messages of one run (the engine's or the baseline's): made now,
+    // or while the run goes.
+    let messages = |framing: Framing| -> Result<Messages, String> {
+        if args.sustained {
+            let made = Generated::start(workload, &credentials, lanes, generators, framing);
+            Ok(Messages::Made(made.map_err(e)?))
+        } else {
+            let pool = workload.make_parallel(&credentials, count, makers, lanes);
+            Ok(Messages::Pool(pool.map_err(e)?))
+        }
+    };
 
     let engine_run = || -> Result<Figures, String> {
-        let messages = workload
-            .make_parallel(&credentials, count, makers, lanes)
-            .map_err(e)?;
+        let messages = messages(match args.mode {
+            Mode::Inproc => Framing::Bare,
+            Mode::Tcp | Mode::Tls => Framing::Frame,
+            Mode::Nats => Framing::CodecByte,
+        })?;
         let progress = Progress::start(&plan, "engine");
         let figures = match args.mode {
             Mode::Inproc => run_inproc(config.clone(), messages, &plan),
@@ -361,9 +393,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         something_measured(figures.map_err(e)?, args)
     };
     let baseline_run = || -> Result<Figures, String> {
-        let messages = workload
-            .make_parallel(&credentials, count, makers, lanes)
-            .map_err(e)?;
+        let messages = messages(Framing::Bare)?;
         let progress = Progress::start(&plan, "baseline");
         let figures = run_baseline(&config, &credentials, messages, &plan);
         progress.finish();

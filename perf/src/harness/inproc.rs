@@ -9,7 +9,7 @@ use mcp_engine::engine::{Engine, EngineBuilder, Outcome, Reply, Stage, Submissio
 use mcp_engine::{Config, Error};
 
 use super::report::{Figures, measure};
-use super::workload::Prepared;
+use super::workload::{Messages, Prepared};
 use super::{Pace, Plan, Recorder};
 use crate::process;
 
@@ -17,6 +17,43 @@ use crate::process;
 /// the CPU share counts.
 pub(super) const ENGINE_THREADS: &[&str] =
     &["mcp-worker", "mcp-front", "mcp-back", "mcp-timer", "mcp-io"];
+
+/// Threads of the load generator (the sending thread is the process's
+/// main one, named after the binary): what the sender's CPU share counts.
+pub const LOAD_THREADS: &[&str] = &["mcp-bench", "bench-gen", "bench-io", "bench-nats"];
+
+/// The sending thread among [`LOAD_THREADS`].
+const SENDING_THREAD: &str = "mcp-bench";
+
+/// CPU seconds of an in-process run's load generator so far, in parts: the
+/// threads that only make load, the sending thread, and the engine's work
+/// that ran on the sending thread (wall-clock time: see [`engine_cpu`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct LoadCpu {
+    makers: f64,
+    sending: f64,
+    on_sending: f64,
+}
+
+impl LoadCpu {
+    pub(super) fn now(engine: &Engine) -> LoadCpu {
+        let sending = process::cpu_of_threads(&[SENDING_THREAD]);
+        LoadCpu {
+            makers: process::cpu_of_threads(LOAD_THREADS) - sending,
+            sending,
+            on_sending: engine.metrics().submitter_busy_ns as f64 / 1e9,
+        }
+    }
+
+    /// The load generator's seconds since `earlier`: the sending thread's
+    /// less the engine's work on it (which counts as the engine's; its
+    /// wall-clock time may exceed the thread's CPU time, so the difference
+    /// is floored at zero).
+    pub(super) fn since(self, earlier: LoadCpu) -> f64 {
+        let sending = (self.sending - earlier.sending) - (self.on_sending - earlier.on_sending);
+        (self.makers - earlier.makers) + sending.max(0.0)
+    }
+}
 
 /// Starts an engine on `config` with the demo handlers.
 pub(super) fn start_engine(config: Config) -> Result<Engine, Error> {
@@ -77,7 +114,7 @@ pub fn spin_until(start: Instant, due: Duration) {
 /// message each in an open loop, `batch` at a time in a closed one) and
 /// drains them; `on_warm` runs at the end of the warm-up.
 pub fn drive(
-    messages: Vec<Prepared>,
+    messages: impl IntoIterator<Item = Prepared>,
     plan: &Plan,
     recorder: &Recorder,
     mut send: impl FnMut(&mut Vec<(usize, Prepared)>),
@@ -164,9 +201,14 @@ pub fn settle(recorder: &Recorder, sent: usize, patience: Duration) {
 }
 
 /// Runs `messages` through an engine on `config`, in this process.
-pub fn run_inproc(config: Config, messages: Vec<Prepared>, plan: &Plan) -> Result<Figures, Error> {
+pub fn run_inproc(
+    config: Config,
+    messages: impl Into<Messages>,
+    plan: &Plan,
+) -> Result<Figures, Error> {
+    let mut messages = messages.into();
     let engine = start_engine(config)?;
-    let recorder = Arc::new(Recorder::new(messages.len(), Instant::now()));
+    let recorder = Arc::new(messages.recorder(plan));
     let sink = {
         let recorder = Arc::clone(&recorder);
         engine.register_sink(move |reply: Reply<'_>| {
@@ -179,8 +221,9 @@ pub fn run_inproc(config: Config, messages: Vec<Prepared>, plan: &Plan) -> Resul
     };
     let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut warm_cpu = 0.0;
+    let mut warm_load = LoadCpu::default();
     let sent = drive(
-        messages,
+        messages.take(),
         plan,
         &recorder,
         |batch| {
@@ -199,13 +242,19 @@ pub fn run_inproc(config: Config, messages: Vec<Prepared>, plan: &Plan) -> Resul
         || {
             engine.reset_latencies();
             warm_cpu = engine_cpu([&engine], ENGINE_THREADS);
+            warm_load = LoadCpu::now(&engine);
         },
     );
     let plan = &plan.measured(recorder.start().elapsed());
     let cpu = engine_cpu([&engine], ENGINE_THREADS) - warm_cpu;
+    let load = LoadCpu::now(&engine).since(warm_load);
+    // Messages still being made stop now, once their threads are counted.
+    drop(messages);
     let threads = process::threads("self");
     settle(&recorder, sent, Duration::from_secs(10));
     let processing = processing_p99(&engine);
     engine.shutdown();
-    Ok(measure(&recorder, plan, sent, cpu, threads, processing))
+    let mut figures = measure(&recorder, plan, cpu, threads, processing);
+    figures.sender_cpu_share = Some(load / plan.duration.as_secs_f64().max(1e-9));
+    Ok(figures)
 }

@@ -6,6 +6,7 @@
 //! broker (feature `nats`); then latency
 //! percentiles, throughput, errors by code and what the engine cost.
 
+mod generator;
 mod inproc;
 #[cfg(feature = "nats")]
 mod nats;
@@ -16,14 +17,15 @@ mod workload;
 
 use std::time::Duration;
 
-pub use inproc::{drive, run_inproc, settle, spin_until, wait_until};
+pub use generator::{Framing, Generated, id_of, index_of_id};
+pub use inproc::{LOAD_THREADS, drive, run_inproc, settle, spin_until, wait_until};
 #[cfg(feature = "nats")]
 pub use nats::{NatsBroker, run_nats};
 pub use net::{NetTarget, run_net};
 pub use record::Recorder;
 pub(crate) use report::one_run;
 pub use report::{Budgets, Figures, Latency, Report, measure};
-pub use workload::{Lanes, Prepared, Setup, Workload};
+pub use workload::{Lanes, Messages, Prepared, Setup, Workload};
 
 /// How messages are sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 //! subject. The broker is another process: its CPU is not in the engine's.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -20,10 +20,12 @@ use mcp_engine::nats::local_broker::LocalBroker;
 use mcp_engine::nats::{NatsIngress, read_envelope};
 use mcp_engine::{Config, Error};
 
-use super::inproc::{ENGINE_THREADS, drive, engine_cpu, processing_p99, settle, start_engine};
+use super::inproc::{
+    ENGINE_THREADS, LOAD_THREADS, drive, engine_cpu, processing_p99, settle, start_engine,
+};
 use super::net::{network, reply_code};
 use super::report::{Figures, measure};
-use super::workload::Prepared;
+use super::workload::{Messages, Prepared};
 use super::{Plan, Recorder};
 use crate::process;
 
@@ -46,11 +48,12 @@ pub fn run_nats(
     broker: &NatsBroker,
     mut config: Config,
     credentials: &Credentials,
-    messages: Vec<Prepared>,
+    messages: impl Into<Messages>,
     plan: &Plan,
     connections: usize,
     engines: usize,
 ) -> Result<Figures, Error> {
+    let messages = messages.into();
     let own_broker = match broker {
         NatsBroker::Own => Some(LocalBroker::start(&[])?),
         NatsBroker::Url(_) => None,
@@ -74,17 +77,22 @@ pub fn run_nats(
     }
 
     // Each message as it goes on the wire: its codec byte, then the
-    // envelope (docs/scaling.md), made before the clock starts.
-    let prepared: Vec<Prepared> = messages
-        .into_iter()
-        .map(|message| {
-            let mut body = Vec::with_capacity(message.body.len() + 1);
-            body.push(message.codec.byte());
-            body.extend_from_slice(&message.body);
-            Prepared { body, ..message }
-        })
-        .collect();
-    let recorder = Arc::new(Recorder::new(prepared.len(), Instant::now()));
+    // envelope (docs/scaling.md), made before the clock starts (those made
+    // while the run goes come with it).
+    let mut prepared = match messages {
+        Messages::Pool(pool) => Messages::Pool(
+            pool.into_iter()
+                .map(|message| {
+                    let mut body = Vec::with_capacity(message.body.len() + 1);
+                    body.push(message.codec.byte());
+                    body.extend_from_slice(&message.body);
+                    Prepared { body, ..message }
+                })
+                .collect(),
+        ),
+        made @ Messages::Made(_) => made,
+    };
+    let recorder = Arc::new(prepared.recorder(plan));
     let (to_clients, batches) =
         tokio::sync::mpsc::unbounded_channel::<Vec<(usize, usize, Bytes)>>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -128,8 +136,9 @@ pub fn run_nats(
         .collect();
     let engine_cpu = || engine_cpu(running.iter().map(|(engine, _)| &**engine), &engine_threads);
     let mut warm_cpu = 0.0;
+    let mut warm_load = 0.0;
     let sent = drive(
-        prepared,
+        prepared.take(),
         plan,
         &recorder,
         |batch| {
@@ -144,10 +153,14 @@ pub fn run_nats(
                 engine.reset_latencies();
             }
             warm_cpu = engine_cpu();
+            warm_load = process::cpu_of_threads(LOAD_THREADS);
         },
     );
     let plan = &plan.measured(recorder.start().elapsed());
     let cpu = engine_cpu() - warm_cpu;
+    let load = process::cpu_of_threads(LOAD_THREADS) - warm_load;
+    // Messages still being made stop now, once their threads are counted.
+    drop(prepared);
     let threads = process::threads("self");
     settle(&recorder, sent, Duration::from_secs(10));
     drop(to_clients);
@@ -161,7 +174,8 @@ pub fn run_nats(
         engine.shutdown();
     }
     drop(own_broker);
-    let mut figures = measure(&recorder, plan, sent, cpu, threads, processing);
+    let mut figures = measure(&recorder, plan, cpu, threads, processing);
+    figures.sender_cpu_share = Some(load / plan.duration.as_secs_f64().max(1e-9));
     if unpublished > 0 {
         figures
             .errors

@@ -25,9 +25,10 @@ use mcp_engine::{Code, Config, Error};
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 
-use super::inproc::{ENGINE_THREADS, drive, processing_p99, settle, start_engine};
+use super::generator::index_of_id;
+use super::inproc::{ENGINE_THREADS, LOAD_THREADS, drive, processing_p99, settle, start_engine};
 use super::report::{Figures, measure};
-use super::workload::Prepared;
+use super::workload::{Messages, Prepared};
 use super::{Plan, Recorder};
 use crate::process;
 
@@ -67,10 +68,11 @@ pub fn run_net(
     target: &NetTarget,
     mut config: Config,
     credentials: &Credentials,
-    messages: Vec<Prepared>,
+    messages: impl Into<Messages>,
     plan: &Plan,
     connections: usize,
 ) -> Result<Figures, Error> {
+    let messages = messages.into();
     let own = match target {
         NetTarget::Own { tls } => {
             config.server.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
@@ -103,30 +105,38 @@ pub fn run_net(
     };
     let links = Links::connect(&reach, connections.max(1))?;
 
-    // Which message each id is, and every frame, made before the clock
-    // starts.
-    let index_of: HashMap<String, usize> = messages
-        .iter()
-        .enumerate()
-        .map(|(index, message)| (message.id.clone(), index))
-        .collect();
-    let frames: Vec<Prepared> = messages
-        .into_iter()
-        .map(|message| {
-            let mut frame = Vec::with_capacity(message.body.len() + mcp_engine::frame::HEADER_LEN);
-            write_frame(&mut frame, message.codec, &message.body).map_err(|e| {
-                Error::new(Code::MessageTooLarge, e.to_error().message().to_owned())
-            })?;
-            Ok(Prepared {
-                id: message.id,
-                codec: message.codec,
-                body: frame,
-                lane: message.lane,
-            })
-        })
-        .collect::<Result<_, Error>>()?;
+    // A pool: which message each id is, and every frame, made before the
+    // clock starts. Messages made while the run goes come framed, their
+    // index in their id.
+    let (index_of, mut frames) = match messages {
+        Messages::Pool(pool) => {
+            let index_of: HashMap<String, usize> = pool
+                .iter()
+                .enumerate()
+                .map(|(index, message)| (message.id.clone(), index))
+                .collect();
+            let frames: Vec<Prepared> = pool
+                .into_iter()
+                .map(|message| {
+                    let mut frame =
+                        Vec::with_capacity(message.body.len() + mcp_engine::frame::HEADER_LEN);
+                    write_frame(&mut frame, message.codec, &message.body).map_err(|e| {
+                        Error::new(Code::MessageTooLarge, e.to_error().message().to_owned())
+                    })?;
+                    Ok(Prepared {
+                        id: message.id,
+                        codec: message.codec,
+                        body: frame,
+                        lane: message.lane,
+                    })
+                })
+                .collect::<Result<_, Error>>()?;
+            (index_of, Messages::Pool(frames))
+        }
+        made @ Messages::Made(_) => (HashMap::new(), made),
+    };
 
-    let recorder = Arc::new(Recorder::new(frames.len(), Instant::now()));
+    let recorder = Arc::new(frames.recorder(plan));
     let outboxes = Arc::clone(&links.outboxes);
     let io = {
         let recorder = Arc::clone(&recorder);
@@ -148,8 +158,9 @@ pub fn run_net(
 
     let measured_here = own.is_some();
     let mut warm_cpu = 0.0;
+    let mut warm_load = 0.0;
     let sent = drive(
-        frames,
+        frames.take(),
         plan,
         &recorder,
         |batch| {
@@ -162,10 +173,14 @@ pub fn run_net(
                 server.engine().reset_latencies();
             }
             warm_cpu = process::cpu_of_threads(ENGINE_THREADS);
+            warm_load = process::cpu_of_threads(LOAD_THREADS);
         },
     );
     let plan = &plan.measured(recorder.start().elapsed());
     let cpu = process::cpu_of_threads(ENGINE_THREADS) - warm_cpu;
+    let load = process::cpu_of_threads(LOAD_THREADS) - warm_load;
+    // Messages still being made stop now, once their threads are counted.
+    drop(frames);
     let threads = process::threads("self");
     settle(&recorder, sent, Duration::from_secs(10));
     outboxes.stop();
@@ -179,7 +194,6 @@ pub fn run_net(
     let mut figures = measure(
         &recorder,
         plan,
-        sent,
         if measured_here { cpu } else { f64::NAN },
         threads,
         processing,
@@ -188,6 +202,7 @@ pub fn run_net(
         figures.cpu_share = None;
         figures.cpu_us_per_msg = None;
     }
+    figures.sender_cpu_share = Some(load / plan.duration.as_secs_f64().max(1e-9));
     if lost > 0 {
         figures.errors.insert("connection_lost".into(), lost);
     }
@@ -398,9 +413,15 @@ struct Timing {
 }
 
 impl Timing {
+    /// The message `id` names: from the pool's table, or from the id of a
+    /// message made while the run goes.
+    fn index(&self, id: &str) -> Option<usize> {
+        self.index_of.get(id).copied().or_else(|| index_of_id(id))
+    }
+
     fn reply(&mut self, codec: Codec, body: &[u8]) {
         let index = match codec {
-            Codec::Json => json_correlation_id(body).and_then(|id| self.index_of.get(id)),
+            Codec::Json => json_correlation_id(body).and_then(|id| self.index(id)),
             Codec::Binary => {
                 self.scratch.clear();
                 self.scratch.extend_from_slice(body);
@@ -409,10 +430,10 @@ impl Timing {
                     .decode(codec, &self.scratch, unix_nanos_now())
                     .ok()
                     .and_then(|view| view.correlation_id().map(str::to_owned));
-                id.and_then(|id| self.index_of.get(&id))
+                id.and_then(|id| self.index(&id))
             }
         };
-        let Some(&index) = index else {
+        let Some(index) = index else {
             return;
         };
         let code = reply_code(&mut self.envelopes, codec, body);

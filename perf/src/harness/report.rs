@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::record::Tally;
 use super::{Pace, Plan, Recorder};
 use crate::process;
 
@@ -40,6 +41,11 @@ pub struct Figures {
     pub cpu_share: Option<f64>,
     /// Engine CPU time per answered message, microseconds.
     pub cpu_us_per_msg: Option<f64>,
+    /// Share of one core the load generator took: the sending thread, the
+    /// threads that make messages while the run goes (`--sustained`) and
+    /// the network I/O thread, less the engine's work run on the sending
+    /// thread (counted in `cpu_share`).
+    pub sender_cpu_share: Option<f64>,
     /// Peak resident memory of the process (workload included).
     pub peak_rss_bytes: u64,
     /// Threads of the process during the run.
@@ -68,24 +74,18 @@ pub struct Figures {
 pub fn measure(
     recorder: &Recorder,
     plan: &Plan,
-    sent_total: usize,
     engine_cpu_seconds: f64,
     threads: u64,
     processing_p99_ns: Option<u64>,
 ) -> Figures {
     let from = plan.warmup.as_nanos() as u64;
     let to = (plan.warmup + plan.duration).as_nanos() as u64;
-    let mut histogram = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable_histogram());
-    let mut errors = BTreeMap::new();
-    let mut answered = 0u64;
-    for (latency_ns, code) in recorder.answered_between(from, to) {
-        let _ = histogram.record(latency_ns.max(1));
-        answered += 1;
-        if let Some(code) = code {
-            *errors.entry(code.as_str().to_owned()).or_insert(0) += 1;
-        }
-    }
-    let unanswered = recorder.unanswered_between(from, to, sent_total);
+    let Tally {
+        latencies: histogram,
+        errors,
+        answered,
+        unanswered,
+    } = recorder.tally(from, to);
     let sent = answered + unanswered;
     let seconds = plan.duration.as_secs_f64().max(1e-9);
     let latency = percentiles(&histogram);
@@ -104,6 +104,7 @@ pub fn measure(
         errors,
         cpu_share: Some(engine_cpu_seconds / seconds),
         cpu_us_per_msg: (answered > 0).then(|| engine_cpu_seconds * 1e6 / answered as f64),
+        sender_cpu_share: None,
         peak_rss_bytes: process::peak_rss_bytes("self"),
         threads,
         measured_secs: plan.duration.as_secs_f64(),
@@ -127,12 +128,6 @@ fn percentiles(histogram: &Histogram<u64>) -> Latency {
         p999: us(0.999),
         max: histogram.max() as f64 / 1000.0,
     }
-}
-
-/// A histogram with 3 significant digits always builds; this is never
-/// reached.
-fn unreachable_histogram() -> Histogram<u64> {
-    Histogram::<u64>::new(2).unwrap_or_else(|_| std::process::abort())
 }
 
 /// The run as `mcp-bench` reports it.
@@ -240,6 +235,12 @@ impl Report {
         row("engine CPU per message (us)", &|f| {
             f.cpu_us_per_msg.map_or("-".into(), |s| format!("{s:.2}"))
         });
+        if f.sender_cpu_share.is_some() {
+            row("load generator CPU (share of a core)", &|f| {
+                f.sender_cpu_share
+                    .map_or("-".into(), |s| format!("{:.1}%", s * 100.0))
+            });
+        }
         row("peak RSS (MiB)", &|f| {
             format!("{:.1}", f.peak_rss_bytes as f64 / 1048576.0)
         });

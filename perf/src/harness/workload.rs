@@ -260,3 +260,51 @@ impl Workload {
         Ok(out)
     }
 }
+
+/// A run's messages: made before the clock starts (a pool, whose size
+/// bounds the run), or while it goes (`--sustained`).
+#[derive(Debug)]
+pub enum Messages {
+    /// Made beforehand, in send order.
+    Pool(Vec<Prepared>),
+    /// Made while the run goes.
+    Made(super::Generated),
+}
+
+impl From<Vec<Prepared>> for Messages {
+    fn from(pool: Vec<Prepared>) -> Messages {
+        Messages::Pool(pool)
+    }
+}
+
+/// Slots of a sustained run's recorder: messages in flight, and answers
+/// that come late, fit many times over.
+const RING: usize = 1 << 18;
+
+impl Messages {
+    /// The recorder of a run of these messages per `plan`, its clock
+    /// starting now.
+    pub fn recorder(&self, plan: &super::Plan) -> super::Recorder {
+        let start = std::time::Instant::now();
+        match self {
+            Messages::Pool(pool) => super::Recorder::new(pool.len(), start),
+            Messages::Made(_) => {
+                let from = plan.warmup.as_nanos() as u64;
+                let to = (plan.warmup + plan.duration).as_nanos() as u64;
+                super::Recorder::ring(RING, start, from, to)
+            }
+        }
+    }
+}
+
+impl Messages {
+    /// The messages in send order, taken as they are sent. Those made
+    /// while the run goes keep being made until `self` is dropped: after
+    /// the run's last CPU reading, which counts their threads.
+    pub fn take(&mut self) -> Box<dyn Iterator<Item = Prepared> + '_> {
+        match self {
+            Messages::Pool(pool) => Box::new(pool.drain(..)),
+            Messages::Made(made) => Box::new(made),
+        }
+    }
+}
