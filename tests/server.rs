@@ -1097,3 +1097,244 @@ fn every_envelope_rule_refusal_names_the_message_it_refuses_in_both_codecs() {
     }
     assert!(!client.is_closed());
 }
+
+/// A client of replay streams written from docs/protocol.md sections 5 to
+/// 7a alone: envelopes built as JSON values (serialized with sorted keys,
+/// which is RFC 8785 for these ASCII, integer-only values), signed with
+/// HMAC-SHA256 and encrypted with AES-256-GCM straight on `ring`, none of
+/// the engine's sealing code. Only the connection is the library's.
+mod spec_client {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use ring::hmac;
+    use serde_json::{Value, json};
+
+    pub struct SpecClient {
+        token: String,
+        signing: (String, hmac::Key),
+        encryption: (String, LessSafeKey),
+        next_nonce: u64,
+    }
+
+    fn b64u(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn now() -> String {
+        let now = time::OffsetDateTime::now_utc();
+        let format = time::format_description::parse(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z",
+        )
+        .unwrap();
+        now.format(&format).unwrap()
+    }
+
+    impl SpecClient {
+        /// From `credentials.json` as `serve` writes it (docs/cli.md).
+        pub fn new(credentials: &Value) -> SpecClient {
+            let key = |name: &str| {
+                let text = credentials[name]["key"].as_str().unwrap();
+                (
+                    credentials[name]["kid"].as_str().unwrap().to_owned(),
+                    URL_SAFE_NO_PAD.decode(text).unwrap(),
+                )
+            };
+            let (sign_kid, sign_key) = key("signing");
+            let (enc_kid, enc_key) = key("encryption");
+            SpecClient {
+                token: credentials["tokens"]["admin"].as_str().unwrap().to_owned(),
+                signing: (sign_kid, hmac::Key::new(hmac::HMAC_SHA256, &sign_key)),
+                encryption: (
+                    enc_kid,
+                    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &enc_key).unwrap()),
+                ),
+                next_nonce: 1,
+            }
+        }
+
+        /// A `demo.echo` Command at `level` (Standard, High or Critical)
+        /// with `metadata` (`replay` and whatever else), sealed per
+        /// sections 5 and 6; then `tamper` may change the signed value
+        /// before it is written.
+        pub fn command(
+            &mut self,
+            id: &str,
+            level: &str,
+            metadata: Option<Value>,
+            tamper: impl FnOnce(&mut Value),
+        ) -> Vec<u8> {
+            let timestamp = now();
+            let payload = json!({"command": "demo.echo", "args": {"n": 1}});
+            let mut envelope = json!({
+                "version": "1.1",
+                "id": id,
+                "type": "Command",
+                "payload": payload,
+                "security": {"security_level": level, "auth_token": self.token},
+                "timestamp": timestamp,
+            });
+            if let Some(metadata) = metadata {
+                envelope["metadata"] = metadata;
+            }
+            if level == "Critical" {
+                // Section 6: a 96-bit nonce never repeated under the key,
+                // AAD = id "\n" type "\n" timestamp.
+                let mut nonce = [0u8; 12];
+                nonce[4..].copy_from_slice(&self.next_nonce.to_be_bytes());
+                nonce[..4].copy_from_slice(b"spec");
+                self.next_nonce += 1;
+                let aad = format!("{id}\nCommand\n{timestamp}");
+                let mut text = payload.to_string().into_bytes();
+                self.encryption
+                    .1
+                    .seal_in_place_append_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(aad.as_bytes()),
+                        &mut text,
+                    )
+                    .unwrap();
+                envelope["payload"] = Value::String(b64u(&text));
+                envelope["security"]["encryption_info"] = json!({
+                    "algorithm": "AES-256-GCM",
+                    "key_id": self.encryption.0,
+                    "nonce": b64u(&nonce),
+                });
+            }
+            if level == "High" || level == "Critical" {
+                // Section 5: HMAC over JCS of the envelope without the
+                // signature member.
+                let signed = envelope.to_string();
+                let mac = hmac::sign(&self.signing.1, signed.as_bytes());
+                envelope["security"]["signature"] =
+                    Value::String(format!("{}:{}", self.signing.0, b64u(mac.as_ref())));
+            }
+            tamper(&mut envelope);
+            envelope.to_string().into_bytes()
+        }
+    }
+}
+
+#[test]
+fn a_client_written_from_section_7a_passes_against_the_server() {
+    use serde_json::json;
+    use spec_client::SpecClient;
+
+    let served = serve_dev();
+    let client = served.connect();
+    let mut spec = SpecClient::new(&served_credentials(&served));
+    let mut n = 0;
+    let mut send = |body: Vec<u8>| -> (String, String) {
+        n += 1;
+        // Every reply names the message it answers: the id is read back.
+        let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let request = mcp_engine::client::Outgoing {
+            id: id.clone(),
+            codec: Codec::Json,
+            body,
+        };
+        let reply = client.call(&request, WAIT).expect("a correlated reply");
+        let reply: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        let kind = reply["type"].as_str().unwrap().to_owned();
+        let code = if kind == "Error" {
+            reply["payload"]["code"].as_str().unwrap().to_owned()
+        } else {
+            kind.clone()
+        };
+        (id, code)
+    };
+    let on = |stream: &str, seq: serde_json::Value| {
+        Some(json!({"replay": {"stream": stream, "seq": seq}}))
+    };
+
+    for level in ["Standard", "High", "Critical"] {
+        let stream = format!("spec-{level}");
+        let mut ask = |id: String, seq: serde_json::Value| {
+            send(spec.command(&id, level, on(&stream, seq), |_| {})).1
+        };
+        // New numbers, in order, with gaps, and reordered within the window.
+        for seq in [1, 2, 5, 5000, 4500, 3977] {
+            assert_eq!(
+                ask(format!("{level}-a{seq}"), json!(seq)),
+                "Response",
+                "{level} {seq}"
+            );
+        }
+        // A repeated number (a new id makes no difference), and one at or
+        // below the highest minus the window of 1024.
+        assert_eq!(ask(format!("{level}-b1"), json!(5)), "replay_detected");
+        assert_eq!(ask(format!("{level}-b2"), json!(3976)), "replay_detected");
+        assert_eq!(ask(format!("{level}-b3"), json!(1)), "replay_detected");
+        // On a stream, the id is not what is checked: one id, two numbers.
+        assert_eq!(ask(format!("{level}-same"), json!(6000)), "Response");
+        assert_eq!(ask(format!("{level}-same"), json!(6001)), "Response");
+        // The highest number there is, then nothing above it.
+        assert_eq!(
+            ask(format!("{level}-max"), json!(9_007_199_254_740_991u64)),
+            "Response"
+        );
+    }
+
+    // Malformed replay members: validation_failed, each named.
+    let malformed = [
+        json!({"replay": {"stream": "s", "seq": 1, "extra": true}}),
+        json!({"replay": {"stream": "s", "seq": 0}}),
+        json!({"replay": {"stream": "s", "seq": 9_007_199_254_740_992u64}}),
+        json!({"replay": {"stream": "s", "seq": "1"}}),
+        json!({"replay": {"stream": "s", "seq": 1.5}}),
+        json!({"replay": {"stream": "s", "seq": -3}}),
+        json!({"replay": {"stream": "a.b", "seq": 1}}),
+        json!({"replay": {"stream": "x".repeat(65), "seq": 1}}),
+        json!({"replay": {"stream": "s"}}),
+        json!({"replay": "s:1"}),
+    ];
+    for (k, metadata) in malformed.into_iter().enumerate() {
+        let id = format!("bad-{k}");
+        let (named, code) = send(spec.command(&id, "High", Some(metadata.clone()), |_| {}));
+        assert_eq!(
+            (named.as_str(), code.as_str()),
+            (id.as_str(), "validation_failed"),
+            "{metadata}"
+        );
+    }
+
+    // The signature covers the number: changed after signing, refused.
+    let tampered = spec.command(
+        "tamper-1",
+        "High",
+        on("spec-tamper", json!(10)),
+        |envelope| {
+            envelope["metadata"]["replay"]["seq"] = json!(11);
+        },
+    );
+    assert_eq!(send(tampered).1, "signature_invalid");
+    // ... and so is the stream.
+    let tampered = spec.command(
+        "tamper-2",
+        "Critical",
+        on("spec-tamper", json!(12)),
+        |envelope| {
+            envelope["metadata"]["replay"]["stream"] = json!("other");
+        },
+    );
+    assert_eq!(send(tampered).1, "signature_invalid");
+    // The untouched number itself was never recorded: it is still new.
+    assert_eq!(
+        send(spec.command("tamper-3", "High", on("spec-tamper", json!(11)), |_| {})).1,
+        "Response"
+    );
+
+    // Version 1.0 without a stream: checked by id, as before.
+    let plain = |spec: &mut SpecClient, id: &str| {
+        spec.command(id, "Standard", None, |envelope| {
+            envelope["version"] = json!("1.0")
+        })
+    };
+    assert_eq!(send(plain(&mut spec, "v10-1")).1, "Response");
+    assert_eq!(send(plain(&mut spec, "v10-1")).1, "replay_detected");
+    assert_eq!(send(plain(&mut spec, "v10-2")).1, "Response");
+    assert!(n > 40);
+}
