@@ -51,3 +51,16 @@ fn the_example_envelope_has_the_documented_signed_input() {
         example("signing-input").trim_end()
     );
 }
+
+#[test]
+fn the_example_replay_member_names_its_stream_and_number() {
+    let metadata = example("replay-metadata");
+    let body = format!(
+        r#"{{"version":"1.1","id":"m-1","type":"Command","payload":{{"command":"sys.ping"}},"metadata":{},"security":{{"security_level":"Low"}},"timestamp":"2026-11-23T12:00:00Z"}}"#,
+        metadata.trim()
+    );
+    let mut decoder = Decoder::new(Limits::default());
+    let view = decoder.decode_json(body.as_bytes(), NOW).unwrap();
+    let mark = view.replay().expect("a replay mark");
+    assert_eq!((mark.stream, mark.seq), ("Qm9vdHN0cmFwcGVkLXN0cmVhbQ", 42));
+}

@@ -1110,7 +1110,7 @@ mod spec_client {
     use ring::hmac;
     use serde_json::{Value, json};
 
-    pub struct SpecClient {
+    pub(super) struct SpecClient {
         token: String,
         signing: (String, hmac::Key),
         encryption: (String, LessSafeKey),
@@ -1122,17 +1122,13 @@ mod spec_client {
     }
 
     fn now() -> String {
-        let now = time::OffsetDateTime::now_utc();
-        let format = time::format_description::parse(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z",
-        )
-        .unwrap();
-        now.format(&format).unwrap()
+        let rfc3339 = time::format_description::well_known::Rfc3339;
+        time::OffsetDateTime::now_utc().format(&rfc3339).unwrap()
     }
 
     impl SpecClient {
         /// From `credentials.json` as `serve` writes it (docs/cli.md).
-        pub fn new(credentials: &Value) -> SpecClient {
+        pub(super) fn new(credentials: &Value) -> SpecClient {
             let key = |name: &str| {
                 let text = credentials[name]["key"].as_str().unwrap();
                 (
@@ -1157,7 +1153,7 @@ mod spec_client {
         /// with `metadata` (`replay` and whatever else), sealed per
         /// sections 5 and 6; then `tamper` may change the signed value
         /// before it is written.
-        pub fn command(
+        pub(super) fn command(
             &mut self,
             id: &str,
             level: &str,

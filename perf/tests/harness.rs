@@ -22,6 +22,7 @@ fn workload(level: SecurityLevel, event_percent: u8) -> Workload {
         codec: Codec::Json,
         payload_bytes: 32,
         event_percent,
+        streams: true,
     }
 }
 
@@ -282,15 +283,19 @@ fn a_sustained_run_makes_its_messages_as_it_goes_and_answers_each_once() {
     let setup = setup();
     // Each level, JSON written from its parts and binary through the
     // library, commands and events: the engine accepts every one.
+    // On replay streams, and (the last two) version 1.0 checked by id.
     let cases = [
-        (SecurityLevel::Standard, Codec::Json, 0),
-        (SecurityLevel::High, Codec::Json, 20),
-        (SecurityLevel::Critical, Codec::Json, 20),
-        (SecurityLevel::Critical, Codec::Binary, 20),
+        (SecurityLevel::Standard, Codec::Json, 0, true),
+        (SecurityLevel::High, Codec::Json, 20, true),
+        (SecurityLevel::Critical, Codec::Json, 20, true),
+        (SecurityLevel::Critical, Codec::Binary, 20, true),
+        (SecurityLevel::Standard, Codec::Json, 20, false),
+        (SecurityLevel::Critical, Codec::Binary, 0, false),
     ];
-    for (level, codec, events) in cases {
+    for (level, codec, events, streams) in cases {
         let workload = Workload {
             codec,
+            streams,
             ..workload(level, events)
         };
         let plan = Plan {

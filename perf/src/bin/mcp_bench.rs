@@ -179,6 +179,11 @@ struct Args {
     /// beforehand; the report adds the load generator's share of the cores.
     #[arg(long)]
     sustained: bool,
+    /// Send version 1.0 messages, checked by id, instead of putting each
+    /// lane on a replay stream (docs/protocol.md section 7a): to see the
+    /// id table's bound (`security.replay_capacity`).
+    #[arg(long)]
+    no_streams: bool,
     /// With --sustained: threads that make messages (default: 1 at Low and
     /// Standard, 2 at High and Critical).
     #[arg(long, requires = "sustained", value_parser = clap::value_parser!(u64).range(1..=16))]
@@ -299,6 +304,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         codec,
         payload_bytes: args.payload,
         event_percent: args.events,
+        streams: !args.no_streams,
     };
     let mut setup =
         Setup::new(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))).map_err(e)?;

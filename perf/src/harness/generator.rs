@@ -236,7 +236,7 @@ impl Maker {
                     &kid(&credentials.signing),
                     &kid(&credentials.encryption),
                 )?;
-                sealer.set_stream(Some(stream));
+                sealer.set_stream(workload.streams.then_some(stream));
                 How::Sealed(Box::new(sealer))
             }
         };
@@ -325,7 +325,8 @@ fn named(kind: &str, name: &str, field: &str, bytes: usize) -> String {
 /// Writes one lane's JSON messages in canonical form (see the module).
 struct Writer {
     level: SecurityLevel,
-    stream: ReplayStream,
+    /// The lane's stream, or none (version 1.0, checked by id).
+    stream: Option<ReplayStream>,
     /// `"auth_token":"<token>",` or nothing below Standard.
     token: String,
     /// The payloads' plaintext, sorted: `{"args":"xx..","command":"demo.echo"}`.
@@ -381,7 +382,7 @@ impl Writer {
         let x = "x".repeat(workload.payload_bytes);
         Ok(Writer {
             level,
-            stream,
+            stream: workload.streams.then_some(stream),
             token,
             command: format!(r#"{{"args":"{x}","command":"demo.echo"}}"#),
             event: format!(r#"{{"data":"{x}","event":"demo.notice"}}"#),
@@ -410,10 +411,14 @@ impl Writer {
     /// Appends message `index` (id [`id_of`], an Event that asks for `ack`
     /// if `event`) to `out`.
     fn write(&mut self, index: usize, event: bool, out: &mut Vec<u8>) -> Result<(), Error> {
-        let seq = self
-            .stream
-            .next_seq()
-            .ok_or_else(|| Error::new(Code::ResourceExhausted, "stream used up"))?;
+        let seq = match &self.stream {
+            Some(stream) => Some(
+                stream
+                    .next_seq()
+                    .ok_or_else(|| Error::new(Code::ResourceExhausted, "stream used up"))?,
+            ),
+            None => None,
+        };
         let kind = if event { "Event" } else { "Command" };
         self.tick();
         let mut text = std::mem::take(&mut self.scratch);
@@ -423,15 +428,23 @@ impl Writer {
         text.clear();
         text.extend_from_slice(b"{\"id\":\"g-");
         text.extend_from_slice(number.as_bytes());
-        text.extend_from_slice(b"\",\"metadata\":{");
-        if event {
-            text.extend_from_slice(b"\"ack\":true,");
+        text.extend_from_slice(b"\",");
+        match (&self.stream, seq) {
+            (Some(stream), Some(seq)) => {
+                text.extend_from_slice(b"\"metadata\":{");
+                if event {
+                    text.extend_from_slice(b"\"ack\":true,");
+                }
+                text.extend_from_slice(b"\"replay\":{\"seq\":");
+                text.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+                text.extend_from_slice(b",\"stream\":\"");
+                text.extend_from_slice(stream.name().as_bytes());
+                text.extend_from_slice(b"\"}},");
+            }
+            _ if event => text.extend_from_slice(b"\"metadata\":{\"ack\":true},"),
+            _ => {}
         }
-        text.extend_from_slice(b"\"replay\":{\"seq\":");
-        text.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
-        text.extend_from_slice(b",\"stream\":\"");
-        text.extend_from_slice(self.stream.name().as_bytes());
-        text.extend_from_slice(b"\"}},\"payload\":");
+        text.extend_from_slice(b"\"payload\":");
         let plaintext = if event { &self.event } else { &self.command };
         let mut nonce_text = String::new();
         match &self.encryption {
@@ -479,7 +492,11 @@ impl Writer {
         text.extend_from_slice(timestamp.as_bytes());
         text.extend_from_slice(b"\",\"type\":\"");
         text.extend_from_slice(kind.as_bytes());
-        text.extend_from_slice(b"\",\"version\":\"1.1\"}");
+        text.extend_from_slice(if self.stream.is_some() {
+            b"\",\"version\":\"1.1\"}"
+        } else {
+            b"\",\"version\":\"1.0\"}"
+        });
         match &self.signing {
             Some((kid, key)) => {
                 let mac = hmac::sign(key, &text);

@@ -129,6 +129,10 @@ pub struct Workload {
     /// Percent of messages that are `demo.notice` events (with `ack`, so
     /// that they are answered and timed).
     pub event_percent: u8,
+    /// Each lane's messages on a replay stream of its own (version 1.1,
+    /// docs/protocol.md section 7a); without, version 1.0 messages that
+    /// the engine checks by id.
+    pub streams: bool,
 }
 
 /// One message of a run.
@@ -238,7 +242,11 @@ impl Workload {
             let envelopes = match streams.entry(lane) {
                 std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::hash_map::Entry::Vacant(entry) => {
-                    entry.insert(Envelopes::from_credentials(credentials, "admin")?)
+                    let mut envelopes = Envelopes::from_credentials(credentials, "admin")?;
+                    if !self.streams {
+                        envelopes.set_stream(None);
+                    }
+                    entry.insert(envelopes)
                 }
             };
             let event = (index % 100) < usize::from(self.event_percent);
