@@ -10,7 +10,7 @@ use crate::harness::one_run;
 
 const BEGIN: &str = "<!-- results:begin -->";
 const END: &str = "<!-- results:end -->";
-const HEADER: &str = "| run | msg/s | p50 us | p99 us | p99.9 us | CPU share | peak RSS MiB | errors | baseline msg/s | ratio |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+const HEADER: &str = "| run | msg/s | p50 us | p99 us | p99.9 us | CPU share | load CPU | peak RSS MiB | errors | baseline msg/s | ratio |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
 
 /// A throughput cell: the figure, and with several runs their range.
 fn throughput(figure: f64, runs: &[f64]) -> String {
@@ -22,18 +22,24 @@ fn throughput(figure: f64, runs: &[f64]) -> String {
     format!("{figure:.0} (median of {}: {low:.0}-{high:.0})", runs.len())
 }
 
-/// The row of `report` under `label`.
+/// A share of the cores, in percent of one core.
+fn share(cores: Option<f64>) -> String {
+    cores.map_or("-".into(), |s| format!("{:.1}%", s * 100.0))
+}
+
+/// The row of `report` under `label`: the engine's CPU share, then the
+/// load generator's, both in percent of one core.
 fn row(label: &str, report: &Report) -> String {
     let f = &report.figures;
     let errors: u64 = f.errors.values().sum::<u64>() + f.unanswered;
     format!(
-        "| {label} | {} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {errors} | {} | {} |",
+        "| {label} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0} | {errors} | {} | {} |",
         throughput(f.throughput_msgs_per_s, &report.throughput_runs),
         f.latency_us.p50,
         f.latency_us.p99,
         f.latency_us.p999,
-        f.cpu_share
-            .map_or("-".into(), |s| format!("{:.1}%", s * 100.0)),
+        share(f.cpu_share),
+        share(f.sender_cpu_share),
         f.peak_rss_bytes as f64 / 1048576.0,
         report.baseline.as_ref().map_or("-".into(), |b| {
             throughput(b.throughput_msgs_per_s, &report.baseline_throughput_runs)
@@ -142,6 +148,16 @@ mod tests {
             out.contains("| 150 (median of 3: 140-160) | 6.00 |"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn the_row_shows_the_engine_and_the_load_generator_cpu() {
+        let mut run = report(1000.0);
+        run.figures.cpu_share = Some(1.32);
+        run.figures.sender_cpu_share = Some(0.526);
+        let out = update("", "sustained", &run);
+        assert!(out.contains("| CPU share | load CPU |"), "{out}");
+        assert!(out.contains("| 132.0% | 52.6% | 0 |"), "{out}");
     }
 
     #[test]
