@@ -18,27 +18,12 @@ use mcp_engine::codec::{self, Codec};
 use mcp_engine::config::RoleConfig;
 use mcp_engine::engine::{EngineBuilder, Outcome, Reply, Submission};
 use mcp_engine::{Config, Field, Message, MessageType, RawJson, SecurityLevel};
+use mcp_perf::process::rss_bytes;
 
 // The allocator `mcp-engine serve` runs with.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// Resident memory of this process, bytes.
-fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib * 1024)
-}
 
 fn measure(streams: u64) -> Result<(), String> {
     let mut config = Config::default();
@@ -72,7 +57,7 @@ fn measure(streams: u64) -> Result<(), String> {
         })
     };
     std::thread::sleep(Duration::from_millis(200));
-    let before = rss();
+    let before = rss_bytes("self");
     let payload = RawJson::parse(r#"{"command":"demo.ping"}"#).map_err(|e| e.to_string())?;
     for n in 0..streams {
         let mut message = Message::new(
@@ -99,7 +84,7 @@ fn measure(streams: u64) -> Result<(), String> {
     while answered.load(Ordering::Acquire) < streams {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let after = rss();
+    let after = rss_bytes("self");
     let live = engine.security().streams.len();
     println!(
         "{streams} streams: RSS {:.1} MiB at start, {:.1} MiB with {live} live streams ({} refused): {:.0} bytes a stream",
@@ -113,10 +98,18 @@ fn measure(streams: u64) -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let counts: Vec<u64> = std::env::args()
+    let counts: Result<Vec<u64>, String> = std::env::args()
         .skip(1)
-        .filter_map(|a| a.parse().ok())
+        .map(|a| a.parse().map_err(|_| a))
         .collect();
+    let counts = match counts {
+        Ok(counts) => counts,
+        Err(arg) => {
+            eprintln!("stream-memory: {arg:?} is not a number of streams");
+            eprintln!("usage: stream-memory [N ...] (default: 10000 1000000)");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let counts = if counts.is_empty() {
         vec![10_000, 1_000_000]
     } else {

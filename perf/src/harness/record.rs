@@ -177,6 +177,15 @@ impl Recorder {
         index - within + (within % INTERLEAVE) * INTERLEAVE + within / INTERLEAVE
     }
 
+    /// Slot `slot`'s state, send time and answer time, if it has them.
+    fn cells(&self, slot: usize) -> Option<(&AtomicU64, &AtomicU64, &AtomicU64)> {
+        Some((
+            self.state.get(slot)?,
+            self.sent_at.get(slot)?,
+            self.done_at.get(slot)?,
+        ))
+    }
+
     /// Nanoseconds since the start.
     pub fn now(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
@@ -194,11 +203,7 @@ impl Recorder {
             return;
         }
         let slot = self.slot(index);
-        let (Some(state), Some(sent_at), Some(done_at)) = (
-            self.state.get(slot),
-            self.sent_at.get(slot),
-            self.done_at.get(slot),
-        ) else {
+        let Some((state, sent_at, done_at)) = self.cells(slot) else {
             return;
         };
         let fresh = Recorder::pending(index);
@@ -322,11 +327,7 @@ impl Recorder {
     pub fn tally(&self, from: u64, to: u64) -> Tally {
         let mut tally = Tally::new();
         for slot in 0..self.capacity {
-            let (Some(state), Some(sent), Some(done)) = (
-                self.state.get(slot),
-                self.sent_at.get(slot),
-                self.done_at.get(slot),
-            ) else {
+            let Some((state, sent, done)) = self.cells(slot) else {
                 continue;
             };
             let state = state.load(Ordering::Acquire);
