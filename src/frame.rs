@@ -95,7 +95,14 @@ pub struct FrameDecoder {
     end: usize,
     max_length: u64,
     failed: bool,
+    /// Bytes received in all.
+    received: u64,
 }
+
+/// What a decoder's buffer shrinks back to once a large frame is gone:
+/// room for two reads (see `wire.rs`), so that a connection that once sent
+/// a megabyte does not keep it while idle.
+const RESTING_BYTES: usize = 128 * 1024;
 
 impl FrameDecoder {
     /// A decoder for bodies of at most `max_message_size` bytes.
@@ -106,6 +113,7 @@ impl FrameDecoder {
             end: 0,
             max_length: max_length(max_message_size),
             failed: false,
+            received: 0,
         }
     }
 
@@ -125,6 +133,7 @@ impl FrameDecoder {
         };
         room.copy_from_slice(bytes);
         self.end += bytes.len();
+        self.received += bytes.len() as u64;
     }
 
     /// Reads once from `reader` straight into the buffer, at most `limit`
@@ -138,8 +147,9 @@ impl FrameDecoder {
             return Ok(0);
         };
         let result = reader.read(room);
-        let read = *result.as_ref().unwrap_or(&0);
-        self.end += read.min(limit);
+        let read = (*result.as_ref().unwrap_or(&0)).min(limit);
+        self.end += read;
+        self.received += read as u64;
         result
     }
 
@@ -199,21 +209,37 @@ impl FrameDecoder {
         self.end.saturating_sub(self.start)
     }
 
+    /// Bytes received in all since the decoder was made (whether or not
+    /// they have been returned as frames yet).
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The bytes the buffer holds now, taken and zeroed room included.
+    pub fn capacity(&self) -> usize {
+        self.buffer.capacity()
+    }
+
     /// Whether a fatal error stopped the decoder.
     pub fn is_failed(&self) -> bool {
         self.failed
     }
 
-    /// Drops consumed bytes from the front of the buffer.
+    /// Drops consumed bytes from the front of the buffer, and gives back
+    /// what a large frame grew it to once the bytes left fit its resting
+    /// size.
     fn compact(&mut self) {
-        if self.start == 0 {
-            return;
+        if self.start != 0 {
+            if self.start < self.end && self.end <= self.buffer.len() {
+                self.buffer.copy_within(self.start..self.end, 0);
+            }
+            self.end = self.end.saturating_sub(self.start);
+            self.start = 0;
         }
-        if self.start < self.end && self.end <= self.buffer.len() {
-            self.buffer.copy_within(self.start..self.end, 0);
+        if self.buffer.capacity() > RESTING_BYTES && self.end <= RESTING_BYTES / 2 {
+            self.buffer.truncate(RESTING_BYTES);
+            self.buffer.shrink_to(RESTING_BYTES);
         }
-        self.end = self.end.saturating_sub(self.start);
-        self.start = 0;
     }
 }
 
@@ -312,6 +338,28 @@ mod tests {
             "{}",
             decoder.buffer.capacity()
         );
+    }
+
+    #[test]
+    fn the_buffer_shrinks_back_once_a_large_frame_is_taken() {
+        let mut decoder = FrameDecoder::new(4 << 20);
+        let body = vec![b'x'; 1 << 20];
+        let mut framed = Vec::new();
+        write_frame(&mut framed, Codec::Json, &body).unwrap();
+        decoder.push(&framed);
+        assert!(decoder.capacity() > 1 << 20);
+        assert_eq!(decoder.next_frame().unwrap().unwrap().body.len(), 1 << 20);
+        // The next read (here, of a small frame) gives the megabyte back.
+        let mut small = Vec::new();
+        write_frame(&mut small, Codec::Json, b"{}").unwrap();
+        decoder.push(&small);
+        assert!(
+            decoder.capacity() <= RESTING_BYTES,
+            "{}",
+            decoder.capacity()
+        );
+        assert_eq!(&*decoder.next_frame().unwrap().unwrap().body, b"{}");
+        assert_eq!(decoder.received(), (framed.len() + small.len()) as u64);
     }
 
     #[test]

@@ -15,6 +15,9 @@ use crate::frame::FrameDecoder;
 /// keep its thread from the others for long.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// What the outbound buffer shrinks back to once a large reply is out.
+const OUT_RESTING_BYTES: usize = 64 * 1024;
+
 /// Why a wire failed.
 #[derive(Debug)]
 pub enum WireError {
@@ -43,6 +46,8 @@ pub struct Wire {
     /// Bytes not yet handed to the socket (or TLS), from `out_start`.
     out: Vec<u8>,
     out_start: usize,
+    /// Outbound bytes handed on in all.
+    written: u64,
 }
 
 impl std::fmt::Debug for Wire {
@@ -62,6 +67,7 @@ impl Wire {
             tls: tls.map(Box::new),
             out: Vec::new(),
             out_start: 0,
+            written: 0,
         }
     }
 
@@ -73,6 +79,17 @@ impl Wire {
     /// Outbound bytes not yet handed on.
     pub fn pending(&self) -> usize {
         self.out.len() - self.out_start
+    }
+
+    /// Outbound bytes handed to the socket (or TLS) since the wire was
+    /// made: when it moves, the peer is reading.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The bytes the outbound buffer holds now.
+    pub fn capacity(&self) -> usize {
+        self.out.capacity()
     }
 
     /// Whether the TLS handshake is still going on.
@@ -129,7 +146,10 @@ impl Wire {
                 {
                     match self.socket.write(rest) {
                         Ok(0) => return Err(WireError::Io(io::ErrorKind::WriteZero.into())),
-                        Ok(n) => self.out_start += n,
+                        Ok(n) => {
+                            self.out_start += n;
+                            self.written += n as u64;
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(WireError::Io(e)),
@@ -143,7 +163,10 @@ impl Wire {
                 {
                     // rustls takes plaintext up to its buffer limit.
                     match tls.writer().write(rest) {
-                        Ok(n) => self.out_start += n,
+                        Ok(n) => {
+                            self.out_start += n;
+                            self.written += n as u64;
+                        }
                         Err(e) => return Err(WireError::Io(e)),
                     }
                 }
@@ -162,6 +185,8 @@ impl Wire {
         if self.out_start == self.out.len() {
             self.out.clear();
             self.out_start = 0;
+            // A large reply's room is given back once it is out.
+            self.out.shrink_to(OUT_RESTING_BYTES);
         } else if self.out_start > self.out.len() / 2 {
             self.out.drain(..self.out_start);
             self.out_start = 0;

@@ -20,9 +20,16 @@ use mcp_engine::{MessageType, RawJson, SecurityLevel};
 /// A server whose commands may take 10 s: for the tests that load a debug
 /// build hard enough that 200 ms could pass in a queue.
 fn serve_patient() -> Served {
+    serve_patient_with("")
+}
+
+/// [`serve_patient`] with `server` lines added (`[server]` is the dev
+/// config's last section).
+fn serve_patient_with(server: &str) -> Served {
     serve_config(|toml| {
         assert!(toml.contains("timeout_ms = 200"));
         *toml = toml.replace("timeout_ms = 200", "timeout_ms = 10000");
+        toml.push_str(server);
     })
 }
 
@@ -397,7 +404,8 @@ fn a_thousand_pipelined_requests_on_one_connection_get_one_reply_each() {
 #[test]
 fn a_thousand_concurrent_connections_are_served() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let served = serve_patient();
+    // All from 127.0.0.1, more than one address may open by default.
+    let served = serve_patient_with("max_connections_per_ip = 1000\n");
     let clients: Vec<Client> = (0..1000).map(|_| served.connect()).collect();
     let mut admin = served.envelopes("admin");
     let requests: Vec<_> = clients
@@ -1333,4 +1341,254 @@ fn a_client_written_from_section_7a_passes_against_the_server() {
     assert_eq!(send(plain(&mut spec, "v10-1")).1, "replay_detected");
     assert_eq!(send(plain(&mut spec, "v10-2")).1, "Response");
     assert!(n > 40);
+}
+
+/// What a peer can hold, and for how long: partial frames, connection
+/// slots, buffers.
+mod held_by_a_peer {
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::{Duration, Instant};
+
+    use mcp_engine::SecurityLevel;
+    use mcp_engine::codec::Codec;
+    use mcp_engine::frame::write_frame;
+
+    use super::common::serve::{WAIT, command, outcome, serve_config};
+    use super::{blocking_tls, code_of};
+
+    type TlsStream = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+    /// Whether the server closes `stream` within [`WAIT`] (reading and
+    /// dropping whatever it sends before).
+    fn closed_by_server(stream: &mut impl Read) -> bool {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false;
+                }
+                // Reset, or TLS without close_notify.
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// A TLS connection that has sent `bytes` (and completed its
+    /// handshake).
+    fn holding(served: &super::Served, bytes: &[u8]) -> TlsStream {
+        let mut stream = blocking_tls(served);
+        stream.write_all(bytes).unwrap();
+        stream.flush().unwrap();
+        stream
+    }
+
+    /// The starts of frames a slow or stalled peer leaves: 1 and 3 header
+    /// bytes, a header and 10 body bytes, a header of 1 MiB and 60 KiB.
+    fn partial_frames() -> Vec<Vec<u8>> {
+        let mut big = (1u32 << 20).to_be_bytes().to_vec();
+        big.push(b'J');
+        big.extend(vec![b'x'; 60 * 1024]);
+        let mut small = 100u32.to_be_bytes().to_vec();
+        small.push(b'J');
+        small.extend(b"{\"id\":\"p\"");
+        vec![vec![0], vec![0, 0, 0], small, big]
+    }
+
+    #[test]
+    fn partial_frames_are_closed_by_their_deadline_while_others_are_served() {
+        let served = serve_config(|toml| {
+            toml.push_str("frame_timeout_ms = 500\nframe_min_rate_kib = 64\n");
+        });
+        let mut admin = served.envelopes("admin");
+        let mut partial: Vec<TlsStream> = partial_frames()
+            .iter()
+            .map(|bytes| holding(&served, bytes))
+            .collect();
+        for stream in &mut partial {
+            assert!(closed_by_server(stream), "a partial frame was held");
+        }
+        let client = served.connect();
+        let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+        assert_eq!(code_of(&served, &client, &ping), "Response");
+    }
+
+    #[test]
+    fn the_idle_timeout_applies_whatever_is_buffered() {
+        let served = serve_config(|toml| {
+            toml.push_str("idle_timeout_ms = 300\nframe_timeout_ms = 600000\n");
+        });
+        for bytes in partial_frames() {
+            let mut stream = holding(&served, &bytes);
+            assert!(closed_by_server(&mut stream), "{} bytes held", bytes.len());
+        }
+    }
+
+    #[test]
+    fn a_large_frame_sent_above_the_minimum_rate_is_served() {
+        // 256 KiB in 4 KiB pieces 10 ms apart: longer than the frame
+        // timeout, faster than its minimum rate (at 400 KiB/s, or at a
+        // quarter of that on a loaded machine).
+        let served = serve_config(|toml| {
+            toml.push_str("frame_timeout_ms = 300\nframe_min_rate_kib = 64\n");
+        });
+        let mut frame = Vec::new();
+        write_frame(&mut frame, Codec::Json, &vec![b'x'; 256 * 1024]).unwrap();
+        let mut stream = blocking_tls(&served);
+        let started = Instant::now();
+        for piece in frame.chunks(4096) {
+            stream.write_all(piece).unwrap();
+            stream.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(started.elapsed() > Duration::from_millis(300));
+        // Not JSON: answered invalid_format, and the connection goes on.
+        let mut header = [0u8; 5];
+        stream.read_exact(&mut header).unwrap();
+        let mut body =
+            vec![
+                0u8;
+                u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize - 1
+            ];
+        stream.read_exact(&mut body).unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("invalid_format"), "{text}");
+    }
+
+    /// A plain TCP connection to `to` from `from` (any port).
+    fn connect_from(from: IpAddr, to: SocketAddr) -> std::net::TcpStream {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&SocketAddr::new(from, 0).into()).unwrap();
+        socket.connect(&to.into()).unwrap();
+        let stream: std::net::TcpStream = socket.into();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream
+    }
+
+    #[test]
+    fn one_address_cannot_take_every_slot() {
+        let served = serve_config(|toml| {
+            toml.push_str(
+                "max_connections = 8\nmax_connections_per_ip = 4\nhandshake_timeout_ms = 600000\n",
+            );
+        });
+        let flooder: IpAddr = "127.0.0.2".parse().unwrap();
+        let mut held: Vec<_> = (0..4).map(|_| connect_from(flooder, served.addr)).collect();
+        // The fifth and on from that address are closed at once; the four
+        // stay (their handshake may take ten minutes here).
+        for _ in 0..8 {
+            let mut refused = connect_from(flooder, served.addr);
+            assert!(
+                closed_by_server(&mut refused),
+                "a fifth connection was kept"
+            );
+        }
+        // Another address still gets a slot, and is served.
+        let mut admin = served.envelopes("admin");
+        let client = served.connect();
+        let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+        assert_eq!(code_of(&served, &client, &ping), "Response");
+        // And so does a second one, beside the flooder's four.
+        let other = connect_from("127.0.0.3".parse().unwrap(), served.addr);
+        other
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let read = (&other).read(&mut byte);
+        assert!(
+            matches!(&read, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            "127.0.0.3 was refused: {read:?}"
+        );
+        held.clear();
+    }
+
+    /// The server's counters, in process (the binary reports none).
+    #[test]
+    fn each_closure_and_refusal_is_counted() {
+        use mcp_engine::Config;
+        use mcp_engine::engine::EngineBuilder;
+        use mcp_engine::server::Server;
+        use std::sync::Arc;
+
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.server.plain_tcp = true;
+        config.server.frame_timeout_ms = 2000;
+        config.server.max_connections_per_ip = 2;
+        let engine = Arc::new(EngineBuilder::new(config.clone()).start().unwrap());
+        let server = Server::start(engine, &config).unwrap();
+        let addr = server.local_addr();
+        let mut partial = std::net::TcpStream::connect(addr).unwrap();
+        partial.set_read_timeout(Some(WAIT)).unwrap();
+        partial.write_all(&[0, 0]).unwrap();
+        let kept = std::net::TcpStream::connect(addr).unwrap();
+        kept.set_read_timeout(Some(WAIT)).unwrap();
+        // A third from 127.0.0.1, while two are open: refused.
+        let mut third = std::net::TcpStream::connect(addr).unwrap();
+        third.set_read_timeout(Some(WAIT)).unwrap();
+        assert!(closed_by_server(&mut third));
+        assert!(closed_by_server(&mut partial));
+        let stats = server.stats();
+        assert_eq!(stats.refused_per_ip, 1, "{stats:?}");
+        assert_eq!(stats.closed_frame_timeout, 1, "{stats:?}");
+        // The slot it held is free again: a new one is admitted.
+        let mut again = std::net::TcpStream::connect(addr).unwrap();
+        again
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        assert!(!closed_by_server(&mut again));
+        assert_eq!(server.stats().refused_per_ip, 1);
+        assert_eq!(server.stats().open, 2);
+        server.shutdown();
+        drop(kept);
+    }
+
+    #[test]
+    fn buffers_return_to_their_resting_size_after_large_frames() {
+        let served = serve_config(|toml| {
+            assert!(toml.contains("timeout_ms = 200"));
+            *toml = toml.replace("timeout_ms = 200", "timeout_ms = 10000");
+        });
+        let mut admin = served.envelopes("admin");
+        let clients: Vec<_> = (0..100).map(|_| served.connect()).collect();
+        for client in &clients {
+            let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+            assert_eq!(
+                outcome(&mut admin, &client.call(&ping, WAIT).unwrap()),
+                "Response"
+            );
+        }
+        let resting = served.rss_kib();
+        // A 1 MiB request with a 1 MiB reply on each.
+        let big = format!("\"{}\"", "x".repeat(1000 * 1024));
+        for client in &clients {
+            let echo = command(&mut admin, SecurityLevel::Standard, "demo.echo", Some(&big));
+            assert_eq!(
+                outcome(&mut admin, &client.call(&echo, WAIT).unwrap()),
+                "Response"
+            );
+        }
+        // Kept, they would hold 2 MiB each (200 MiB); given back, the
+        // allocator returns them to the system within seconds.
+        let bound = resting + 40 * 1024;
+        let until = Instant::now() + WAIT + WAIT;
+        let mut now = served.rss_kib();
+        while now > bound && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+            now = served.rss_kib();
+        }
+        assert!(
+            now <= bound,
+            "RSS {resting} KiB resting, {now} KiB idle after large frames"
+        );
+        drop(clients);
+    }
 }

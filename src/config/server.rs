@@ -38,13 +38,26 @@ pub struct ServerConfig {
     pub plain_tcp: bool,
     /// Open connections at most; more are closed on accept (default 10000).
     pub max_connections: u64,
+    /// Open connections at most from one client address (an IPv4 address,
+    /// or an IPv6 /64 network); more from it are closed on accept, so one
+    /// address cannot take every slot (default 256).
+    pub max_connections_per_ip: u64,
     /// Requests one connection may have in the engine at once; past it the
     /// server stops reading from that connection until replies drain
     /// (default 256).
     pub max_in_flight: u64,
-    /// A connection with nothing in flight and no bytes received for this
-    /// long is closed, in milliseconds (default 300000).
+    /// A connection with nothing in flight and no bytes received or
+    /// written for this long is closed, whatever it has buffered, in
+    /// milliseconds (default 300000).
     pub idle_timeout_ms: u64,
+    /// A frame must arrive whole within this of its first byte (plus the
+    /// time `frame_min_rate_kib` earns it), in milliseconds (default
+    /// 10000); a connection past it is closed.
+    pub frame_timeout_ms: u64,
+    /// Each KiB of a frame received extends its deadline by a second over
+    /// this many, in KiB per second (default 64): a large frame may take
+    /// as long as it needs at this rate, a stalled one may not.
+    pub frame_min_rate_kib: u64,
     /// A TLS handshake not done within this is dropped, in milliseconds
     /// (default 10000).
     pub handshake_timeout_ms: u64,
@@ -64,8 +77,11 @@ impl Default for ServerConfig {
             tls: None,
             plain_tcp: false,
             max_connections: 10_000,
+            max_connections_per_ip: 256,
             max_in_flight: 256,
             idle_timeout_ms: 300_000,
+            frame_timeout_ms: 10_000,
+            frame_min_rate_kib: 64,
             handshake_timeout_ms: 10_000,
             outbound_buffer_kib: 256,
             write_stall_ms: 10_000,
@@ -84,8 +100,11 @@ pub(super) struct ServerFile {
     client_ca: Option<PathBuf>,
     plain_tcp: Option<bool>,
     max_connections: Option<Spanned<u64>>,
+    max_connections_per_ip: Option<Spanned<u64>>,
     max_in_flight: Option<Spanned<u64>>,
     idle_timeout_ms: Option<Spanned<u64>>,
+    frame_timeout_ms: Option<Spanned<u64>>,
+    frame_min_rate_kib: Option<Spanned<u64>>,
     handshake_timeout_ms: Option<Spanned<u64>>,
     outbound_buffer_kib: Option<Spanned<u64>>,
     write_stall_ms: Option<Spanned<u64>>,
@@ -150,6 +169,13 @@ pub(super) fn server_config(
             "connections",
             defaults.max_connections,
         )?,
+        max_connections_per_ip: bounded(
+            file.max_connections_per_ip,
+            "server.max_connections_per_ip",
+            1..=1_000_000,
+            "connections",
+            defaults.max_connections_per_ip,
+        )?,
         max_in_flight: bounded(
             file.max_in_flight,
             "server.max_in_flight",
@@ -163,6 +189,20 @@ pub(super) fn server_config(
             100..=86_400_000,
             "milliseconds",
             defaults.idle_timeout_ms,
+        )?,
+        frame_timeout_ms: bounded(
+            file.frame_timeout_ms,
+            "server.frame_timeout_ms",
+            100..=3_600_000,
+            "milliseconds",
+            defaults.frame_timeout_ms,
+        )?,
+        frame_min_rate_kib: bounded(
+            file.frame_min_rate_kib,
+            "server.frame_min_rate_kib",
+            1..=1 << 20,
+            "KiB per second",
+            defaults.frame_min_rate_kib,
         )?,
         handshake_timeout_ms: bounded(
             file.handshake_timeout_ms,

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
@@ -24,6 +24,9 @@ pub(crate) enum Close {
     Failed(WireError),
     /// Nothing happened on it for `idle_timeout_ms`.
     Idle,
+    /// A frame did not arrive whole by its deadline (`frame_timeout_ms`,
+    /// extended by `frame_min_rate_kib`).
+    FrameTimeout,
     /// Its TLS handshake took longer than `handshake_timeout_ms`.
     HandshakeTimeout,
     /// Its outbound buffer stayed full for `write_stall_ms`.
@@ -88,7 +91,12 @@ pub(crate) struct Connection {
     pub(crate) in_flight: usize,
     pub(crate) input: Input,
     pub(crate) opened_at: Instant,
-    pub(crate) last_read: Instant,
+    /// When bytes last moved, in or out.
+    pub(crate) last_activity: Instant,
+    /// The frame being received: since when, and the bytes received before
+    /// its first (see [`Connection::frame_deadline`]). None while no
+    /// partial frame is buffered, or while the server is not reading.
+    frame_started: Option<(Instant, u64)>,
     /// Since when the outbound buffer has been full.
     pub(crate) full_since: Option<Instant>,
 }
@@ -130,24 +138,38 @@ impl Connection {
             in_flight: 0,
             input: Input::Open,
             opened_at: opening.now,
-            last_read: opening.now,
+            last_activity: opening.now,
+            frame_started: None,
             full_since: None,
         }
     }
 
-    /// Whether nothing is pending either way (for the idle timeout).
+    /// Whether the engine has nothing of this connection's (for the idle
+    /// timeout: bytes buffered either way do not keep a connection open).
     pub(crate) fn is_quiet(&self) -> bool {
-        self.in_flight == 0 && self.wire.is_flushed() && self.decoder.buffered() == 0
+        self.in_flight == 0
+    }
+
+    /// When the frame being received must be whole: `timeout` after its
+    /// first byte, plus a second for every `min_rate` bytes of it received
+    /// so far. None while no frame is on its way.
+    pub(crate) fn frame_deadline(&self, timeout: Duration, min_rate: u64) -> Option<Instant> {
+        let (since, before) = self.frame_started?;
+        let received = self.decoder.received().saturating_sub(before);
+        let earned = Duration::from_secs_f64(received as f64 / min_rate.max(1) as f64);
+        Some(since + timeout + earned)
     }
 
     /// Takes replies, reads requests, writes: everything that can be done
     /// now without blocking. `Err` means: close it.
     pub(crate) fn service(&mut self, cx: &mut Context<'_>) -> Result<(), Close> {
+        let written = self.wire.written();
+        let mut held_back;
         loop {
             // Replies first: taking them lowers the in-flight count, which
             // may let reading go on.
             let took = self.take_replies(cx);
-            let held_back = self.read_input(cx)?;
+            held_back = self.read_input(cx)?;
             self.wire.flush().map_err(Close::Failed)?;
             // Writing may have made room for replies left in the outbox, or
             // for reading on: no event will come for either (the replies
@@ -164,10 +186,28 @@ impl Connection {
         } else {
             self.full_since = None;
         }
+        if self.wire.written() != written {
+            self.last_activity = cx.now;
+        }
+        self.time_the_frame(cx.now, held_back && self.at_limit(cx));
         if self.input == Input::Ended && self.in_flight == 0 && self.wire.is_flushed() {
             return Err(Close::Done);
         }
         Ok(())
+    }
+
+    /// Starts or stops the clock of the frame being received. It runs only
+    /// while part of a frame is buffered and the server reads: not while
+    /// the connection is held back at a limit (its peer is not the one
+    /// being slow then).
+    fn time_the_frame(&mut self, now: Instant, held_back: bool) {
+        let buffered = self.decoder.buffered();
+        if buffered == 0 || held_back || self.input == Input::Ended {
+            self.frame_started = None;
+        } else if self.frame_started.is_none() {
+            let before = self.decoder.received().saturating_sub(buffered as u64);
+            self.frame_started = Some((now, before));
+        }
     }
 
     /// Stops reading; the connection closes once it is answered.
@@ -216,7 +256,7 @@ impl Connection {
                 return Ok(true);
             }
             match self.wire.read_into(&mut self.decoder) {
-                Ok(Read::Progress) => self.last_read = cx.now,
+                Ok(Read::Progress) => self.last_activity = cx.now,
                 Ok(Read::WouldBlock) => return Ok(false),
                 Ok(Read::Ended) => self.input = Input::Ended,
                 Err(e) => return Err(Close::Failed(e)),
@@ -236,6 +276,8 @@ impl Connection {
             };
             match next {
                 Ok(frame) => {
+                    // The next frame's clock starts when its bytes do.
+                    self.frame_started = None;
                     self.in_flight += 1;
                     cx.batch.push(Submission {
                         sink: cx.sink,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
+use super::client_addresses::ClientAddresses;
 use super::connection::{Close, Connection, Context, Limits, Opening};
 use super::{Settings, Shared};
 use crate::engine::Submission;
@@ -39,6 +40,8 @@ pub(super) struct EventLoop {
     ready: Vec<u32>,
     /// A connection's frames on their way to the engine (see `Context`).
     batch: Vec<Submission>,
+    /// Open connections per client address (`max_connections_per_ip`).
+    addresses: ClientAddresses,
 }
 
 impl EventLoop {
@@ -60,6 +63,7 @@ impl EventLoop {
             errors: TransportErrors::new(),
             ready: Vec::new(),
             batch: Vec::new(),
+            addresses: ClientAddresses::default(),
         })
     }
 
@@ -174,6 +178,12 @@ impl EventLoop {
             let shared = Arc::clone(&self.shared);
             let counters = &shared.counters;
             let limit = usize::try_from(settings.config.max_connections).unwrap_or(usize::MAX);
+            let per_ip = settings.config.max_connections_per_ip;
+            if !self.addresses.admits(peer.ip(), per_ip) {
+                counters.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+                drop(socket);
+                continue;
+            }
             let Some(slot) = self.free_slot(limit) else {
                 counters.refused_at_limit.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%peer, "connection refused: max_connections reached");
@@ -185,6 +195,7 @@ impl EventLoop {
                 self.free.push(slot);
                 continue;
             }
+            self.addresses.opened(peer.ip());
             counters.accepted.fetch_add(1, Ordering::Relaxed);
             counters.open.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, slot, "connection open");
@@ -280,6 +291,15 @@ impl EventLoop {
                 connection.wire.close_notify();
                 tracing::debug!(peer = %connection.peer, "idle connection closed");
             }
+            Close::FrameTimeout => {
+                counters
+                    .closed_frame_timeout
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    peer = %connection.peer,
+                    "a frame did not arrive whole within frame_timeout_ms; connection closed"
+                );
+            }
             Close::HandshakeTimeout => {
                 counters
                     .closed_handshake_timeout
@@ -296,6 +316,7 @@ impl EventLoop {
             }
         }
         let _ = self.poll.registry().deregister(&mut connection.wire.socket);
+        self.addresses.closed(connection.peer.ip());
         self.shared.mailroom.close(slot);
         counters.open.fetch_sub(1, Ordering::Relaxed);
         self.free.push(slot);
@@ -307,6 +328,8 @@ impl EventLoop {
         let idle = Duration::from_millis(config.idle_timeout_ms);
         let handshake = Duration::from_millis(config.handshake_timeout_ms);
         let stall = Duration::from_millis(config.write_stall_ms);
+        let frame = Duration::from_millis(config.frame_timeout_ms);
+        let min_rate = config.frame_min_rate_kib.saturating_mul(1024);
         let mut doomed = Vec::new();
         for connection in self.connections.iter().flatten() {
             if connection.wire.is_handshaking()
@@ -318,7 +341,12 @@ impl EventLoop {
                 .is_some_and(|since| now.duration_since(since) > stall)
             {
                 doomed.push((connection.slot, Close::Stalled));
-            } else if connection.is_quiet() && now.duration_since(connection.last_read) > idle {
+            } else if connection
+                .frame_deadline(frame, min_rate)
+                .is_some_and(|deadline| now > deadline)
+            {
+                doomed.push((connection.slot, Close::FrameTimeout));
+            } else if connection.is_quiet() && now.duration_since(connection.last_activity) > idle {
                 doomed.push((connection.slot, Close::Idle));
             }
         }

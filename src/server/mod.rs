@@ -29,6 +29,7 @@
 //! # Ok::<(), mcp_engine::Error>(())
 //! ```
 
+mod client_addresses;
 mod connection;
 mod event_loop;
 #[doc(hidden)]
@@ -87,8 +88,10 @@ impl Settings {
 struct Counters {
     accepted: AtomicU64,
     refused_at_limit: AtomicU64,
+    refused_per_ip: AtomicU64,
     open: AtomicU64,
     closed_idle: AtomicU64,
+    closed_frame_timeout: AtomicU64,
     closed_handshake_timeout: AtomicU64,
     closed_stalled: AtomicU64,
     tls_failures: AtomicU64,
@@ -102,10 +105,16 @@ pub struct ServerStats {
     pub accepted: u64,
     /// Connections closed on accept because `max_connections` were open.
     pub refused_at_limit: u64,
+    /// Connections closed on accept because their address had
+    /// `max_connections_per_ip` open.
+    pub refused_per_ip: u64,
     /// Connections open now.
     pub open: u64,
     /// Connections closed by the idle timeout.
     pub closed_idle: u64,
+    /// Connections closed because a frame did not arrive whole in time
+    /// (`frame_timeout_ms`, `frame_min_rate_kib`).
+    pub closed_frame_timeout: u64,
     /// Connections closed by the handshake timeout.
     pub closed_handshake_timeout: u64,
     /// Connections closed because their peer did not read their replies.
@@ -260,8 +269,10 @@ impl Server {
         ServerStats {
             accepted: get(&c.accepted),
             refused_at_limit: get(&c.refused_at_limit),
+            refused_per_ip: get(&c.refused_per_ip),
             open: get(&c.open),
             closed_idle: get(&c.closed_idle),
+            closed_frame_timeout: get(&c.closed_frame_timeout),
             closed_handshake_timeout: get(&c.closed_handshake_timeout),
             closed_stalled: get(&c.closed_stalled),
             tls_failures: get(&c.tls_failures),

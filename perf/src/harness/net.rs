@@ -83,6 +83,7 @@ pub fn run_net(
             // The run's load, not a limit of the default config, decides.
             config.server.max_connections =
                 config.server.max_connections.max(connections as u64 + 16);
+            config.server.max_connections_per_ip = config.server.max_connections;
             let engine = Arc::new(start_engine(config.clone())?);
             Some(Server::start(engine, &config)?)
         }
