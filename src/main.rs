@@ -16,19 +16,6 @@ mod cli;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, which it reads when it starts: a background thread
-/// (one: the server's allocations are few) gives freed memory back to the system on jemalloc's decay schedule (about
-/// ten seconds) even while the server is idle. Without it, purging waits for
-/// the next allocations, and an idle server keeps the memory a burst of
-/// large frames left behind (`tests/server.rs`,
-/// `buffers_return_to_their_resting_size_after_large_frames`).
-#[cfg(feature = "jemalloc")]
-#[allow(unsafe_code)]
-// SAFETY: jemalloc reads this symbol as a `const char *`: a thin pointer
-// to NUL-terminated bytes, which these are (static, never written).
-#[unsafe(export_name = "_rjem_malloc_conf")]
-static JEMALLOC_CONF: &[u8; 48] = b"background_thread:true,max_background_threads:1\0";
-
 /// The Machine Context Protocol engine.
 #[derive(Debug, Parser)]
 #[command(name = "mcp-engine", version, about, long_about = None)]

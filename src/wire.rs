@@ -207,3 +207,35 @@ impl Wire {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outbound_buffer_shrinks_back_once_a_large_reply_is_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut wire = Wire::new(TcpStream::from_std(server), None);
+        let reader = std::thread::spawn(move || {
+            let mut client = client;
+            let mut sink = vec![0u8; 1 << 20];
+            let mut total = 0;
+            while total < 1 << 20 {
+                total += io::Read::read(&mut client, &mut sink).unwrap();
+            }
+            total
+        });
+        wire.out().extend_from_slice(&vec![b'x'; 1 << 20]);
+        assert!(wire.capacity() >= 1 << 20);
+        while wire.pending() > 0 {
+            wire.flush().unwrap();
+            std::thread::yield_now();
+        }
+        assert_eq!(reader.join().unwrap(), 1 << 20);
+        assert_eq!(wire.written(), 1 << 20);
+        assert!(wire.capacity() <= OUT_RESTING_BYTES, "{}", wire.capacity());
+    }
+}
