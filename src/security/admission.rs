@@ -77,21 +77,22 @@ impl SecurityState {
     /// clock at `now` (unix nanoseconds).
     pub fn from_config(config: &Config, now: i128) -> Result<SecurityState, Error> {
         let security = &config.security;
+        let replay = ReplayGuard::new(
+            usize::try_from(security.replay_capacity).unwrap_or(usize::MAX),
+            config.replay_window_secs,
+            now,
+        );
+        // Both tables count in the id guard's seconds.
+        let streams = StreamGuard::with_clock(
+            usize::try_from(security.replay_streams).unwrap_or(usize::MAX),
+            security.replay_stream_window,
+            replay.clock(),
+        );
         Ok(SecurityState {
             keyring: SharedKeyring::new(Keyring::load(security)?, security.key_grace_secs),
             revocations: SharedRevocations::new(RevocationList::new(&security.revoked_jti)),
-            replay: ReplayGuard::new(
-                usize::try_from(security.replay_capacity).unwrap_or(usize::MAX),
-                config.replay_window_secs,
-                now,
-            ),
-            // The same epoch as the id guard: both count in its seconds.
-            streams: StreamGuard::new(
-                usize::try_from(security.replay_streams).unwrap_or(usize::MAX),
-                security.replay_stream_window,
-                config.replay_window_secs,
-                now,
-            ),
+            replay,
+            streams,
             shares: Shares::new(config.replay_window_secs),
             nonces: Arc::new(NonceSequence::new()?),
             settings: SwapCell::new(Arc::new(Settings::from_config(config)?)),
@@ -420,10 +421,10 @@ impl Admission {
                         state.replay.locate(principal, message.id())
                     }
                 };
-                let (expiry, now_secs) = state.replay.expiry_secs(timestamp, now);
+                let (expiry, now_secs) = state.replay.clock().expiry_secs(timestamp, now);
                 let share = || settings.shares.of(Table::Ids, roles);
                 ids.take(&state.shares, principal, share, expiry, now_secs)?;
-                if let Err(refused) = state.replay.check_located(probe, timestamp, now) {
+                if let Err(refused) = state.replay.check_located(probe, expiry, now_secs) {
                     ids.refund();
                     return Err(refused);
                 }

@@ -18,6 +18,7 @@ mod level;
 pub mod policy;
 mod protected_response;
 mod replay;
+mod replay_clock;
 pub(crate) mod replay_shares;
 pub(crate) mod replay_streams;
 mod replay_window;

@@ -41,6 +41,7 @@ use std::hash::{BuildHasher, RandomState};
 use crossbeam_utils::CachePadded;
 
 use super::fingerprint_table::{BucketLines, FingerprintTable, Recorded};
+use super::replay_clock::ReplayClock;
 use crate::error::{Code, Error};
 use crate::prefetch::prefetch_line;
 use crate::sync::Mutex;
@@ -54,8 +55,6 @@ const SHARDS: usize = 2;
 /// MiB huge page: a shard holds at least this many, or the whole capacity
 /// if that is less, so that its table can sit on huge pages.
 const IDS_PER_HUGE_PAGE: usize = (2 << 20) / 16;
-
-const NANOS: i128 = 1_000_000_000;
 
 struct Shard {
     /// Fingerprint to expiry, in whole seconds since the guard's epoch.
@@ -79,15 +78,14 @@ pub struct ReplayGuard {
     /// Each shard's bucket addresses, read without its lock.
     lines: Box<[BucketLines]>,
     hasher: RandomState,
-    window_nanos: i128,
-    epoch: i128,
+    clock: ReplayClock,
 }
 
 impl std::fmt::Debug for ReplayGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplayGuard")
             .field("shards", &self.shards.len())
-            .field("window_nanos", &self.window_nanos)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -114,8 +112,7 @@ impl ReplayGuard {
             shards,
             lines,
             hasher: RandomState::new(),
-            window_nanos: i128::from(window_secs) * NANOS,
-            epoch: now,
+            clock: ReplayClock::new(window_secs, now),
         }
     }
 
@@ -134,20 +131,10 @@ impl ReplayGuard {
         self.len() == 0
     }
 
-    /// When an id stamped `timestamp` and seen at `now` may be forgotten,
-    /// and `now`, both in seconds since the guard's epoch (the unit of
-    /// [`Shares`](super::replay_shares::Shares) buckets).
-    pub(crate) fn expiry_secs(&self, timestamp: i128, now: i128) -> (u32, u32) {
-        // Rounded up, plus one: an entry never expires early.
-        let expiry = self
-            .seconds(timestamp.max(now).saturating_add(self.window_nanos))
-            .saturating_add(2);
-        (expiry, self.seconds(now))
-    }
-
-    fn seconds(&self, at: i128) -> u32 {
-        let since = (at - self.epoch).max(0) / NANOS;
-        u32::try_from(since).unwrap_or(u32::MAX)
+    /// The time the guard counts in: the stream guard and the shares of
+    /// both count in it too.
+    pub(crate) fn clock(&self) -> ReplayClock {
+        self.clock
     }
 
     /// Records that `principal` sent `id` (stamped `timestamp`, unix
@@ -161,7 +148,8 @@ impl ReplayGuard {
         timestamp: i128,
         now: i128,
     ) -> Result<(), Error> {
-        self.check_located(self.locate(principal, id), timestamp, now)
+        let (expiry, now_secs) = self.clock.expiry_secs(timestamp, now);
+        self.check_located(self.locate(principal, id), expiry, now_secs)
     }
 
     /// Where `(principal, id)` lies in the table, and a request to the CPU
@@ -182,15 +170,15 @@ impl ReplayGuard {
         (fingerprint >> 32) as usize % self.shards.len()
     }
 
-    /// [`check`](Self::check) for the message `probe` was located for.
+    /// [`check`](Self::check) for the message `probe` was located for,
+    /// with its expiry and the time now from [`clock`](Self::clock).
     pub(crate) fn check_located(
         &self,
         probe: ReplayProbe,
-        timestamp: i128,
-        now: i128,
+        expiry: u32,
+        now_secs: u32,
     ) -> Result<(), Error> {
         let fingerprint = probe.fingerprint;
-        let (expiry, now_secs) = self.expiry_secs(timestamp, now);
         let Some(shard) = self.shards.get(self.shard_of(fingerprint)) else {
             return Err(Error::new(Code::InternalError, "replay shard missing"));
         };
@@ -215,7 +203,7 @@ impl ReplayGuard {
 mod tests {
     use super::*;
 
-    const SECOND: i128 = NANOS;
+    const SECOND: i128 = 1_000_000_000;
 
     #[test]
     fn the_same_id_twice_from_one_principal_is_refused() {

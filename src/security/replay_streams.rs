@@ -40,6 +40,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 use crossbeam_utils::CachePadded;
 
+use super::replay_clock::ReplayClock;
 use super::replay_shares::{PrincipalUsage, Shares, Table};
 use super::replay_window::{Seen, accept, words_for};
 use crate::error::{Code, Error};
@@ -53,8 +54,6 @@ const SHARDS: usize = 2;
 
 /// The fewest streams a shard holds, unless the whole table holds fewer.
 const STREAMS_PER_SHARD: usize = 1024;
-
-const NANOS: i128 = 1_000_000_000;
 
 /// The smallest window section 7a allows.
 pub const MIN_WINDOW: u64 = 1024;
@@ -153,8 +152,7 @@ pub struct StreamGuard {
     hasher: RandomState,
     window: u64,
     words: usize,
-    window_nanos: i128,
-    epoch: i128,
+    clock: ReplayClock,
 }
 
 impl std::fmt::Debug for StreamGuard {
@@ -171,6 +169,12 @@ impl StreamGuard {
     /// numbers (a multiple of 64, at least [`MIN_WINDOW`]), for messages
     /// valid `window_secs` past their timestamp, time counted from `now`.
     pub fn new(capacity: usize, window: u64, window_secs: u64, now: i128) -> StreamGuard {
+        StreamGuard::with_clock(capacity, window, ReplayClock::new(window_secs, now))
+    }
+
+    /// [`new`](Self::new), counting time as `clock` does (the id guard's,
+    /// so that both tables and their shares count alike).
+    pub(crate) fn with_clock(capacity: usize, window: u64, clock: ReplayClock) -> StreamGuard {
         let window = window.max(MIN_WINDOW).next_multiple_of(64);
         // Shards of at least a thousand streams: a small table is not cut
         // into slivers that fill one by one.
@@ -193,8 +197,7 @@ impl StreamGuard {
             hasher: RandomState::new(),
             window,
             words: words_for(window),
-            window_nanos: i128::from(window_secs) * NANOS,
-            epoch: now,
+            clock,
         }
     }
 
@@ -218,28 +221,13 @@ impl StreamGuard {
         self.window
     }
 
-    /// Seconds since the epoch (the unit of expiries).
-    pub(crate) fn seconds(&self, at: i128) -> u32 {
-        let since = (at - self.epoch).max(0) / NANOS;
-        u32::try_from(since).unwrap_or(u32::MAX)
-    }
-
     /// Records `check.mark.seq` on its stream. Refuses with
     /// `replay_detected` a number the stream accepted or one at or below
     /// its highest minus the window; with `resource_exhausted` a new stream
     /// when the table, or the principal's share of it, is full.
     pub(crate) fn check(&self, shares: &Shares, check: &StreamCheck<'_>) -> Result<(), Error> {
         let key = self.hasher.hash_one((check.principal, check.mark.stream));
-        let now = self.seconds(check.now);
-        // Rounded up, plus one: a stream never expires early.
-        let expiry = self
-            .seconds(
-                check
-                    .timestamp
-                    .max(check.now)
-                    .saturating_add(self.window_nanos),
-            )
-            .saturating_add(2);
+        let (expiry, now) = self.clock.expiry_secs(check.timestamp, check.now);
         let Some(shard) = self.shards.get((key >> 32) as usize % self.shards.len()) else {
             return Err(Error::new(Code::InternalError, "stream shard missing"));
         };
@@ -383,7 +371,7 @@ fn forget(shard: &mut Shard, shares: &Shares, key: u64, slot: u32) {
 mod tests {
     use super::*;
 
-    const SECOND: i128 = NANOS;
+    const SECOND: i128 = 1_000_000_000;
 
     fn at<'a>(principal: &'a str, stream: &'a str, seq: u64, now: i128) -> StreamCheck<'a> {
         StreamCheck {
