@@ -220,6 +220,16 @@ impl FrameDecoder {
         self.buffer.capacity()
     }
 
+    /// Gives the buffer back if it holds nothing (a connection gone quiet
+    /// keeps no room for bytes that may never come).
+    pub fn release_if_empty(&mut self) {
+        if self.buffered() == 0 {
+            self.buffer = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// Whether a fatal error stopped the decoder.
     pub fn is_failed(&self) -> bool {
         self.failed

@@ -92,6 +92,14 @@ impl Wire {
         self.out.capacity()
     }
 
+    /// Gives the outbound buffer back if it holds nothing.
+    pub fn release_if_empty(&mut self) {
+        if self.pending() == 0 {
+            self.out = Vec::new();
+            self.out_start = 0;
+        }
+    }
+
     /// Whether the TLS handshake is still going on.
     pub fn is_handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
@@ -104,8 +112,20 @@ impl Wire {
 
     /// Reads once: plaintext TLS already holds, else from the socket.
     pub fn read_into(&mut self, decoder: &mut FrameDecoder) -> Result<Read, WireError> {
+        self.read_at_most(decoder, READ_CHUNK)
+    }
+
+    /// [`read_into`](Self::read_into), handing the decoder at most `limit`
+    /// bytes (at least one; more than 64 KiB is taken as 64 KiB). TLS may
+    /// hold up to a record more in its own buffers.
+    pub fn read_at_most(
+        &mut self,
+        decoder: &mut FrameDecoder,
+        limit: usize,
+    ) -> Result<Read, WireError> {
+        let limit = limit.clamp(1, READ_CHUNK);
         let Some(tls) = &mut self.tls else {
-            return match decoder.read_from(&mut self.socket, READ_CHUNK) {
+            return match decoder.read_from(&mut self.socket, limit) {
                 Ok(0) => Ok(Read::Ended),
                 Ok(_) => Ok(Read::Progress),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::WouldBlock),
@@ -113,7 +133,7 @@ impl Wire {
                 Err(e) => Err(WireError::Io(e)),
             };
         };
-        match decoder.read_from(&mut tls.reader(), READ_CHUNK) {
+        match decoder.read_from(&mut tls.reader(), limit) {
             // The peer's close_notify.
             Ok(0) => return Ok(Read::Ended),
             Ok(_) => return Ok(Read::Progress),

@@ -428,10 +428,17 @@ fn a_thousand_concurrent_connections_are_served() {
 fn blocking_tls(
     served: &Served,
 ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
-    let ca = served.credentials.ca_cert.clone().unwrap();
-    let config = client_config(&ca, None).unwrap();
+    tls_stream(served.credentials.ca_cert.as_ref().unwrap(), served.addr)
+}
+
+/// [`blocking_tls`] to `addr`, trusting `ca`.
+fn tls_stream(
+    ca: &std::path::Path,
+    addr: std::net::SocketAddr,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let config = client_config(ca, None).unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tcp = std::net::TcpStream::connect(served.addr).unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(WAIT)).unwrap();
     let tls = rustls::ClientConnection::new(config, name).unwrap();
     rustls::StreamOwned::new(tls, tcp)
@@ -676,27 +683,36 @@ fn mutual_tls_serves_clients_with_a_certificate_and_refuses_the_rest() {
 #[test]
 fn a_client_that_reads_late_gets_every_reply() {
     use std::io::Read;
-    let served = serve_patient();
+    // Plain TCP, so that one thread can write while the reading waits.
+    let served = serve_config(|toml| {
+        *toml = toml.replace("timeout_ms = 200", "timeout_ms = 10000");
+        let tls = "cert = \"server.pem\"\nkey = \"server-key.pem\"";
+        assert!(toml.contains(tls));
+        *toml = toml.replace(tls, "plain_tcp = true");
+    });
     let mut admin = served.envelopes("admin");
-    let mut stream = blocking_tls(&served);
-    // 200 requests (under the in-flight limit, so the server reads them
-    // all) whose replies, 12 MiB, are far more than its outbound buffer
-    // and the socket buffers hold.
+    let stream = std::net::TcpStream::connect(served.addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    // 200 requests (under the in-flight limit) whose replies, 12 MiB, are
+    // far more than its outbound buffer and the socket buffers hold: the
+    // server stops reading while the connection holds its share, so the
+    // writes wait (back-pressure, not a drop).
     let big = format!("\"{}\"", "y".repeat(64 * 1024));
     let mut frames = Vec::new();
     for _ in 0..200 {
         let request = command(&mut admin, SecurityLevel::Standard, "demo.echo", Some(&big));
         mcp_engine::frame::write_frame(&mut frames, request.codec, &request.body).unwrap();
     }
-    stream.write_all(&frames).unwrap();
-    stream.flush().unwrap();
+    let mut writing = stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || writing.write_all(&frames));
     // Let the server fill everything up, then read it all.
     std::thread::sleep(Duration::from_millis(500));
     let mut decoder = mcp_engine::frame::FrameDecoder::new(1 << 20);
     let mut replies = 0;
     let mut buffer = vec![0u8; 64 * 1024];
+    let mut reading = &stream;
     while replies < 200 {
-        let n = stream.read(&mut buffer).expect("replies stopped coming");
+        let n = reading.read(&mut buffer).expect("replies stopped coming");
         assert!(n > 0, "closed after {replies} replies");
         decoder.push(&buffer[..n]);
         while let Some(frame) = decoder.next_frame() {
@@ -706,6 +722,7 @@ fn a_client_that_reads_late_gets_every_reply() {
             replies += 1;
         }
     }
+    writer.join().unwrap().unwrap();
 }
 
 #[test]
@@ -1508,6 +1525,261 @@ mod held_by_a_peer {
             "127.0.0.3 was refused: {read:?}"
         );
         held.clear();
+    }
+
+    /// `count` framed `demo.echo` requests from `admin`, each with a string
+    /// of `size` bytes: a request and its reply just under the dev
+    /// config's `max_message_size` (1 MiB) when `size` is 1 MiB less 4 KiB.
+    fn echo_frames(
+        admin: &mut mcp_engine::client::Envelopes,
+        count: usize,
+        size: usize,
+    ) -> Vec<u8> {
+        let payload = format!("\"{}\"", "z".repeat(size));
+        let mut frames = Vec::new();
+        for _ in 0..count {
+            let request = command(admin, SecurityLevel::Standard, "demo.echo", Some(&payload));
+            write_frame(&mut frames, request.codec, &request.body).unwrap();
+        }
+        frames
+    }
+
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+
+    /// docs/operations.md, "Memory": what one connection may hold with the
+    /// default limits (`outbound_buffer_kib` 256, `max_message_size` 1 MiB),
+    /// P = O + 2 x (M + 5) + M/64 + 64 KiB.
+    const ONE_CONNECTION: u64 = 256 * KIB + 2 * (MIB + 5) + MIB / 64 + 64 * KIB;
+
+    /// P, and the connection's fixed costs: its buffers' resting room and
+    /// TLS, 256 KiB.
+    const PER_CONNECTION: u64 = ONE_CONNECTION + 256 * KIB;
+
+    /// docs/operations.md, "Memory": the engine's working memory for
+    /// messages this large, 4 x max_message_size for each of the dev
+    /// config's two workers and the I/O thread that may run handlers.
+    const ENGINE_WORKING: u64 = 3 * 4 * MIB;
+
+    #[test]
+    fn peers_that_never_read_hold_no_more_than_the_formula() {
+        let served = super::serve_patient_with("write_stall_ms = 600000\n");
+        let mut admin = served.envelopes("admin");
+        let client = served.connect();
+        let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+        assert_eq!(code_of(&served, &client, &ping), "Response");
+        let resting = served.rss_kib() * KIB;
+        // Eight peers each send 24 MiB of echoes and never read: far more
+        // than the server's share and the socket buffers take.
+        let peers = 8;
+        let writers: Vec<_> = (0..peers)
+            .map(|_| {
+                let frames = echo_frames(&mut admin, 24, (MIB - 4 * KIB) as usize);
+                let mut stream = blocking_tls(&served);
+                std::thread::spawn(move || {
+                    let _ = stream.write_all(&frames);
+                    stream
+                })
+            })
+            .collect();
+        let mut peak = 0;
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until {
+            peak = peak.max(served.rss_kib() * KIB);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let bound = resting + peers * PER_CONNECTION + ENGINE_WORKING;
+        assert!(
+            peak <= bound,
+            "RSS rose from {} MiB to {} MiB, over the formula's {} MiB",
+            resting / MIB,
+            peak / MIB,
+            bound / MIB
+        );
+        // Held back, not dropped: no peer got all of its requests in.
+        assert!(writers.iter().all(|writer| !writer.is_finished()));
+        eprintln!(
+            "resting {} KiB, peak {} KiB, bound {} KiB",
+            resting / KIB,
+            peak / KIB,
+            bound / KIB
+        );
+        // And the others are served meanwhile.
+        let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+        assert_eq!(code_of(&served, &client, &ping), "Response");
+        drop(served);
+        for writer in writers {
+            drop(writer.join());
+        }
+    }
+
+    #[test]
+    fn a_small_request_waits_a_few_quanta_behind_a_peer_pushing_large_ones() {
+        let served = super::serve_patient();
+        let mut admin = served.envelopes("admin");
+        let size = (MIB - 4 * KIB) as usize;
+        // What one large echo takes on its own, here (a debug build is
+        // far slower than a release one): the median of five.
+        let heavy = served.connect();
+        let mut alone: Vec<Duration> = (0..5)
+            .map(|_| {
+                let frames = echo_frames(&mut admin, 1, size);
+                let started = Instant::now();
+                heavy.send_raw(&frames).unwrap();
+                heavy.next_unmatched(super::WAIT).expect("no reply");
+                started.elapsed()
+            })
+            .collect();
+        alone.sort();
+        let one_large = alone[2];
+        // The peer pushes 256 of them, reading its replies as they come.
+        let frames = echo_frames(&mut admin, 256, size);
+        let pusher = std::thread::spawn(move || {
+            heavy.send_raw(&frames).unwrap();
+            for n in 0..256 {
+                assert!(
+                    heavy.next_unmatched(super::WAIT).is_some(),
+                    "reply {n} of 256 missing"
+                );
+            }
+        });
+        let client = served.connect();
+        let mut worst = Duration::ZERO;
+        let mut calls = 0;
+        while !pusher.is_finished() {
+            let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+            let started = Instant::now();
+            assert_eq!(code_of(&served, &client, &ping), "Response");
+            worst = worst.max(started.elapsed());
+            calls += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pusher.join().unwrap();
+        assert!(calls >= 5, "only {calls} calls while the peer pushed");
+        eprintln!("worst {worst:?} in {calls} calls; one large echo alone {one_large:?}");
+        // The ping waits for at most the large frames already in the
+        // engine (the peer's share of them) and a quantum of reading: a few
+        // large echoes' time, not the peer's whole burst.
+        assert!(
+            worst <= one_large * 8,
+            "worst {worst:?} against {one_large:?} for one large echo alone ({calls} calls)"
+        );
+    }
+
+    #[test]
+    fn memory_returns_near_resting_once_large_frames_are_answered() {
+        let served = super::serve_patient();
+        let mut admin = served.envelopes("admin");
+        let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+        let clients: Vec<_> = (0..50).map(|_| served.connect()).collect();
+        for client in &clients {
+            let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+            assert_eq!(code_of(&served, client, &ping), "Response");
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let resting = served.rss_kib() * KIB;
+        // Each sends a large frame and gets its large reply; the
+        // connections stay open.
+        for client in &clients {
+            client
+                .send_raw(&echo_frames(&mut admin, 1, (MIB - 4 * KIB) as usize))
+                .unwrap();
+        }
+        for client in &clients {
+            assert!(client.next_unmatched(super::WAIT).is_some());
+        }
+        let grown = served.rss_kib() * KIB;
+        let until = Instant::now() + super::WAIT;
+        let mut now = grown;
+        while now > resting + 16 * MIB && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+            now = served.rss_kib() * KIB;
+        }
+        eprintln!(
+            "resting {} KiB, {} KiB after the large frames, {} KiB after",
+            resting / KIB,
+            grown / KIB,
+            now / KIB
+        );
+        assert!(
+            now <= resting + 16 * MIB,
+            "resting {} MiB, {} MiB after the large frames, still {} MiB",
+            resting / MIB,
+            grown / MIB,
+            now / MIB
+        );
+        // The connections are open and served.
+        assert_eq!(code_of(&served, &clients[0], &ping), "Response");
+    }
+
+    /// The server's budget, in process (the binary reports no counters):
+    /// sixteen peers that never read, each sending far more than its
+    /// share, hold no more in all than docs/operations.md's bound,
+    /// 2.02 x memory_budget + one connection's limit; a well-behaved
+    /// client is served meanwhile.
+    #[test]
+    fn the_server_budget_bounds_what_all_connections_hold() {
+        use mcp_engine::client::{Connector, Credentials, Envelopes};
+        use mcp_engine::engine::EngineBuilder;
+        use mcp_engine::server::Server;
+        use std::sync::Arc;
+
+        let scratch = tempfile::tempdir().unwrap();
+        let setup =
+            mcp_engine::dev_setup::DevSetup::write(scratch.path(), "127.0.0.1:0".parse().unwrap())
+                .unwrap();
+        let mut config = mcp_engine::Config::load(&setup.config_path).unwrap();
+        config.timeout_ms = 10_000;
+        config.server.memory_budget_mib = 4;
+        config.server.write_stall_ms = 600_000;
+        let (builder, _) = mcp_engine::demo::register(EngineBuilder::new(config.clone()));
+        let engine = Arc::new(builder.start().unwrap());
+        let server = Server::start(engine, &config).unwrap();
+        let mut credentials = Credentials::load(&setup.credentials_path).unwrap();
+        credentials.addr = server.local_addr().to_string();
+        let mut admin = Envelopes::from_credentials(&credentials, "admin").unwrap();
+        let ca = credentials.ca_cert.clone().unwrap();
+        let peers: Vec<_> = (0..16)
+            .map(|_| {
+                let frames = echo_frames(&mut admin, 12, (MIB - 4 * KIB) as usize);
+                let mut stream = super::tls_stream(&ca, server.local_addr());
+                std::thread::spawn(move || {
+                    let _ = stream.write_all(&frames);
+                    stream
+                })
+            })
+            .collect();
+        let client = Connector::from_credentials(&credentials)
+            .unwrap()
+            .connect()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(4);
+        let mut over_budget_calls = 0;
+        while Instant::now() < until {
+            let ping = command(&mut admin, SecurityLevel::Standard, "sys.ping", None);
+            let reply = client.call(&ping, WAIT).unwrap();
+            let opened = admin.open(reply.codec, &reply.body).unwrap();
+            assert!(!opened.is_error(), "{}", opened.to_json());
+            if server.stats().held_bytes >= 4 * MIB {
+                over_budget_calls += 1;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stats = server.stats();
+        let bound = 4 * MIB * 202 / 100 + ONE_CONNECTION;
+        eprintln!(
+            "held at most {} KiB against a bound of {} KiB; {over_budget_calls} calls served over the budget",
+            stats.held_peak_bytes / KIB,
+            bound / KIB
+        );
+        assert!(stats.held_peak_bytes >= 4 * MIB, "{stats:?}");
+        assert!(stats.held_peak_bytes <= bound, "{stats:?}");
+        assert!(over_budget_calls > 0);
+        assert!(peers.iter().all(|peer| !peer.is_finished()));
+        server.shutdown();
+        for peer in peers {
+            drop(peer.join());
+        }
     }
 
     /// The server's counters, in process (the binary reports none).

@@ -3,6 +3,7 @@
 pub(crate) mod check;
 pub(crate) mod dev_config;
 pub(crate) mod keygen;
+mod quiet_memory;
 pub(crate) mod send;
 pub(crate) mod serve;
 pub(crate) mod token;

@@ -131,7 +131,22 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
         Some(server) => server.reload(config),
         None => engine.reload(config.clone()),
     };
-    wait_for_signals(signals, reload, &config_path, args.listen);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let looker = server.as_ref().map(|server| {
+            let stop = &stop;
+            std::thread::Builder::new()
+                .name("mcp-quiet-memory".to_owned())
+                .spawn_scoped(scope, move || {
+                    super::quiet_memory::return_while_quiet(server, stop)
+                })
+        });
+        wait_for_signals(signals, reload, &config_path, args.listen);
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(Ok(looker)) = looker {
+            looker.thread().unpark();
+        }
+    });
     // In order: stop taking messages from the broker and publish the
     // replies of those taken, then close the listener, then the engine.
     stop_nats(nats);

@@ -67,6 +67,11 @@ pub struct ServerConfig {
     /// A connection whose outbound buffer stays full this long (a peer that
     /// does not read) is closed, in milliseconds (default 10000).
     pub write_stall_ms: u64,
+    /// What all connections together may hold in partial frames, requests
+    /// in the engine and replies waiting to be written, in MiB (default
+    /// 256). Over it, a connection holding more than an equal share is not
+    /// read until the server is back under it.
+    pub memory_budget_mib: u64,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +90,7 @@ impl Default for ServerConfig {
             handshake_timeout_ms: 10_000,
             outbound_buffer_kib: 256,
             write_stall_ms: 10_000,
+            memory_budget_mib: 256,
         }
     }
 }
@@ -108,6 +114,7 @@ pub(super) struct ServerFile {
     handshake_timeout_ms: Option<Spanned<u64>>,
     outbound_buffer_kib: Option<Spanned<u64>>,
     write_stall_ms: Option<Spanned<u64>>,
+    memory_budget_mib: Option<Spanned<u64>>,
 }
 
 pub(super) fn server_config(
@@ -224,6 +231,13 @@ pub(super) fn server_config(
             100..=3_600_000,
             "milliseconds",
             defaults.write_stall_ms,
+        )?,
+        memory_budget_mib: bounded(
+            file.memory_budget_mib,
+            "server.memory_budget_mib",
+            1..=1 << 20,
+            "MiB",
+            defaults.memory_budget_mib,
         )?,
     })
 }

@@ -10,7 +10,8 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::client_addresses::ClientAddresses;
-use super::connection::{Close, Connection, Context, Limits, Opening};
+use super::connection::{Close, Connection, Context, Limits, Opening, Resume};
+use super::memory_budget::MemoryBudget;
 use super::{Settings, Shared};
 use crate::engine::Submission;
 use crate::transport_error::TransportErrors;
@@ -23,6 +24,10 @@ const FIRST_CONNECTION: usize = 2;
 
 /// How often timeouts are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+/// A connection with no bytes moving for this long gives back its empty
+/// buffers (a busy one keeps them, to spare the allocator).
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// Room in an outbox beyond `max_in_flight`, for Commands the engine sends
 /// to the peer on its own.
@@ -42,6 +47,14 @@ pub(super) struct EventLoop {
     batch: Vec<Submission>,
     /// Open connections per client address (`max_connections_per_ip`).
     addresses: ClientAddresses,
+    /// What the connections hold against `memory_budget_mib`.
+    budget: MemoryBudget,
+    /// Connections that used their quantum, to be serviced again in the
+    /// next pass.
+    carried: Vec<u32>,
+    /// Connections held back by the budget, to be serviced again once the
+    /// server is under it.
+    parked: Vec<u32>,
 }
 
 impl EventLoop {
@@ -64,6 +77,9 @@ impl EventLoop {
             ready: Vec::new(),
             batch: Vec::new(),
             addresses: ClientAddresses::default(),
+            budget: MemoryBudget::default(),
+            carried: Vec::new(),
+            parked: Vec::new(),
         })
     }
 
@@ -81,7 +97,10 @@ impl EventLoop {
                 self.close_all();
                 return;
             }
-            let timeout = if drain_deadline.is_some() {
+            let timeout = if !self.carried.is_empty() {
+                // Input is waiting: look for events, but do not sleep.
+                Duration::ZERO
+            } else if drain_deadline.is_some() {
                 Duration::from_millis(10)
             } else {
                 SWEEP_EVERY
@@ -94,6 +113,8 @@ impl EventLoop {
                 return;
             }
             let settings = self.shared.settings.load_full();
+            self.budget
+                .set_limit(Self::bytes(settings.config.memory_budget_mib, 1024 * 1024));
             for event in &events {
                 match event.token() {
                     LISTENER => self.accept(&settings),
@@ -105,12 +126,35 @@ impl EventLoop {
                 }
             }
             self.take_replies(&settings);
+            // One more quantum for each connection that used its last.
+            let carried = std::mem::take(&mut self.carried);
+            self.resume(&carried, Resume::NextPass, &settings);
             let now = Instant::now();
-            if now.duration_since(last_sweep) >= SWEEP_EVERY {
+            let sweep = now.duration_since(last_sweep) >= SWEEP_EVERY;
+            // Connections held back by the budget, once it has room (or,
+            // each sweep, to see whether their share grew).
+            if !self.parked.is_empty()
+                && (self.budget.share(self.open_count_fast()) == usize::MAX || sweep)
+            {
+                let parked = std::mem::take(&mut self.parked);
+                self.resume(&parked, Resume::UnderBudget, &settings);
+            }
+            if sweep {
                 last_sweep = now;
                 self.sweep(&settings, now);
             }
+            self.publish_held();
         }
+    }
+
+    /// Publishes what the connections hold (for [`ServerStats`]).
+    ///
+    /// [`ServerStats`]: super::ServerStats
+    fn publish_held(&self) {
+        let held = self.budget.held() as u64;
+        let counters = &self.shared.counters;
+        counters.held_bytes.store(held, Ordering::Relaxed);
+        counters.held_peak_bytes.fetch_max(held, Ordering::Relaxed);
     }
 
     /// Services every connection whose outbox has news.
@@ -130,32 +174,67 @@ impl EventLoop {
         self.connections.iter().flatten().count()
     }
 
-    fn limits(settings: &Settings) -> Limits {
+    /// `value` units of `unit` bytes, saturating.
+    fn bytes(value: u64, unit: usize) -> usize {
+        usize::try_from(value)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(unit)
+    }
+
+    fn limits(&self, settings: &Settings) -> Limits {
         Limits {
             max_in_flight: usize::try_from(settings.config.max_in_flight).unwrap_or(usize::MAX),
-            outbound_bytes: usize::try_from(settings.config.outbound_buffer_kib)
-                .unwrap_or(usize::MAX)
-                .saturating_mul(1024),
+            outbound_bytes: Self::bytes(settings.config.outbound_buffer_kib, 1024),
+            share: self.budget.share(self.open_count_fast()),
+        }
+    }
+
+    /// Services again the connections in `slots` still waiting to `resume`
+    /// so (a slot closed and reused since is skipped).
+    fn resume(&mut self, slots: &[u32], resume: Resume, settings: &Settings) {
+        for &slot in slots {
+            if let Some(Some(connection)) = self.connections.get_mut(slot as usize)
+                && connection.resume == resume
+            {
+                connection.resume = Resume::OnEvent;
+                self.service(slot, settings);
+            }
         }
     }
 
     /// Does what connection `slot` can do now; closes it if it is done or
     /// failed.
     fn service(&mut self, slot: u32, settings: &Settings) {
+        let limits = self.limits(settings);
         let Some(Some(connection)) = self.connections.get_mut(slot as usize) else {
             return;
         };
+        let held_before = connection.held();
         let mut cx = Context {
             engine: &self.shared.engine,
             sink: self.shared.sink,
-            limits: Self::limits(settings),
+            limits,
             errors: &mut self.errors,
             now: Instant::now(),
             framing_errors: &self.shared.counters.framing_errors,
+            requests_read: &self.shared.counters.requests_read,
             batch: &mut self.batch,
         };
-        if let Err(why) = connection.service(&mut cx) {
-            self.close(slot, why);
+        let serviced = connection.service(&mut cx);
+        self.budget.moved(held_before, connection.held());
+        match serviced {
+            Ok(resume) => {
+                let waiting = connection.resume;
+                connection.resume = resume;
+                if resume != waiting {
+                    match resume {
+                        Resume::NextPass => self.carried.push(slot),
+                        Resume::UnderBudget => self.parked.push(slot),
+                        Resume::OnEvent => {}
+                    }
+                }
+            }
+            Err(why) => self.close(slot, why),
         }
     }
 
@@ -316,6 +395,7 @@ impl EventLoop {
             }
         }
         let _ = self.poll.registry().deregister(&mut connection.wire.socket);
+        self.budget.moved(connection.held(), 0);
         self.addresses.closed(connection.peer.ip());
         self.shared.mailroom.close(slot);
         counters.open.fetch_sub(1, Ordering::Relaxed);
@@ -348,6 +428,11 @@ impl EventLoop {
                 doomed.push((connection.slot, Close::FrameTimeout));
             } else if connection.is_quiet() && now.duration_since(connection.last_activity) > idle {
                 doomed.push((connection.slot, Close::Idle));
+            }
+        }
+        for connection in self.connections.iter_mut().flatten() {
+            if now.duration_since(connection.last_activity) > RELEASE_AFTER {
+                connection.release_buffers();
             }
         }
         for (slot, why) in doomed {

@@ -7,14 +7,20 @@
 //! and wake the I/O thread, which writes it back. The limits of
 //! [`ServerConfig`] keep a connection from hurting the others:
 //!
-//! - at `max_in_flight` requests in the engine, the server stops reading
-//!   from that connection until replies drain;
-//! - replies wait in a bounded outbound buffer; when it is full the
-//!   connection's replies stay in its outbox (so it stays at its in-flight
-//!   limit and is not read), and if it stays full for `write_stall_ms` the
-//!   connection is closed;
-//! - idle connections and slow handshakes are closed after their timeouts;
-//!   connections past `max_connections` are closed on accept.
+//! - a connection is read a quantum at a time (256 KiB or 64 frames),
+//!   then the others get their turn;
+//! - at `max_in_flight` requests in the engine, or when its requests in
+//!   the engine and its replies waiting to be written hold
+//!   `outbound_buffer_kib`, the server stops reading from it until replies
+//!   go out; if its outbound buffer stays full for `write_stall_ms` it is
+//!   closed;
+//! - over `memory_budget_mib` for all connections (see
+//!   `memory_budget.rs`), connections holding more than an equal share
+//!   are not read;
+//! - idle connections, frames that do not arrive whole in time and slow
+//!   handshakes are closed after their timeouts; connections past
+//!   `max_connections`, or `max_connections_per_ip` from one address, are
+//!   closed on accept.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -32,6 +38,7 @@
 mod client_addresses;
 mod connection;
 mod event_loop;
+mod memory_budget;
 #[doc(hidden)]
 pub mod models;
 mod outbox;
@@ -52,6 +59,7 @@ use crate::engine::{Engine, Outcome, Reply, ReplySink, SinkId};
 use crate::error::{Code, Error};
 use crate::frame::write_frame;
 use event_loop::EventLoop;
+use memory_budget::Tag;
 use outbox::{Mailroom, ReplyFrame, Wake};
 
 /// What the I/O thread runs with; swapped whole on reload.
@@ -96,6 +104,9 @@ struct Counters {
     closed_stalled: AtomicU64,
     tls_failures: AtomicU64,
     framing_errors: AtomicU64,
+    requests_read: AtomicU64,
+    held_bytes: AtomicU64,
+    held_peak_bytes: AtomicU64,
 }
 
 /// A snapshot of the server's counters.
@@ -125,6 +136,13 @@ pub struct ServerStats {
     pub framing_errors: u64,
     /// Replies whose connection had closed before they were ready.
     pub replies_orphaned: u64,
+    /// Requests read from connections and handed to the engine.
+    pub requests_read: u64,
+    /// Bytes the connections hold now against `memory_budget_mib`: partial
+    /// frames, requests in the engine, replies waiting to be written.
+    pub held_bytes: u64,
+    /// The most [`held_bytes`](Self::held_bytes) has been.
+    pub held_peak_bytes: u64,
 }
 
 /// Wakes the I/O thread.
@@ -161,11 +179,13 @@ impl ReplySink for ServerSink {
             // still concluded (with nothing written) rather than lost.
             let _ = write_frame(&mut bytes, reply.codec, reply.body);
         }
+        let tag = Tag::decode(reply.tag);
         self.mailroom.deliver(
-            reply.tag,
+            tag,
             ReplyFrame {
                 bytes,
                 concludes_request: reply.outcome != Outcome::Sent,
+                charge: tag.charge.bytes(),
             },
         );
     }
@@ -277,6 +297,9 @@ impl Server {
             closed_stalled: get(&c.closed_stalled),
             tls_failures: get(&c.tls_failures),
             framing_errors: get(&c.framing_errors),
+            requests_read: get(&c.requests_read),
+            held_bytes: get(&c.held_bytes),
+            held_peak_bytes: get(&c.held_peak_bytes),
             replies_orphaned: self
                 .shared
                 .mailroom

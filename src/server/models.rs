@@ -1,7 +1,8 @@
 //! Thin handles on the server's handover between engine threads and the
 //! I/O thread, for the loom models in `loom-tests/`. Not part of the API.
 
-use super::outbox::{Mailroom, Outbox, ReplyFrame, Wake, tag_of};
+use super::memory_budget::{Charge, Tag};
+use super::outbox::{Mailroom, Outbox, ReplyFrame, Wake};
 use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// Counts wake-ups, standing in for the I/O thread's `mio::Waker`.
@@ -41,10 +42,15 @@ impl MailroomModel {
     /// Engine thread: delivers a reply frame `byte` to the open connection.
     pub fn deliver(&self, byte: u8) {
         self.mailroom.deliver(
-            tag_of(0, self.generation),
+            Tag {
+                slot: 0,
+                generation: self.generation,
+                charge: Charge::covering(1),
+            },
             ReplyFrame {
                 bytes: vec![byte],
                 concludes_request: true,
+                charge: 1,
             },
         );
     }

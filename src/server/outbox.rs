@@ -16,6 +16,7 @@
 //! looks, so a reply that lands after the look raises them again: no reply
 //! waits without a wake-up on its way (loom-tests/tests/outbox.rs).
 
+use super::memory_budget::Tag;
 use crate::engine::Ring;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, SwapCell, snapshot_arc};
 
@@ -33,6 +34,9 @@ pub(crate) struct ReplyFrame {
     /// Whether it concludes one of the connection's requests (all do but a
     /// Command the engine itself sends to the peer).
     pub(crate) concludes_request: bool,
+    /// The bytes its request was charged (see `memory_budget.rs`), given
+    /// back when it is taken.
+    pub(crate) charge: usize,
 }
 
 /// One connection's reply frames.
@@ -79,11 +83,6 @@ impl Outbox {
 pub(crate) struct Slot {
     pub(crate) generation: u32,
     pub(crate) outbox: Option<Arc<Outbox>>,
-}
-
-/// The tag a submission from slot `slot` of generation `generation` carries.
-pub(crate) fn tag_of(slot: u32, generation: u32) -> u64 {
-    (u64::from(generation) << 32) | u64::from(slot)
 }
 
 /// Counters of replies that found no open connection.
@@ -180,9 +179,10 @@ impl<W: Wake> Mailroom<W> {
 
     /// Engine thread: hands the reply frame for submission `tag` to its
     /// connection and wakes the I/O thread if it may be asleep.
-    pub(crate) fn deliver(&self, tag: u64, frame: ReplyFrame) {
-        let slot = tag as u32;
-        let generation = (tag >> 32) as u32;
+    pub(crate) fn deliver(&self, tag: Tag, frame: ReplyFrame) {
+        let Tag {
+            slot, generation, ..
+        } = tag;
         let Some(cell) = self.slots.get(slot as usize) else {
             self.undelivered.orphaned.fetch_add(1, Ordering::Relaxed);
             return;
