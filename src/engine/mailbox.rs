@@ -8,7 +8,7 @@ use crate::codec::Codec;
 use crate::error::{Code, Error};
 use crate::security::AdmittedOwned;
 use crate::sync::thread::Thread;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
 
 use super::idle::Parker;
 use super::pending::Completion;
@@ -77,6 +77,9 @@ pub(crate) struct Mailbox {
     /// a submitter either counts itself before the close (and shutdown
     /// waits for it) or sees the close and refuses.
     intake: AtomicU64,
+    /// The thread closing intake, parked until the last submitter inside
+    /// leaves and wakes it.
+    closer: Mutex<Option<Thread>>,
 }
 
 impl Mailbox {
@@ -94,6 +97,7 @@ impl Mailbox {
             watch: CallWatch::default(),
             recent: RecentIds::new(history),
             intake: AtomicU64::new(0),
+            closer: Mutex::new(None),
         }
     }
 
@@ -107,7 +111,9 @@ impl Mailbox {
     pub(crate) fn enter(&self) -> bool {
         let before = self.intake.fetch_add(1, Ordering::AcqRel);
         if before & CLOSED != 0 {
-            self.intake.fetch_sub(1, Ordering::AcqRel);
+            // Counted for a moment all the same: the closer may be waiting
+            // for this count to go.
+            self.leave();
             return false;
         }
         true
@@ -115,17 +121,29 @@ impl Mailbox {
 
     /// The submitter is done pushing (or gave up).
     pub(crate) fn leave(&self) {
-        self.intake.fetch_sub(1, Ordering::AcqRel);
+        let before = self.intake.fetch_sub(1, Ordering::AcqRel);
+        // The last one out after the close wakes the closer. It read the
+        // closing RMW's value or a later one, so it also sees the closer's
+        // handle, stored before that RMW.
+        if before == CLOSED | 1
+            && let Some(closer) = self.closer.lock().as_ref()
+        {
+            closer.unpark();
+        }
     }
 
-    /// Closes intake and waits for the submitters inside to leave; after
-    /// this returns nothing is pushed here again.
+    /// Closes intake and waits, parked, for the submitters inside to
+    /// leave; after this returns nothing is pushed here again.
     pub(crate) fn close_intake(&self) {
+        *self.closer.lock() = Some(crate::sync::thread::current());
         // Each turn is a read-modify-write: it reads the latest count,
-        // where a plain load could keep returning an older one.
+        // where a plain load could keep returning an older one. A park
+        // may return early (an unpark meant for an earlier wait): the
+        // count is read again.
         while self.intake.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED != 0 {
-            crate::sync::thread::yield_now();
+            crate::sync::thread::park();
         }
+        *self.closer.lock() = None;
     }
 
     /// Whether nothing accepted here is still unanswered.

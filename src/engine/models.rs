@@ -154,6 +154,18 @@ impl IntakeModel {
         mailbox.parker.wake();
     }
 
+    /// Shutdown's first step alone: closes intake, waiting for the
+    /// submitters inside to leave.
+    pub fn close_only(&self) {
+        self.lifecycle.close_intake(&self.mailboxes);
+    }
+
+    /// Jobs in the queue.
+    pub fn queued(&self) -> usize {
+        let [mailbox] = &self.mailboxes;
+        mailbox.jobs.len()
+    }
+
     /// Worker: one turn of its loop: takes a job (`Some(n)`), or parks
     /// until there is work or a stop (`Some(None)`), or finds the engine
     /// stopped with nothing queued (`None`: the loop exits).
