@@ -1732,6 +1732,9 @@ mod held_by_a_peer {
         config.timeout_ms = 10_000;
         config.server.memory_budget_mib = 4;
         config.server.write_stall_ms = 600_000;
+        // Held back by the budget, a peer's partial frame keeps its clock
+        // running; this test is about memory, not that deadline.
+        config.server.frame_timeout_ms = 600_000;
         let (builder, _) = mcp_engine::demo::register(EngineBuilder::new(config.clone()));
         let engine = Arc::new(builder.start().unwrap());
         let server = Server::start(engine, &config).unwrap();
@@ -1739,9 +1742,12 @@ mod held_by_a_peer {
         credentials.addr = server.local_addr().to_string();
         let mut admin = Envelopes::from_credentials(&credentials, "admin").unwrap();
         let ca = credentials.ca_cert.clone().unwrap();
-        let peers: Vec<_> = (0..16)
-            .map(|_| {
-                let frames = echo_frames(&mut admin, 12, (MIB - 4 * KIB) as usize);
+        let requests: Vec<Vec<u8>> = (0..16)
+            .map(|_| echo_frames(&mut admin, 12, (MIB - 4 * KIB) as usize))
+            .collect();
+        let peers: Vec<_> = requests
+            .into_iter()
+            .map(|frames| {
                 let mut stream = super::tls_stream(&ca, server.local_addr());
                 std::thread::spawn(move || {
                     let _ = stream.write_all(&frames);
