@@ -2,12 +2,10 @@
 //! in order per key, counted as accepted or answered as refused, also when
 //! the queue is tiny or the engine is shut down.
 
-mod common;
-
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use common::{LOCAL, encode, message, setup};
+use crate::common::{LOCAL, encode, message, setup};
 use mcp_engine::codec::Codec;
 use mcp_engine::config::Overflow;
 use mcp_engine::engine::{Answer, Engine, EngineBuilder, Outcome, Reply, Submission};
@@ -38,7 +36,10 @@ impl Gate {
 }
 
 /// An engine whose `demo.echo` answers null once `gate` is open.
-fn engine(gate: &Arc<Gate>, edit: impl FnOnce(&mut mcp_engine::Config)) -> (Engine, common::Setup) {
+fn engine(
+    gate: &Arc<Gate>,
+    edit: impl FnOnce(&mut mcp_engine::Config),
+) -> (Engine, crate::common::Setup) {
     let s = setup(edit);
     let gate = Arc::clone(gate);
     let engine = EngineBuilder::new(s.config.clone())
@@ -51,7 +52,7 @@ fn engine(gate: &Arc<Gate>, edit: impl FnOnce(&mut mcp_engine::Config)) -> (Engi
     (engine, s)
 }
 
-fn open_engine(edit: impl FnOnce(&mut mcp_engine::Config)) -> (Engine, common::Setup) {
+fn open_engine(edit: impl FnOnce(&mut mcp_engine::Config)) -> (Engine, crate::common::Setup) {
     let gate = Arc::new(Gate::default());
     gate.open();
     engine(&gate, edit)
@@ -60,7 +61,7 @@ fn open_engine(edit: impl FnOnce(&mut mcp_engine::Config)) -> (Engine, common::S
 /// `count` Standard commands, tagged 0.., with `key(tag)`.
 fn batch(
     engine: &Engine,
-    s: &common::Setup,
+    s: &crate::common::Setup,
     replies: &Replies,
     count: u64,
     key: impl Fn(u64) -> u64,

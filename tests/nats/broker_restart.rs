@@ -1,15 +1,11 @@
 //! The broker restarts mid-run (feature `nats`; needs Debian's
 //! `nats-server`): the engines' clients reconnect and subscribe again on
 //! their own, and the engines serve as before.
-#![cfg(feature = "nats")]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use common::nats::{Broker, NatsEngine, nats_config};
+use crate::common::nats::{Broker, NatsEngine, nats_config};
 
 /// Sends `count` commands (ids `{prefix}-{n}`) one after another and
 /// returns how many were answered with a Response. A request before the
@@ -25,7 +21,7 @@ async fn serve_round(
     let client = async_nats::connect(url).await.unwrap();
     let mut responses = 0;
     for n in 0..count {
-        let body = Bytes::from(common::command(
+        let body = Bytes::from(crate::common::command(
             sealer,
             &format!("{prefix}-{n}"),
             "demo.echo",
@@ -54,7 +50,7 @@ async fn serve_round(
 fn engines_reconnect_after_the_broker_restarts_and_serve_again() {
     let mut broker = Broker::start();
     let url = broker.url();
-    let setup = common::setup(|config| config.nats = Some(nats_config(&url, "restart")));
+    let setup = crate::common::setup(|config| config.nats = Some(nats_config(&url, "restart")));
     let subject = setup.config.nats.as_ref().unwrap().subject.clone();
     let mut engines: Vec<NatsEngine> = (0..2).map(|_| NatsEngine::start(&setup.config)).collect();
     let mut sealer = setup.sealer(&setup.admin);
@@ -76,7 +72,7 @@ fn engines_reconnect_after_the_broker_restarts_and_serve_again() {
             .collect()
     };
     assert!(
-        common::eventually(|| stats(&engines).iter().all(|s| !s.connected)),
+        crate::common::eventually(|| stats(&engines).iter().all(|s| !s.connected)),
         "the engines saw the broker go"
     );
     let broker = Broker::start_on(broker.port());
@@ -105,14 +101,14 @@ fn engines_reconnect_after_the_broker_restarts_and_serve_again() {
 fn an_engine_stops_while_its_broker_is_down() {
     let mut broker = Broker::start();
     let url = broker.url();
-    let setup = common::setup(|config| {
+    let setup = crate::common::setup(|config| {
         let mut nats = nats_config(&url, "down");
         nats.drain_timeout_ms = 200;
         config.nats = Some(nats);
     });
     let mut engine = NatsEngine::start(&setup.config);
     broker.kill();
-    assert!(common::eventually(|| !engine
+    assert!(crate::common::eventually(|| !engine
         .ingress
         .as_ref()
         .unwrap()

@@ -1,11 +1,9 @@
 //! The engine end to end, one message at a time: built-ins, handlers,
 //! levels, refusals, events, deferred answers, timeouts, panics, reload.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{LOCAL, command, decode_reply, encode, message, setup};
+use crate::common::{LOCAL, command, decode_reply, encode, message, setup};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{Answer, CommandSpec, EngineBuilder, Outcome};
 use mcp_engine::{Code, MessageType, RawJson, SecurityLevel};

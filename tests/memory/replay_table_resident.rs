@@ -1,6 +1,6 @@
 //! The replay guard's table is mapped at start: no message pays the page
-//! faults of its first touch. Alone in its binary, so that no other test's
-//! memory moves the resident size it reads.
+//! faults of its first touch. The tests beside it in this binary allocate
+//! little, so they do not move the resident size it reads.
 
 use mcp_engine::security::ReplayGuard;
 

@@ -3,13 +3,11 @@
 //! reply, also when a sink panics there or shutdown comes while a handler
 //! blocks the submitter; and the switch turns it off.
 
-mod common;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use common::{LOCAL, Setup, command, eventually, setup, submission, submit_pings};
+use crate::common::{LOCAL, Setup, command, eventually, setup, submission, submit_pings};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{Answer, Engine, EngineBuilder, IdleStrategy, Outcome, Reply, Request};
 use mcp_engine::security::Sealer;

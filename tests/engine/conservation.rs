@@ -5,16 +5,14 @@
 //! shutdown in mid-stream.
 //!
 //! Debug builds run 50,000 messages per stream; release builds (CI runs
-//! `cargo test --release --test conservation`) one million for the mixed
+//! `cargo test --release --test engine conservation::`) one million for the mixed
 //! load.
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{LOCAL, Setup, encode, setup};
+use crate::common::{LOCAL, Setup, encode, setup};
 use mcp_engine::codec::Codec;
 use mcp_engine::config::{Overflow, Topology};
 use mcp_engine::engine::{

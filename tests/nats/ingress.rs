@@ -3,10 +3,6 @@
 //! in kind, what cannot be read, a full in-flight window, events, and a
 //! broker that asks for credentials (user and password, token, nkey) or
 //! TLS.
-#![cfg(feature = "nats")]
-
-mod common;
-
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +16,7 @@ use mcp_engine::engine::EngineBuilder;
 use mcp_engine::nats::{CODEC_HEADER, NatsIngress};
 use mcp_engine::{Code, MessageType, SecurityLevel};
 
-use common::nats::{Broker, NatsEngine, nats_config};
+use crate::common::nats::{Broker, NatsEngine, nats_config};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -43,12 +39,12 @@ fn text(payload: &[u8]) -> String {
 fn each_framing_is_answered_in_kind_and_an_unreadable_body_with_invalid_format() {
     let broker = Broker::start();
     let url = broker.url();
-    let setup = common::setup(|config| config.nats = Some(nats_config(&url, "framing")));
+    let setup = crate::common::setup(|config| config.nats = Some(nats_config(&url, "framing")));
     let subject = "framing.requests";
     let mut engine = NatsEngine::start(&setup.config);
     let mut sealer = setup.sealer(&setup.admin);
     let echo = |sealer: &mut _, id: &str| {
-        common::message(
+        crate::common::message(
             sealer,
             id,
             MessageType::Command,
@@ -56,8 +52,8 @@ fn each_framing_is_answered_in_kind_and_an_unreadable_body_with_invalid_format()
             r#"{"command":"demo.echo","args":{"n":1}}"#,
         )
     };
-    let json = |sealer: &mut _, id: &str| common::encode(&echo(sealer, id), Codec::Json);
-    let binary = |sealer: &mut _, id: &str| common::encode(&echo(sealer, id), Codec::Binary);
+    let json = |sealer: &mut _, id: &str| crate::common::encode(&echo(sealer, id), Codec::Json);
+    let binary = |sealer: &mut _, id: &str| crate::common::encode(&echo(sealer, id), Codec::Binary);
     let header = |name: &str| {
         let mut headers = HeaderMap::new();
         headers.insert(CODEC_HEADER, HeaderValue::from_str(name).unwrap());
@@ -85,7 +81,7 @@ fn each_framing_is_answered_in_kind_and_an_unreadable_body_with_invalid_format()
         assert!(text(&reply.payload).contains(r#""type":"Response""#));
         let reply = ask(with_byte(Codec::Binary, &binary(&mut sealer, "r-1")), None).await;
         assert_eq!(reply.payload.first(), Some(&b'R'));
-        let message = common::decode_reply(Codec::Binary, &reply.payload[1..]);
+        let message = crate::common::decode_reply(Codec::Binary, &reply.payload[1..]);
         assert_eq!(message.kind, MessageType::Response);
 
         // Bare JSON: bare JSON back.
@@ -101,7 +97,7 @@ fn each_framing_is_answered_in_kind_and_an_unreadable_body_with_invalid_format()
         .await;
         let named = reply.headers.as_ref().and_then(|h| h.get(CODEC_HEADER));
         assert_eq!(named.map(HeaderValue::as_str), Some("binary"));
-        let message = common::decode_reply(Codec::Binary, &reply.payload);
+        let message = crate::common::decode_reply(Codec::Binary, &reply.payload);
         assert_eq!(message.kind, MessageType::Response);
         let reply = ask(Bytes::from(json(&mut sealer, "h-2")), Some(header("JSON"))).await;
         let named = reply.headers.as_ref().and_then(|h| h.get(CODEC_HEADER));
@@ -135,7 +131,7 @@ fn each_framing_is_answered_in_kind_and_an_unreadable_body_with_invalid_format()
 fn past_max_in_flight_a_request_is_answered_resource_exhausted() {
     let broker = Broker::start();
     let url = broker.url();
-    let setup = common::setup(|config| {
+    let setup = crate::common::setup(|config| {
         let mut nats = nats_config(&url, "window");
         nats.max_in_flight = 1;
         config.nats = Some(nats);
@@ -143,15 +139,15 @@ fn past_max_in_flight_a_request_is_answered_resource_exhausted() {
     });
     let mut engine = NatsEngine::start(&setup.config);
     let mut sealer = setup.sealer(&setup.admin);
-    let sleep = common::message(
+    let sleep = crate::common::message(
         &mut sealer,
         "slow-1",
         MessageType::Command,
         SecurityLevel::Standard,
         r#"{"command":"demo.sleep","args":{"ms":1000}}"#,
     );
-    let sleep = Bytes::from(common::encode(&sleep, Codec::Json));
-    let quick = Bytes::from(common::command(&mut sealer, "quick-1", "demo.echo"));
+    let sleep = Bytes::from(crate::common::encode(&sleep, Codec::Json));
+    let quick = Bytes::from(crate::common::command(&mut sealer, "quick-1", "demo.echo"));
     let (slow_reply, quick_reply) = runtime().block_on(async {
         let nc = async_nats::connect(url.as_str()).await.unwrap();
         let inbox = nc.new_inbox();
@@ -197,19 +193,19 @@ fn past_max_in_flight_a_request_is_answered_resource_exhausted() {
 fn events_are_delivered_and_nothing_is_published_back() {
     let broker = Broker::start();
     let url = broker.url();
-    let setup = common::setup(|config| config.nats = Some(nats_config(&url, "events")));
+    let setup = crate::common::setup(|config| config.nats = Some(nats_config(&url, "events")));
     let mut engine = NatsEngine::start(&setup.config);
     let mut sealer = setup.sealer(&setup.admin);
     let events: Vec<Bytes> = (0..10)
         .map(|n| {
-            let event = common::message(
+            let event = crate::common::message(
                 &mut sealer,
                 &format!("e-{n}"),
                 MessageType::Event,
                 SecurityLevel::Standard,
                 r#"{"event":"demo.notice","data":{"n":1}}"#,
             );
-            Bytes::from(common::encode(&event, Codec::Json))
+            Bytes::from(crate::common::encode(&event, Codec::Json))
         })
         .collect();
     let stray = runtime().block_on(async {
@@ -230,7 +226,9 @@ fn events_are_delivered_and_nothing_is_published_back() {
     });
     assert!(stray.is_none(), "an event was answered");
     let engine_ref = Arc::clone(&engine.engine);
-    assert!(common::eventually(|| engine_ref.metrics().events == 10));
+    assert!(crate::common::eventually(
+        || engine_ref.metrics().events == 10
+    ));
     let stats = engine.stop();
     assert_eq!((stats.received, stats.published), (10, 0), "{stats:?}");
 }
@@ -243,7 +241,7 @@ fn serves(
     tls: Option<NatsTls>,
     client: async_nats::ConnectOptions,
 ) -> Result<(), mcp_engine::Error> {
-    let setup = common::setup(|config| {
+    let setup = crate::common::setup(|config| {
         let mut nats = nats_config(url, "auth");
         nats.auth = auth;
         nats.tls = tls;
@@ -254,7 +252,7 @@ fn serves(
     let engine = Arc::new(builder.start().unwrap());
     let ingress = NatsIngress::start(Arc::clone(&engine), &setup.config)?;
     let mut sealer = setup.sealer(&setup.admin);
-    let body = Bytes::from(common::command(&mut sealer, "a-1", "demo.echo"));
+    let body = Bytes::from(crate::common::command(&mut sealer, "a-1", "demo.echo"));
     let reply = runtime().block_on(async {
         let nc = client.connect(url).await.unwrap();
         nc.request("auth.requests", body).await.unwrap()
@@ -322,7 +320,7 @@ fn credentials_and_tls_reach_a_broker_that_asks_for_them() {
     drop(broker);
 
     // TLS with the dev setup's CA and server certificate (for 127.0.0.1).
-    let certs = common::setup(|_| {});
+    let certs = crate::common::setup(|_| {});
     let path = |name: &str| certs.dir.path().join(name).display().to_string();
     let (cert, key, ca) = (path("server.pem"), path("server-key.pem"), path("ca.pem"));
     let broker = Broker::start_with(&["--tls", "--tlscert", &cert, "--tlskey", &key]);
@@ -337,7 +335,7 @@ fn credentials_and_tls_reach_a_broker_that_asks_for_them() {
         .add_root_certificates(ca.into());
     serves(&url, NatsAuth::None, Some(tls), client).unwrap();
     // Without the CA, the broker's certificate is not trusted.
-    let stranger = common::setup(|_| {});
+    let stranger = crate::common::setup(|_| {});
     let wrong_ca = NatsTls {
         ca: stranger.dir.path().join("ca.pem"),
         cert: None,

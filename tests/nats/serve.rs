@@ -1,15 +1,11 @@
 //! `mcp-engine serve` with a `[nats]` section, beside its TLS listener and
 //! instead of it, and `mcp-engine send --nats` (feature `nats`; needs
 //! Debian's `nats-server`).
-#![cfg(feature = "nats")]
-
-mod common;
-
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::nats::Broker;
-use common::serve::{Served, serve_config, start_config};
+use crate::common::nats::Broker;
+use crate::common::serve::{Served, serve_config, start_config};
 
 fn nats_section(url: &str, prefix: &str) -> String {
     format!(

@@ -2,8 +2,6 @@
 //! flood of unique ids, nothing is forgotten while live, and a duplicate
 //! racing on two threads is accepted once; and each principal's share.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -96,7 +94,7 @@ mod shares {
     use mcp_engine::security::Sealer;
     use mcp_engine::{Code, Field, MessageType, RawJson, SecurityLevel};
 
-    use super::common::{LOCAL, encode, message, setup};
+    use crate::common::{LOCAL, encode, message, setup};
 
     /// A Standard `demo.echo` with `id`, on `stream` at `seq` if given.
     fn echo(sealer: &mut Sealer, id: &str, stream: Option<(&str, u64)>) -> Vec<u8> {

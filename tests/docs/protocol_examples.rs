@@ -10,7 +10,7 @@ const NOW: i128 = 1_795_435_200 * 1_000_000_000;
 
 /// The first fenced block after `<!-- example:NAME -->`.
 fn example(name: &str) -> String {
-    let doc = include_str!("../docs/protocol.md");
+    let doc = include_str!("../../docs/protocol.md");
     let marker = format!("<!-- example:{name} -->");
     let after = &doc[doc.find(&marker).unwrap_or_else(|| panic!("no {marker}")) + marker.len()..];
     let start = after.find("```").unwrap();

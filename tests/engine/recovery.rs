@@ -2,13 +2,11 @@
 //! and its hooks, the state and message history, and a worker restarted
 //! after a panic escaped its loop.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{LOCAL, command, eventually, setup, submit_pings};
+use crate::common::{LOCAL, command, eventually, setup, submit_pings};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{
     Answer, BreakerPolicy, CommandSpec, EngineBuilder, Outcome, Reply, Request, RetryPolicy, Status,

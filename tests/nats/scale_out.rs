@@ -3,10 +3,6 @@
 //! every request is answered once, and losing an engine mid-run loses no
 //! request silently: each is answered or comes back to its client as a
 //! timeout, and is retried.
-#![cfg(feature = "nats")]
-
-mod common;
-
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 
-use common::nats::{NatsEngine, SharedBroker, nats_config};
+use crate::common::nats::{NatsEngine, SharedBroker, nats_config};
 
 const CLIENTS: usize = 4;
 const PER_CLIENT: usize = 25_000;
@@ -175,7 +171,7 @@ fn an_engine_stopped_with_no_time_to_drain_loses_no_request_silently() {
 fn run_with_third_engine_stopped(name: &str, drain_timeout_ms: u64) -> mcp_engine::nats::NatsStats {
     let broker = SharedBroker::get();
     let url = broker.url();
-    let setup = common::setup(|config| config.nats = Some(nats_config(&url, name)));
+    let setup = crate::common::setup(|config| config.nats = Some(nats_config(&url, name)));
     let subject = setup.config.nats.as_ref().unwrap().subject.clone();
     // Made beforehand, each with a unique id.
     let bodies: Vec<Vec<Bytes>> = (0..CLIENTS)
@@ -183,7 +179,7 @@ fn run_with_third_engine_stopped(name: &str, drain_timeout_ms: u64) -> mcp_engin
             let mut sealer = setup.sealer(&setup.admin);
             (0..PER_CLIENT)
                 .map(|n| {
-                    Bytes::from(common::command(
+                    Bytes::from(crate::common::command(
                         &mut sealer,
                         &format!("c{c}-{n}"),
                         "demo.echo",

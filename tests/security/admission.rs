@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::common::{self, Setup};
 use mcp_engine::codec::{self, Decoder, Limits};
-use mcp_engine::dev_setup::{DEV_ADDR, DevSetup};
 use mcp_engine::message::Timestamp;
 use mcp_engine::security::cipher::{CipherScratch, open_payload, seal_payload};
 use mcp_engine::security::signature::{SignatureScratch, sign_message, verify_signature};
@@ -14,33 +14,10 @@ use mcp_engine::security::{
     Admission, Key, KeyUse, Keyring, NonceSequence, NonceSource, ReplyProtection, SecurityState,
     Target,
 };
-use mcp_engine::{Code, Config, Field, Message, MessageType, RawJson, SecurityLevel};
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    config: Config,
-    keyring: Keyring,
-    admin: String,
-    reader: String,
-}
+use mcp_engine::{Code, Field, Message, MessageType, RawJson, SecurityLevel};
 
 fn setup() -> Setup {
-    setup_with(|_| {})
-}
-
-fn setup_with(edit: impl FnOnce(&mut Config)) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let dev = DevSetup::write(dir.path(), DEV_ADDR).unwrap();
-    let mut config = Config::load(&dev.config_path).unwrap();
-    edit(&mut config);
-    let credentials: serde_json::Value = serde_json::from_str(&dev.credentials).unwrap();
-    Setup {
-        keyring: Keyring::load(&config.security).unwrap(),
-        config,
-        admin: credentials["tokens"]["admin"].as_str().unwrap().to_owned(),
-        reader: credentials["tokens"]["reader"].as_str().unwrap().to_owned(),
-        _dir: dir,
-    }
+    common::setup(|_| {})
 }
 
 const LOCAL: &str = "127.0.0.1";
@@ -132,7 +109,7 @@ fn admission(s: &Setup) -> Admission {
 
 #[test]
 fn every_level_is_admitted_when_protected_as_it_requires() {
-    let s = setup_with(|c| c.security.min_security_level = SecurityLevel::Low);
+    let s = common::setup(|c| c.security.min_security_level = SecurityLevel::Low);
     let mut admission = admission(&s);
     let t = now();
     let echo = r#"{"command":"demo.echo","args":{"text":"hi"}}"#;
@@ -429,7 +406,7 @@ fn tampered_ciphertext_nonce_key_or_aad_is_refused() {
 
 #[test]
 fn a_retired_signing_key_verifies_during_the_grace_period_only() {
-    let s = setup_with(|c| c.security.key_grace_secs = 600);
+    let s = common::setup(|c| c.security.key_grace_secs = 600);
     let state = Arc::new(SecurityState::from_config(&s.config, now()).unwrap());
     let mut admission = Admission::new(Arc::clone(&state));
     let t = now();
@@ -526,7 +503,7 @@ fn replays_are_refused_per_principal() {
 
 #[test]
 fn roles_rules_and_ip_ranges_decide_access() {
-    let s = setup_with(|c| {
+    let s = common::setup(|c| {
         c.authorization.deny_ips = vec!["192.0.2.0/24".parse().unwrap()];
         let reader = c.authorization.roles.get_mut("reader").unwrap();
         reader.allow.push("datasets/*:read".into());

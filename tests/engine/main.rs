@@ -1,0 +1,16 @@
+//! The engine as a library embeds it: submitting, replies at a sink,
+//! deferred answers, recovery, batches, running on the submitter, key
+//! rotation, replay shares, and conservation (every accepted message gets
+//! exactly one outcome) under every kind of trouble.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod basics;
+mod batch_submission;
+mod conservation;
+mod key_rotation;
+mod recovery;
+mod replay_flood;
+mod run_on_submitter;
+mod send_sync;

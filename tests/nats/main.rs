@@ -1,0 +1,12 @@
+//! The NATS ingress (feature `nats`) against a real broker: framings,
+//! scale-out over a queue group, a broker restart, and `serve` with
+//! `[nats]`.
+#![cfg(feature = "nats")]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod broker_restart;
+mod ingress;
+mod scale_out;
+mod serve;
