@@ -8,6 +8,7 @@
 mod parser;
 mod plain;
 mod raw;
+mod repeated_keys;
 mod scan;
 mod tape_lease;
 mod value;

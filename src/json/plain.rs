@@ -18,7 +18,7 @@
 
 use simd_json::{Node, StaticNode};
 
-use super::parser::{PAIRWISE_LIMIT, repeated_key};
+use super::repeated_keys::{PAIRWISE_LIMIT, repeated_key};
 use super::scan::scan_block;
 use super::value::first_members;
 

@@ -10,8 +10,6 @@ use std::fmt;
 
 use simd_json::{Node, StaticNode};
 
-use super::write;
-
 /// The JSON type of a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JsonKind {
@@ -209,11 +207,6 @@ impl<'a> JsonRef<'a> {
     /// Whether the value is an empty array or object.
     pub fn is_empty(self) -> bool {
         self.len() == Some(0)
-    }
-
-    /// Appends the value as compact JSON.
-    pub fn write_to(self, out: &mut Vec<u8>) {
-        write::write_value(out, self);
     }
 }
 

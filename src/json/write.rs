@@ -157,6 +157,13 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: JsonRef<'_>) {
     }
 }
 
+impl JsonRef<'_> {
+    /// Appends the value as compact JSON.
+    pub fn write_to(self, out: &mut Vec<u8>) {
+        write_value(out, self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

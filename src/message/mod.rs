@@ -6,6 +6,7 @@
 //! live in [`codec`](crate::codec); this module holds the types.
 
 mod envelope;
+mod error_envelope;
 mod field;
 mod id;
 mod kind;

@@ -42,6 +42,9 @@ mod memory_budget;
 #[doc(hidden)]
 pub mod models;
 mod outbox;
+mod settings;
+mod state;
+mod stats;
 mod tls;
 
 use std::net::SocketAddr;
@@ -54,116 +57,17 @@ use parking_lot::Mutex;
 
 pub use tls::{ALPN, load_certificates, load_roots, provider, server_config as tls_server_config};
 
-use crate::config::{Config, ServerConfig};
-use crate::engine::{Engine, Outcome, Reply, ReplySink, SinkId};
+use crate::config::Config;
+use crate::engine::{Engine, Outcome, Reply, ReplySink};
 use crate::error::{Code, Error};
 use crate::frame::write_frame;
 use event_loop::EventLoop;
 use memory_budget::Tag;
-use outbox::{Mailroom, ReplyFrame, Wake};
-
-/// What the I/O thread runs with; swapped whole on reload.
-#[derive(Debug)]
-struct Settings {
-    config: ServerConfig,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    max_message_size: usize,
-}
-
-impl Settings {
-    fn of(config: &Config) -> Result<Settings, Error> {
-        let server = &config.server;
-        let tls = match (&server.tls, server.plain_tcp) {
-            (Some(files), _) => Some(tls::server_config(files)?),
-            (None, true) => None,
-            (None, false) => {
-                return Err(Error::new(
-                    Code::ConfigurationError,
-                    "`server`: needs `cert` and `key` for TLS, or `plain_tcp = true`",
-                ));
-            }
-        };
-        Ok(Settings {
-            config: server.clone(),
-            tls,
-            max_message_size: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
-        })
-    }
-}
-
-/// Counters of what the server did with connections.
-#[derive(Debug, Default)]
-struct Counters {
-    accepted: AtomicU64,
-    refused_at_limit: AtomicU64,
-    refused_per_ip: AtomicU64,
-    open: AtomicU64,
-    closed_idle: AtomicU64,
-    closed_frame_timeout: AtomicU64,
-    closed_handshake_timeout: AtomicU64,
-    closed_stalled: AtomicU64,
-    tls_failures: AtomicU64,
-    framing_errors: AtomicU64,
-    requests_read: AtomicU64,
-    held_bytes: AtomicU64,
-    held_peak_bytes: AtomicU64,
-}
-
-/// A snapshot of the server's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ServerStats {
-    /// Connections accepted.
-    pub accepted: u64,
-    /// Connections closed on accept because `max_connections` were open.
-    pub refused_at_limit: u64,
-    /// Connections closed on accept because their address had
-    /// `max_connections_per_ip` open.
-    pub refused_per_ip: u64,
-    /// Connections open now.
-    pub open: u64,
-    /// Connections closed by the idle timeout.
-    pub closed_idle: u64,
-    /// Connections closed because a frame did not arrive whole in time
-    /// (`frame_timeout_ms`, `frame_min_rate_kib`).
-    pub closed_frame_timeout: u64,
-    /// Connections closed by the handshake timeout.
-    pub closed_handshake_timeout: u64,
-    /// Connections closed because their peer did not read their replies.
-    pub closed_stalled: u64,
-    /// Connections refused by TLS (version, ALPN, certificate, bad records).
-    pub tls_failures: u64,
-    /// Frames answered by the server itself (too large, bad codec byte).
-    pub framing_errors: u64,
-    /// Replies whose connection had closed before they were ready.
-    pub replies_orphaned: u64,
-    /// Requests read from connections and handed to the engine.
-    pub requests_read: u64,
-    /// Bytes the connections hold now against `memory_budget_mib`: partial
-    /// frames, requests in the engine, replies waiting to be written.
-    pub held_bytes: u64,
-    /// The most [`held_bytes`](Self::held_bytes) has been.
-    pub held_peak_bytes: u64,
-}
-
-/// Wakes the I/O thread.
-struct IoWaker(mio::Waker);
-
-impl Wake for IoWaker {
-    fn wake(&self) {
-        // Fails only if the poller is gone, i.e. the loop has ended.
-        let _ = self.0.wake();
-    }
-}
-
-/// State shared by the server handle, the I/O thread and the sink.
-struct Shared {
-    engine: Arc<Engine>,
-    sink: SinkId,
-    settings: ArcSwap<Settings>,
-    mailroom: crate::sync::Arc<Mailroom<IoWaker>>,
-    stopping: AtomicBool,
-    counters: Counters,
-}
+use outbox::{Mailroom, ReplyFrame};
+use settings::Settings;
+use state::{IoWaker, Shared};
+use stats::Counters;
+pub use stats::ServerStats;
 
 /// The engine's sink for this server's replies.
 struct ServerSink {
