@@ -22,8 +22,9 @@ use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::security::{Keyring, TokenClaims, b64u, issue_token};
 
-/// The address dev setups serve on unless told otherwise.
-pub const DEV_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7450);
+/// The address dev setups serve on unless told otherwise: the server's
+/// default.
+pub const DEV_ADDR: SocketAddr = crate::config::DEFAULT_LISTEN;
 
 /// Lifetime of the tokens in `credentials.json`, and of renewed dev tokens.
 const DEV_TOKEN_TTL_SECS: u64 = 86_400;

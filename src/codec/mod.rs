@@ -22,5 +22,7 @@ pub use canonical::Canonicalizer;
 pub use codec_byte::Codec;
 pub use decoder::{Decoder, MAX_DEPTH};
 pub(crate) use response::{ResponseParts, SealedPayload, encode_response};
-pub use rules::{Limits, check_plain_payload};
+pub use rules::{
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REPLAY_WINDOW_SECS, Limits, check_plain_payload,
+};
 pub(crate) use rules::{check_payload_shape, check_version_form, check_version_major};

@@ -10,8 +10,7 @@
 
 use crate::json::RawJson;
 use crate::json::write::{write_str, write_unescaped_str};
-use crate::message::{PROTOCOL_VERSION, SecurityLevel};
-use crate::security::cipher::ALGORITHM;
+use crate::message::{ENCRYPTION_ALGORITHM, PROTOCOL_VERSION, SecurityLevel};
 
 /// A Response the engine writes, by parts.
 #[derive(Clone, Copy, Debug)]
@@ -40,7 +39,7 @@ impl SealedPayload<'_> {
     /// the envelope and its signed input have the same bytes.
     pub(crate) fn write_encryption_info(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"encryption_info\":{\"algorithm\":");
-        write_unescaped_str(out, ALGORITHM);
+        write_unescaped_str(out, ENCRYPTION_ALGORITHM);
         out.extend_from_slice(b",\"key_id\":");
         write_str(out, self.key_id);
         out.extend_from_slice(b",\"nonce\":");

@@ -8,7 +8,6 @@ use std::borrow::Cow;
 
 use simd_json::{Node, StaticNode};
 
-use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{JsonKind, JsonRef, members, str_at};
 use crate::message::{
@@ -27,14 +26,6 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits of a configuration.
-    pub fn from_config(config: &Config) -> Limits {
-        Limits {
-            max_message_size: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
-            replay_window_nanos: i128::from(config.replay_window_secs) * 1_000_000_000,
-        }
-    }
-
     /// Refuses a body over `max_message_size` with `message_too_large`.
     pub fn check_size(&self, len: usize) -> Result<(), Error> {
         if len > self.max_message_size {
@@ -50,10 +41,19 @@ impl Limits {
     }
 }
 
+/// The default `max_message_size`: 1 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
+
+/// The default `replay_window_secs`: five minutes.
+pub const DEFAULT_REPLAY_WINDOW_SECS: u64 = 300;
+
 impl Default for Limits {
     /// The limits of the default configuration: 1 MiB, 300 s.
     fn default() -> Limits {
-        Limits::from_config(&Config::default())
+        Limits {
+            max_message_size: usize::try_from(DEFAULT_MAX_MESSAGE_SIZE).unwrap_or(usize::MAX),
+            replay_window_nanos: i128::from(DEFAULT_REPLAY_WINDOW_SECS) * 1_000_000_000,
+        }
     }
 }
 

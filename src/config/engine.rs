@@ -6,7 +6,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::bounded;
+use super::bounded::bounded;
 use crate::error::Error;
 
 /// How messages cross threads.

@@ -6,26 +6,35 @@
 //! without guessing; a key the engine does not know is an error too, since a
 //! misspelt key silently ignored is a setting silently not applied.
 
+mod bounded;
 mod engine;
+mod key_kinds;
 mod nats;
+mod rule;
 mod security;
 mod server;
 
-use std::ops::{Range, RangeInclusive};
+use std::ops::Range;
 use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::codec::{check_version_form, check_version_major};
+use crate::codec::{
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REPLAY_WINDOW_SECS, Limits, check_version_form,
+    check_version_major,
+};
 use crate::error::{Code, Error};
 use crate::message::PROTOCOL_VERSION;
+use bounded::bounded;
 
 pub use engine::{EngineConfig, Overflow, Topology};
+pub use key_kinds::{JwtAlgorithm, KeyUse};
 pub use nats::{NatsAuth, NatsConfig, NatsTls};
+pub use rule::Rule;
 pub use security::{AuthorizationConfig, KeyConfig, RoleConfig, SecurityConfig};
-pub use server::{ServerConfig, TlsFiles};
+pub use server::{DEFAULT_LISTEN, ServerConfig, TlsFiles};
 
 /// The smallest `max_message_size`: an Error envelope must always fit.
 pub const MIN_MESSAGE_SIZE: u64 = 512;
@@ -75,9 +84,9 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             version: PROTOCOL_VERSION.to_owned(),
-            max_message_size: 1024 * 1024,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             timeout_ms: 200,
-            replay_window_secs: 300,
+            replay_window_secs: DEFAULT_REPLAY_WINDOW_SECS,
             security: SecurityConfig::default(),
             authorization: AuthorizationConfig::default(),
             engine: EngineConfig::default(),
@@ -200,29 +209,6 @@ impl Config {
     }
 }
 
-/// A number in `range`, or `default` if absent.
-pub(super) fn bounded(
-    at: &(impl Fn(Option<Range<usize>>, &str) -> Error + ?Sized),
-    value: Option<Spanned<u64>>,
-    name: &str,
-    range: RangeInclusive<u64>,
-    unit: &str,
-    default: u64,
-) -> Result<u64, Error> {
-    match value {
-        None => Ok(default),
-        Some(v) if range.contains(v.get_ref()) => Ok(v.into_inner()),
-        Some(v) => Err(at(
-            Some(v.span()),
-            &format!(
-                "`{name}`: must be between {} and {} {unit}",
-                range.start(),
-                range.end()
-            ),
-        )),
-    }
-}
-
 /// `line N` of a byte offset, or `-` when the parser gave no position.
 fn locate(text: &str, span: Option<Range<usize>>) -> String {
     match span {
@@ -254,4 +240,14 @@ fn field_at(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> 
         return Some(name);
     }
     None
+}
+
+impl Limits {
+    /// The limits a decoder holds messages to under `config`.
+    pub fn from_config(config: &Config) -> Limits {
+        Limits {
+            max_message_size: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
+            replay_window_nanos: i128::from(config.replay_window_secs) * 1_000_000_000,
+        }
+    }
 }

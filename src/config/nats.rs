@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::bounded;
+use super::bounded::bounded;
 use crate::error::Error;
 
 /// How the engine proves itself to the broker.

@@ -13,10 +13,11 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::bounded;
+use super::bounded::bounded;
+use super::key_kinds::{JwtAlgorithm, KeyUse};
+use super::rule::Rule;
 use crate::error::Error;
 use crate::message::SecurityLevel;
-use crate::security::{JwtAlgorithm, KeyUse, Rule};
 
 /// Keys, token rules, the lowest accepted level, and replay memory.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,15 +1,19 @@
 //! The `[server]` section: where `mcp-engine serve` listens, its TLS files,
 //! and the limits that keep one connection from hurting the others.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::bounded;
+use super::bounded::bounded;
 use crate::error::Error;
+
+/// The address `serve` listens on unless told otherwise (and a dev setup
+/// serves on): 127.0.0.1:7450.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7450);
 
 /// The TLS files of the server (PEM).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +82,7 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             enabled: true,
-            listen: crate::dev_setup::DEV_ADDR,
+            listen: DEFAULT_LISTEN,
             tls: None,
             plain_tcp: false,
             max_connections: 10_000,

@@ -22,6 +22,6 @@ pub use id::{MAX_ID_LEN, is_valid_id};
 pub use kind::{MessageType, TypeKey};
 pub use level::SecurityLevel;
 pub use replay_mark::{MAX_SEQ, MAX_STREAM_LEN, ReplayMark, is_valid_stream};
-pub use security::{EncryptionInfo, SecurityMetadata};
+pub use security::{ENCRYPTION_ALGORITHM, EncryptionInfo, SecurityMetadata};
 pub use timestamp::{Timestamp, unix_nanos_now};
 pub use view::MessageView;

@@ -56,6 +56,10 @@ impl<S: AsRef<str>> SecurityMetadata<S> {
     }
 }
 
+/// The one encryption algorithm the protocol defines (docs/protocol.md
+/// section 6), as `encryption_info.algorithm` names it.
+pub const ENCRYPTION_ALGORITHM: &str = "AES-256-GCM";
+
 /// The `encryption_info` object (docs/protocol.md section 6).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EncryptionInfo<S = String> {

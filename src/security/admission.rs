@@ -16,7 +16,9 @@ use super::key_id::KeyId;
 use super::keyring::{Keyring, SharedKeyring};
 use super::level::requirements;
 use super::policy::{ANONYMOUS_ROLE, Policy, Target};
-use super::protected_response::{Protecting, ResponseTexts, write_protected_response};
+use super::protected_response::{
+    Protecting, ReplyProtection, ResponseTexts, write_protected_response,
+};
 use super::replay::ReplayGuard;
 use super::replay_shares::{IdReservation, ShareRules, Shares, Table};
 use super::replay_streams::{StreamCheck, StreamGuard};
@@ -118,22 +120,6 @@ impl SecurityState {
     /// Lifetime of tokens issued by renewal and the CLI, in seconds.
     pub fn token_ttl_secs(&self) -> u64 {
         self.settings.load().token_ttl_secs
-    }
-}
-
-/// How a reply must be protected: as the request was.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReplyProtection {
-    /// Sign with this key (the request's signature `kid`).
-    pub signature_key: Option<KeyId>,
-    /// Encrypt under this key (the request's `key_id`).
-    pub encryption_key: Option<KeyId>,
-}
-
-impl ReplyProtection {
-    /// Whether the reply is neither signed nor encrypted.
-    pub fn is_empty(&self) -> bool {
-        self.signature_key.is_none() && self.encryption_key.is_none()
     }
 }
 

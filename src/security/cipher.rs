@@ -26,11 +26,10 @@ use super::b64u;
 use super::keyring::{KeyUse, Keyring, Material};
 use crate::error::{Code, Error};
 use crate::json::RawJson;
-use crate::message::{EncryptionInfo, Field, Message, MessageType, MessageView};
+use crate::message::{
+    ENCRYPTION_ALGORITHM, EncryptionInfo, Field, Message, MessageType, MessageView,
+};
 use crate::sync::{Arc, AtomicU64, Ordering};
-
-/// The one algorithm name the protocol defines.
-pub const ALGORITHM: &str = "AES-256-GCM";
 
 const TAG_LEN: usize = 16;
 
@@ -206,7 +205,7 @@ pub fn open_payload<'s, 'm>(
     let Field::Present(info) = &message.security().encryption_info else {
         return Err(refuse("payload not encrypted"));
     };
-    if info.algorithm != ALGORITHM {
+    if info.algorithm != ENCRYPTION_ALGORITHM {
         return Err(refuse("algorithm is not AES-256-GCM"));
     }
     let key = aead_key(keyring, info.key_id, now).ok_or_else(|| refuse("unknown key_id"))?;
@@ -259,7 +258,7 @@ pub fn seal_payload(
     )?;
     message.payload = RawJson::string(&b64u::encode(scratch.sealed()));
     message.security.encryption_info = Field::Present(EncryptionInfo {
-        algorithm: ALGORITHM.to_owned(),
+        algorithm: ENCRYPTION_ALGORITHM.to_owned(),
         key_id: key_id.to_owned(),
         nonce: b64u::encode(&nonce),
     });

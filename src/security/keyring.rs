@@ -23,67 +23,10 @@ use rustls_pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
 use zeroize::Zeroizing;
 
 use super::b64u;
+pub use crate::config::{JwtAlgorithm, KeyUse};
 use crate::config::{KeyConfig, SecurityConfig};
 use crate::error::{Code, Error};
 use crate::sync::{Arc, CellCache, Snapshot, SwapCell};
-
-/// What a key is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum KeyUse {
-    /// Verifying (and, with the secret or private key, issuing) auth tokens.
-    Jwt,
-    /// HMAC-SHA256 envelope signatures (docs/protocol.md section 5).
-    Signing,
-    /// AES-256-GCM payload encryption (docs/protocol.md section 6).
-    Encryption,
-}
-
-impl KeyUse {
-    /// The name used in config files: `jwt`, `signing`, `encryption`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            KeyUse::Jwt => "jwt",
-            KeyUse::Signing => "signing",
-            KeyUse::Encryption => "encryption",
-        }
-    }
-
-    /// The use with this config name.
-    pub fn from_name(name: &str) -> Option<KeyUse> {
-        [KeyUse::Jwt, KeyUse::Signing, KeyUse::Encryption]
-            .into_iter()
-            .find(|u| u.as_str() == name)
-    }
-}
-
-/// The token signature algorithms the engine accepts (docs/protocol.md section 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum JwtAlgorithm {
-    /// HMAC-SHA256 with a shared secret.
-    Hs256,
-    /// Ed25519.
-    EdDsa,
-}
-
-impl JwtAlgorithm {
-    /// The header's `alg` value: `HS256` or `EdDSA`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            JwtAlgorithm::Hs256 => "HS256",
-            JwtAlgorithm::EdDsa => "EdDSA",
-        }
-    }
-
-    /// The algorithm with this exact `alg` value (case matters: `none`,
-    /// `hs256` and every other name are refused).
-    pub fn from_name(name: &str) -> Option<JwtAlgorithm> {
-        match name {
-            "HS256" => Some(JwtAlgorithm::Hs256),
-            "EdDSA" => Some(JwtAlgorithm::EdDsa),
-            _ => None,
-        }
-    }
-}
 
 /// The shortest HMAC secret accepted: as long as the hash (RFC 2104).
 pub const MIN_SECRET_LEN: usize = 32;

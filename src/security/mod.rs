@@ -29,7 +29,7 @@ pub mod signature;
 pub mod token;
 mod token_cache;
 
-pub use admission::{Admission, Admitted, AdmittedOwned, ReplyProtection, SecurityState};
+pub use admission::{Admission, Admitted, AdmittedOwned, SecurityState};
 pub use cipher::{NonceSequence, NonceSource};
 pub use key_id::KeyId;
 pub use keyring::{
@@ -37,6 +37,7 @@ pub use keyring::{
 };
 pub use level::{Requirements, requirements};
 pub use policy::{Policy, Rule, Target};
+pub use protected_response::ReplyProtection;
 pub use replay::ReplayGuard;
 pub use replay_streams::{MIN_WINDOW as MIN_STREAM_WINDOW, StreamGuard};
 pub use revocation::{RevocationList, RevocationSnapshot, SharedRevocations};

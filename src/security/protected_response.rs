@@ -8,14 +8,30 @@
 //! sealed in the worker's cipher scratch, the signature over the signed
 //! input written from the parts, then the envelope.
 
-use super::admission::ReplyProtection;
 use super::b64u;
 use super::cipher::{CipherScratch, NonceSource, sealing_key};
+use super::key_id::KeyId;
 use super::keyring::Keyring;
 use super::signature::{SignatureScratch, sign_response};
 use crate::codec::{ResponseParts, SealedPayload, encode_response};
 use crate::error::Error;
 use crate::message::MessageType;
+
+/// How a reply must be protected: as the request was.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplyProtection {
+    /// Sign with this key (the request's signature `kid`).
+    pub signature_key: Option<KeyId>,
+    /// Encrypt under this key (the request's `key_id`).
+    pub encryption_key: Option<KeyId>,
+}
+
+impl ReplyProtection {
+    /// Whether the reply is neither signed nor encrypted.
+    pub fn is_empty(&self) -> bool {
+        self.signature_key.is_none() && self.encryption_key.is_none()
+    }
+}
 
 /// The texts a protected Response carries, kept between replies.
 #[derive(Debug, Default)]
