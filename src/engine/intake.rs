@@ -1,27 +1,31 @@
 //! A submitter's pass through one worker's intake.
 //!
 //! A pass enters the intake once for a run of messages bound for the same
-//! worker (a connection's frames, a batch from [`Engine::submit_batch`]),
+//! worker (a connection's frames, a batch from [`Engine::submit_batch`](super::Engine::submit_batch)),
 //! so that the run pays the entry and exit, the clock read, the config
 //! read, the wake-up's fence and the accepted count once, not per message.
-//! A single [`Engine::submit`] is a pass of one.
+//! A single [`Engine::submit`](super::Engine::submit) is a pass of one.
 
 use crossbeam_utils::Backoff;
 
 use crate::config::Overflow;
 use crate::error::Code;
+use crate::sync::Arc;
 
+use super::lifecycle::Phase;
 use super::mailbox::{Job, Mailbox, Submission};
-use super::runtime::Engine;
-use super::shared::{Phase, Shared};
+use super::seat::Seat;
+use super::shared::Shared;
+use super::worker::Worker;
 
 /// Inside one worker's intake (see the module docs). Dropping it counts
 /// what it queued, wakes the worker for it, and leaves the intake, also
 /// when a panic unwinds through it: shutdown waits for every submitter
 /// inside to leave. Refusals are answered after the drop, outside.
 pub(super) struct Pass<'a> {
-    engine: &'a Engine,
     shared: &'a Shared,
+    /// The workers' seats, by intake index (sharded topology only).
+    seats: &'a [Arc<Seat<Worker>>],
     index: usize,
     mailbox: &'a Mailbox,
     /// Counted in the intake's word: false once a re-entry found it closed.
@@ -40,15 +44,18 @@ pub(super) struct Pass<'a> {
 impl<'a> Pass<'a> {
     /// Enters the intake of worker `index`; `None` if it is closed (the
     /// engine is shutting down) or there is no such worker.
-    pub(super) fn enter(engine: &'a Engine, index: usize) -> Option<Pass<'a>> {
-        let shared = engine.shared();
+    pub(super) fn enter(
+        shared: &'a Shared,
+        seats: &'a [Arc<Seat<Worker>>],
+        index: usize,
+    ) -> Option<Pass<'a>> {
         let mailbox = shared.intake_mailboxes().get(index)?;
         if !mailbox.enter() {
             return None;
         }
         Some(Pass {
-            engine,
             shared,
+            seats,
             index,
             mailbox,
             inside: true,
@@ -65,7 +72,7 @@ impl<'a> Pass<'a> {
     }
 
     /// Takes one message: runs it on this thread if the worker is idle (see
-    /// `Engine::run_here`), or queues it; gives it back with the refusal's
+    /// `Pass::run_here`), or queues it; gives it back with the refusal's
     /// code when it can be neither, for the caller to answer.
     pub(super) fn submit(&mut self, submission: Submission) -> Result<(), (Submission, Code)> {
         if !self.inside {
@@ -73,7 +80,7 @@ impl<'a> Pass<'a> {
         }
         let mut submission = submission;
         if self.may_run_here {
-            match self.engine.run_here(self.index, self.mailbox, submission) {
+            match self.run_here(submission) {
                 Ok(()) => {
                     // Running it left the intake: the next message enters
                     // again, or is refused if shutdown closed it meanwhile.
@@ -96,6 +103,40 @@ impl<'a> Pass<'a> {
         } else {
             self.unwoken = true;
         }
+        Ok(())
+    }
+
+    /// Runs the submission on this thread if its worker is parked with
+    /// nothing queued (see `seat.rs`) and has idle time saved for it (see
+    /// `inline_credit.rs`): at low rates a wake-up costs more than most
+    /// messages. Called inside the intake, which it leaves once the message
+    /// is running; gives the submission back (still inside) when it must be
+    /// pushed instead.
+    fn run_here(&self, submission: Submission) -> Result<(), Submission> {
+        let (shared, index, mailbox) = (self.shared, self.index, self.mailbox);
+        // The seat first: at full load its worker holds it, and the
+        // submission goes to the queue without the other checks.
+        let Some(mut worker) = self
+            .seats
+            .get(index)
+            .and_then(|seat| seat.take_if_idle(|| !mailbox.jobs.is_empty()))
+        else {
+            return Err(submission);
+        };
+        if shared.phase() != Phase::Running || !shared.config.load().engine.run_on_submitter {
+            return Err(submission);
+        }
+        let now = shared.clock.now();
+        if !worker.may_run_on_submitter(now) {
+            return Err(submission);
+        }
+        shared.metrics.counters(shared.intake_slot()).accepted(1);
+        let job = Job {
+            submission,
+            accepted_at: now,
+            staged: None,
+        };
+        worker.process_on_submitter(shared, job, || mailbox.leave());
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::sync::thread::Thread;
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
 
 use super::idle::Parker;
-use super::pending::Completion;
+use super::pending::{AnswerInbox, Completion};
 use super::ring::Ring;
 use super::sink::SinkId;
 use super::state::RecentIds;
@@ -183,16 +183,17 @@ impl Mailbox {
             }
         }
     }
+}
 
-    /// A deferred command is finished; its room is free again.
-    pub(crate) fn release_deferred(&self) {
+impl AnswerInbox for Mailbox {
+    fn release_deferred(&self) {
         self.deferred.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Hands a deferred command's answer back to the worker. Room was
-    /// reserved when the command was deferred, so this does not fail; the
-    /// loop only covers a consumer that has not yet freed the slot it read.
-    pub(crate) fn complete(&self, completion: Completion) {
+    /// Room was reserved when the command was deferred, so this does not
+    /// fail; the loop only covers a consumer that has not yet freed the
+    /// slot it read.
+    fn complete(&self, completion: Completion) {
         let mut completion = completion;
         loop {
             match self.completions.push(completion) {

@@ -6,11 +6,13 @@
 //! example. `docs/thread-safety.md` says which thread owns what and which
 //! loom model checks each hand-over.
 
+mod clock;
 mod errors;
 mod handler;
 mod idle;
 mod inline_credit;
 mod intake;
+mod lifecycle;
 mod mailbox;
 mod metrics;
 #[doc(hidden)]
@@ -25,9 +27,12 @@ mod runtime;
 mod seat;
 mod shared;
 mod sink;
+mod stage_gate;
 mod stages;
 mod state;
+mod thread_plan;
 mod timer;
+mod timer_inbox;
 mod wall_clock;
 mod watch;
 mod worker;

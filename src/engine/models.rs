@@ -11,12 +11,13 @@ use crate::message::SecurityLevel;
 use crate::security::ReplyProtection;
 use crate::sync::{Arc, CellCache, SwapCell, thread};
 
+use super::lifecycle::{Lifecycle, Phase};
 use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::{Metrics, Sample, Stage};
-use super::pending::{PendingCall, Responder};
+use super::pending::{AnswerInbox, PendingCall, Responder};
 use super::reply::ReplyTo;
-use super::shared::{Lifecycle, Phase, StageGate};
 use super::sink::{Destination, Outcome, SinkId};
+use super::stage_gate::StageGate;
 use super::state::RecentIds;
 use super::watch::{Address, CallWatch, IdBytes, Ticket};
 
@@ -91,7 +92,7 @@ impl PendingModel {
             accepted_at: 0,
         };
         let _ = mailbox.reserve_deferred();
-        let call = Arc::new(PendingCall::new(reply_to, 10, Arc::clone(&mailbox)));
+        let call = Arc::new(PendingCall::new(reply_to, 10, Arc::clone(&mailbox) as _));
         let responder = Responder::for_call(Arc::clone(&call));
         (PendingModel { mailbox, call }, responder)
     }

@@ -13,7 +13,6 @@ use crate::error::{Code, Error};
 use crate::json::RawJson;
 use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering};
 
-use super::mailbox::Mailbox;
 use super::reply::ReplyTo;
 
 const OPEN: u32 = 0;
@@ -30,14 +29,18 @@ pub(crate) struct PendingCall {
     pub(crate) deadline: u64,
     /// The owning worker's mailbox: completions go back through it, so the
     /// worker (which holds the keys' working state) protects the reply.
-    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) mailbox: Arc<dyn AnswerInbox>,
     /// Set by the worker when the message was answered `timeout` while its
     /// handler still ran: a completion that arrives later is dropped.
     pub(crate) superseded: AtomicBool,
 }
 
 impl PendingCall {
-    pub(crate) fn new(reply_to: ReplyTo, deadline: u64, mailbox: Arc<Mailbox>) -> PendingCall {
+    pub(crate) fn new(
+        reply_to: ReplyTo,
+        deadline: u64,
+        mailbox: Arc<dyn AnswerInbox>,
+    ) -> PendingCall {
         PendingCall {
             state: AtomicU32::new(OPEN),
             reply_to,
@@ -67,6 +70,16 @@ impl PendingCall {
     pub(crate) fn is_open(&self) -> bool {
         self.state.load(Ordering::Acquire) == OPEN
     }
+}
+
+/// Where a deferred command's answer goes back to: its worker's mailbox
+/// (which implements this), so that the worker, which holds the keys'
+/// working state, protects the reply.
+pub(crate) trait AnswerInbox: Send + Sync + std::fmt::Debug {
+    /// Hands the answer back to the worker and wakes it.
+    fn complete(&self, completion: Completion);
+    /// The command is finished; its room among the deferred is free again.
+    fn release_deferred(&self);
 }
 
 /// A deferred command's answer on its way back to its worker.

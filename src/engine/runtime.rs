@@ -20,17 +20,19 @@ use super::errors::{ErrorHook, ErrorLog, ErrorRecord};
 use super::handler::{CommandHandler, EventHandler};
 use super::idle::IdleStrategy;
 use super::intake::Pass;
-use super::mailbox::{Job, Mailbox, Submission};
+use super::lifecycle::Phase;
+use super::mailbox::{Mailbox, Submission};
 use super::metrics::MetricsSnapshot;
 use super::outbound::PendingReply;
 use super::registry::{CommandSpec, Registry};
 use super::reply::ReplyWriter;
 use super::seat::Seat;
-use super::shared::{Phase, Shared, ThreadPlan};
+use super::shared::Shared;
 use super::sink::{Destination, Outcome, Reply, ReplySink, SinkId};
 use super::state::{ProtocolState, RecentMessage, Status};
+use super::thread_plan::{Role, ThreadPlan};
 use super::timer;
-use super::worker::{Role, Worker};
+use super::worker::Worker;
 
 /// Starts an engine: a config, handlers, then [`EngineBuilder::start`].
 pub struct EngineBuilder {
@@ -319,7 +321,7 @@ impl Engine {
     /// here too.
     pub fn submit(&self, submission: Submission) -> Result<(), Code> {
         let index = self.intake_index(&submission);
-        let Some(mut pass) = Pass::enter(self, index) else {
+        let Some(mut pass) = Pass::enter(&self.shared, &self.seats, index) else {
             return Err(self.refuse(submission, Code::Unavailable));
         };
         let taken = pass.submit(submission);
@@ -381,7 +383,7 @@ impl Engine {
             if pass.as_ref().map(Pass::index) != Some(index) {
                 // Leaves the last worker's intake before entering the next.
                 drop(pass.take());
-                pass = Pass::enter(self, index);
+                pass = Pass::enter(&self.shared, &self.seats, index);
             }
             let taken = match pass.as_mut() {
                 Some(pass) => pass.submit(submission),
@@ -406,50 +408,6 @@ impl Engine {
     fn intake_index(&self, submission: &Submission) -> usize {
         let intakes = self.shared.intake_mailboxes().len().max(1) as u64;
         (submission.key % intakes) as usize
-    }
-
-    /// The engine's state, for the intake.
-    pub(super) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    /// Runs the submission on this thread if its worker is parked with
-    /// nothing queued (see `seat.rs`) and has idle time saved for it (see
-    /// `inline_credit.rs`): at low rates a wake-up costs more than most
-    /// messages. Called inside the intake, which it leaves once the message
-    /// is running; gives the submission back (still inside) when it must be
-    /// pushed instead.
-    pub(super) fn run_here(
-        &self,
-        index: usize,
-        mailbox: &Mailbox,
-        submission: Submission,
-    ) -> Result<(), Submission> {
-        let shared = &*self.shared;
-        // The seat first: at full load its worker holds it, and the
-        // submission goes to the queue without the other checks.
-        let Some(mut worker) = self
-            .seats
-            .get(index)
-            .and_then(|seat| seat.take_if_idle(|| !mailbox.jobs.is_empty()))
-        else {
-            return Err(submission);
-        };
-        if shared.phase() != Phase::Running || !shared.config.load().engine.run_on_submitter {
-            return Err(submission);
-        }
-        let now = shared.clock.now();
-        if !worker.may_run_on_submitter(now) {
-            return Err(submission);
-        }
-        shared.metrics.counters(shared.intake_slot()).accepted(1);
-        let job = Job {
-            submission,
-            accepted_at: now,
-            staged: None,
-        };
-        worker.process_on_submitter(shared, job, || mailbox.leave());
-        Ok(())
     }
 
     /// Answers a submission the engine could not take.

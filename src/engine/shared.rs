@@ -7,161 +7,21 @@ use crate::config::{Config, Topology};
 use crate::error::Error;
 use crate::message::unix_nanos_now;
 use crate::security::SecurityState;
-use crate::sync::{Arc, AtomicU32, AtomicUsize, Ordering, SwapCell};
+use crate::sync::{Arc, SwapCell};
 
+use super::clock::Clock;
 use super::errors::ErrorLog;
+use super::lifecycle::{Lifecycle, Phase};
 use super::mailbox::Mailbox;
 use super::metrics::Metrics;
 use super::outbound::Outbound;
 use super::recovery::Admission as BreakerAdmission;
 use super::registry::Registry;
 use super::sink::SinkTable;
+use super::stage_gate::StageGate;
 use super::state::RecentIds;
-use super::timer::TimerInbox;
-use super::worker::Role;
-
-/// The engine's monotonic clock: nanoseconds since it started.
-///
-/// Read straight from `CLOCK_MONOTONIC`, the clock `Instant` reads, in
-/// whole nanoseconds: `Instant::elapsed` adds a normalising subtraction and
-/// 128-bit arithmetic to every read, and a worker reads the clock at least
-/// once a message.
-#[derive(Debug)]
-pub(crate) struct Clock {
-    base: u64,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Clock {
-        Clock {
-            base: monotonic_nanos(),
-        }
-    }
-
-    pub(crate) fn now(&self) -> u64 {
-        monotonic_nanos().saturating_sub(self.base)
-    }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds (never negative: it counts from boot).
-fn monotonic_nanos() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec for the whole call, the
-    // only memory the call writes. CLOCK_MONOTONIC exists on every Linux,
-    // so the call cannot fail; if it did, `now` would stay zero.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now);
-    }
-    let seconds = u64::try_from(now.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
-    seconds.saturating_mul(1_000_000_000).saturating_add(nanos)
-}
-
-/// Where the engine is in its life. Only ever moves forward.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u32)]
-pub(crate) enum Phase {
-    /// Taking messages.
-    Running = 0,
-    /// Intake closed; accepted messages finish normally.
-    Draining = 1,
-    /// Past the drain deadline: what is left is answered `unavailable`.
-    Abandoning = 2,
-    /// Threads exit.
-    Stopped = 3,
-}
-
-/// The engine's phase, shared by submitters, workers, the timer and
-/// shutdown.
-#[derive(Debug)]
-pub(crate) struct Lifecycle {
-    phase: AtomicU32,
-}
-
-impl Default for Lifecycle {
-    fn default() -> Lifecycle {
-        Lifecycle {
-            phase: AtomicU32::new(Phase::Running as u32),
-        }
-    }
-}
-
-impl Lifecycle {
-    pub(crate) fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::SeqCst) {
-            0 => Phase::Running,
-            1 => Phase::Draining,
-            2 => Phase::Abandoning,
-            _ => Phase::Stopped,
-        }
-    }
-
-    /// Moves to `phase` if that is forward.
-    pub(crate) fn advance(&self, phase: Phase) {
-        self.phase.fetch_max(phase as u32, Ordering::SeqCst);
-    }
-
-    /// Closes intake: after this returns, no submitter pushes to any of
-    /// `mailboxes` again (see [`Mailbox::close_intake`]).
-    pub(crate) fn close_intake(&self, mailboxes: &[Arc<Mailbox>]) {
-        self.advance(Phase::Draining);
-        for mailbox in mailboxes {
-            mailbox.close_intake();
-        }
-    }
-}
-
-/// The engine's threads and per-thread bounds, from `[engine]`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ThreadPlan {
-    pub(crate) topology: Topology,
-    /// Workers per stage group (staged: this many front and as many back).
-    pub(crate) workers: usize,
-    pub(crate) queue_capacity: usize,
-    pub(crate) max_deferred: usize,
-    pub(crate) history: usize,
-    pub(crate) stack_bytes: usize,
-    pub(crate) pin: bool,
-}
-
-impl ThreadPlan {
-    pub(crate) fn of(config: &Config) -> ThreadPlan {
-        let engine = &config.engine;
-        let size = |n: u64, default: usize| usize::try_from(n).unwrap_or(default);
-        ThreadPlan {
-            topology: engine.topology,
-            workers: size(engine.workers, 1).max(1),
-            queue_capacity: size(engine.queue_capacity, 4096),
-            max_deferred: size(engine.max_deferred, 1024),
-            history: size(engine.message_history, 1024),
-            stack_bytes: size(engine.stack_kib, 256).saturating_mul(1024),
-            pin: engine.pin_threads,
-        }
-    }
-}
-
-impl ThreadPlan {
-    /// Worker threads in all.
-    pub(crate) fn threads(&self) -> usize {
-        match self.topology {
-            Topology::Sharded => self.workers,
-            Topology::Staged => self.workers * 2,
-        }
-    }
-
-    /// What worker `index` runs.
-    pub(crate) fn role(&self, index: usize) -> Role {
-        match self.topology {
-            Topology::Sharded => Role::Whole,
-            Topology::Staged if index < self.workers => Role::Front,
-            Topology::Staged => Role::Back,
-        }
-    }
-}
+use super::thread_plan::ThreadPlan;
+use super::timer_inbox::TimerInbox;
 
 /// A random number naming this run (in reply ids).
 fn boot_number() -> u32 {
@@ -193,55 +53,6 @@ pub(crate) struct Shared {
     pub(crate) plan: ThreadPlan,
     /// The hand-over between the stage groups (staged).
     pub(crate) gate: StageGate,
-}
-
-/// The staged topology's hand-over from front to back stage, as shutdown
-/// sees it: how many front-stage workers still run (a back-stage worker
-/// exits only after all of them), and how many messages are between a
-/// front worker and a back queue (shutdown is not drained while any are).
-/// Checked by `loom-tests/tests/staged_handover.rs`.
-#[derive(Debug)]
-pub(crate) struct StageGate {
-    fronts: AtomicUsize,
-    in_transit: AtomicUsize,
-}
-
-impl StageGate {
-    pub(crate) fn new(fronts: usize) -> StageGate {
-        StageGate {
-            fronts: AtomicUsize::new(fronts),
-            in_transit: AtomicUsize::new(0),
-        }
-    }
-
-    /// A front-stage worker starts handing a message over.
-    pub(crate) fn transit_begins(&self) {
-        self.in_transit.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The hand-over is done: the message is in a back-stage queue.
-    pub(crate) fn transit_ends(&self) {
-        self.in_transit.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Messages being handed over now.
-    pub(crate) fn in_transit(&self) -> usize {
-        self.in_transit.load(Ordering::Acquire)
-    }
-
-    /// A front-stage worker exited; wakes the back stage to notice.
-    pub(crate) fn front_exited(&self, backs: &[Arc<Mailbox>]) {
-        self.fronts.fetch_sub(1, Ordering::AcqRel);
-        for back in backs {
-            back.parker.wake();
-        }
-    }
-
-    /// Whether a back-stage worker that finds its queue empty once the
-    /// engine is stopped may exit: no front worker can feed it any more.
-    pub(crate) fn back_may_exit(&self) -> bool {
-        self.fronts.load(Ordering::Acquire) == 0
-    }
 }
 
 impl Shared {
@@ -349,27 +160,5 @@ impl Shared {
     /// The submitting threads' counters slot.
     pub(crate) fn intake_slot(&self) -> usize {
         self.mailboxes().len() + 1
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::Clock;
-
-    #[test]
-    fn the_clock_reads_the_monotonic_clock_instant_reads() {
-        // Both read CLOCK_MONOTONIC, so the order of the reads bounds the
-        // clock's reading on both sides, however slow the machine.
-        let before = Instant::now();
-        let clock = Clock::new();
-        std::thread::sleep(Duration::from_millis(3));
-        let first = clock.now();
-        let second = clock.now();
-        let since_before = before.elapsed();
-        assert!(Duration::from_nanos(first) >= Duration::from_millis(3));
-        assert!(second >= first);
-        assert!(Duration::from_nanos(second) <= since_before);
     }
 }

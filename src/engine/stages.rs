@@ -19,7 +19,7 @@ use super::handler::{Answer, Caller, Event, Request};
 use super::mailbox::Mailbox;
 use super::metrics::{Counters, Stage};
 use super::outbound::PeerReply;
-use super::pending::{Deferral, PendingCall};
+use super::pending::{AnswerInbox, Deferral, PendingCall};
 use super::recovery::Admission as BreakerAdmission;
 use super::registry::{Action, Builtin};
 use super::reply::ReplyTo;
@@ -247,7 +247,7 @@ fn command<V: Vetted>(
         Ok(Arc::new(PendingCall::new(
             reply_to,
             deadline,
-            Arc::clone(context.mailbox),
+            Arc::clone(context.mailbox) as Arc<dyn AnswerInbox>,
         )))
     };
     let retry = entry.spec.retry_policy();
@@ -416,8 +416,8 @@ mod tests {
     use crate::config::{Config, RoleConfig};
     use crate::engine::errors::ErrorLog;
     use crate::engine::registry::{CommandSpec, Registry};
-    use crate::engine::shared::ThreadPlan;
     use crate::engine::sink::SinkId;
+    use crate::engine::thread_plan::ThreadPlan;
     use crate::message::Message;
     use crate::security::{Admission, SecurityState};
     use std::net::Ipv4Addr;

@@ -13,36 +13,12 @@ use crate::error::{Code, Error};
 use crate::message::unix_nanos_now;
 use crate::sync::Arc;
 
+use super::lifecycle::Phase;
 use super::pending::PendingCall;
 use super::reply::{ReplyWriter, shutting_down};
-use super::ring::Ring;
-use super::shared::{Phase, Shared};
+use super::shared::Shared;
 use super::sink::Outcome;
 use super::watch::Address;
-
-/// Deferred commands on their way to the timer.
-#[derive(Debug)]
-pub(crate) struct TimerInbox {
-    calls: Ring<Arc<PendingCall>>,
-}
-
-impl TimerInbox {
-    pub(crate) fn new(capacity: usize) -> TimerInbox {
-        TimerInbox {
-            calls: Ring::new(capacity),
-        }
-    }
-
-    /// Hands a deferred command to the timer; waits (yielding) in the rare
-    /// case its inbox is full, which the timer empties every tick.
-    pub(crate) fn watch(&self, call: Arc<PendingCall>) {
-        let mut call = call;
-        while let Err(back) = self.calls.push(call) {
-            call = back;
-            std::thread::yield_now();
-        }
-    }
-}
 
 struct Due {
     deadline: u64,

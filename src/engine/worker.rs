@@ -17,17 +17,20 @@ use crate::prefetch::prefetch;
 use crate::security::Admission;
 use crate::sync::{Arc, CellCache, Ordering};
 
+use super::clock::Clock;
 use super::idle::{Idle, IdleStrategy};
 use super::inline_credit::InlineCredit;
+use super::lifecycle::Phase;
 use super::mailbox::{Job, Mailbox, Staged, Submission};
 use super::metrics::{Counters, Metrics, Sample, Stage, TIMED_EVERY};
-use super::pending::Completion;
+use super::pending::{AnswerInbox, Completion};
 use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
 use super::seat::Seat;
-use super::shared::{Clock, Phase, Shared};
+use super::shared::Shared;
 use super::sink::{Destination, Outcome};
 use super::stages::{Context, StagedView, Verdict, dispatch};
+use super::thread_plan::Role;
 use super::timer;
 use super::wall_clock::WallClock;
 use super::watch::{Address, IdBytes, Ticket};
@@ -112,18 +115,6 @@ struct Replying {
     kind: MessageType,
     /// The command's handler and its breaker admission, once routed.
     handler: Option<(usize, BreakerAdmission)>,
-}
-
-/// What a worker runs of each message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// Every stage (the sharded topology).
-    Whole,
-    /// Validate and admit, then hand over to a back-stage worker (staged).
-    Front,
-    /// Route, authorize, execute and respond, for messages a front-stage
-    /// worker admitted (staged).
-    Back,
 }
 
 pub(crate) struct Worker {
