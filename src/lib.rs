@@ -157,6 +157,7 @@ mod prefetch;
 pub mod security;
 pub mod server;
 mod sync;
+pub mod tls;
 mod transport_error;
 pub mod wire;
 

@@ -324,8 +324,8 @@ fn a_malformed_body_or_codec_gets_invalid_format_and_the_connection_goes_on() {
 fn a_tls12_only_client_another_alpn_and_a_plain_tcp_client_are_refused() {
     let served = serve_dev();
     let ca = served.credentials.ca_cert.clone().unwrap();
-    let roots = mcp_engine::server::load_roots(&ca).unwrap();
-    let tls12 = rustls::ClientConfig::builder_with_provider(mcp_engine::server::provider())
+    let roots = mcp_engine::tls::load_roots(&ca).unwrap();
+    let tls12 = rustls::ClientConfig::builder_with_provider(mcp_engine::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_root_certificates(roots)

@@ -21,9 +21,8 @@
 mod connection;
 mod credentials;
 mod envelopes;
-mod tls;
 
+pub use crate::tls::client_config;
 pub use connection::{Client, ClientReply, Connector, ReplyWaiter};
 pub use credentials::{Credentials, JwtKey, NamedKey};
 pub use envelopes::{Envelopes, Opened, Outgoing, encode};
-pub use tls::client_config;

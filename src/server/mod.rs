@@ -45,7 +45,6 @@ mod outbox;
 mod settings;
 mod state;
 mod stats;
-mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,8 +53,6 @@ use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
-
-pub use tls::{ALPN, load_certificates, load_roots, provider, server_config as tls_server_config};
 
 use crate::config::Config;
 use crate::engine::{Engine, Outcome, Reply, ReplySink};

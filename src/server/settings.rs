@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::tls;
 use crate::config::{Config, ServerConfig};
 use crate::error::{Code, Error};
+use crate::tls;
 
 /// What the I/O thread runs with; swapped whole on reload.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
-//! The server's TLS settings: TLS 1.3 only, ALPN `mcp/1`, ring as the
-//! crypto provider, certificates and keys read with `rustls-pki-types`' PEM
-//! support, and client certificates when a client CA is configured.
+//! TLS for both sides, as docs/protocol.md section 2 fixes it: TLS 1.3
+//! only, ALPN `mcp/1`, ring as the crypto provider, certificates and keys
+//! read with `rustls-pki-types`' PEM support. The server asks for client
+//! certificates when a client CA is configured; the client trusts the
+//! server's CA only and may present a certificate of its own.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,7 +53,7 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the server's TLS configuration from `files`.
+/// The server's TLS configuration, from `files`.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, Error> {
     let certs = load_certificates(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
@@ -73,6 +75,36 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, Erro
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| refuse("certificate and key do not fit,", &files.cert, e))?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A client TLS configuration trusting the CA certificates in `ca_cert`,
+/// presenting `identity` (certificate chain and key files) if given.
+pub fn client_config(
+    ca_cert: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let roots = load_roots(ca_cert)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::new(Code::ConfigurationError, format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some((cert, key)) => {
+            let chain = load_certificates(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                Error::new(
+                    Code::ConfigurationError,
+                    format!("cannot read the private key {}: {e}", key.display()),
+                )
+            })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::new(Code::ConfigurationError, format!("TLS: {e}")))?
+        }
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![ALPN.to_vec()];
     Ok(Arc::new(config))
 }
