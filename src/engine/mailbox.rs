@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use crate::codec::Codec;
 use crate::error::{Code, Error};
-use crate::security::AdmittedOwned;
 use crate::sync::thread::Thread;
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
 
@@ -14,6 +13,7 @@ use super::idle::Parker;
 use super::pending::{AnswerInbox, Completion};
 use super::ring::Ring;
 use super::sink::SinkId;
+use super::staged::Staged;
 use super::state::RecentIds;
 use super::watch::CallWatch;
 
@@ -47,16 +47,6 @@ pub(crate) struct Job {
     /// For a back-stage worker: the message as the front stage admitted it
     /// (the submission's body is then empty).
     pub(crate) staged: Option<Box<Staged>>,
-}
-
-/// A message admitted by a front-stage worker, on its way to the back
-/// stage: everything routing and the reply need, owned.
-#[derive(Debug)]
-pub(crate) struct Staged {
-    pub(crate) admitted: AdmittedOwned,
-    pub(crate) id: Box<str>,
-    pub(crate) correlation: Option<Box<str>>,
-    pub(crate) ack: bool,
 }
 
 /// One worker's inboxes.

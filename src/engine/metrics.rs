@@ -31,52 +31,13 @@ use hdrhistogram::Histogram;
 use crate::error::Code;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 
+use super::pipeline::Stage;
+
 /// Latencies are sampled: one message in this many that a worker handles
 /// is timed, stage by stage (see the module). Counters count every
 /// message; a stage's `count` in [`StageLatency`] is the number of timed
 /// messages that crossed it.
 pub const TIMED_EVERY: u64 = 16;
-
-/// The stages a message crosses, as latencies are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// Decoding and envelope rules.
-    Validate,
-    /// Token, signature, replay and decryption.
-    Admit,
-    /// Routing and authorization.
-    Route,
-    /// The handler.
-    Execute,
-    /// Building, protecting and handing over the reply.
-    Respond,
-    /// Acceptance to reply, queueing included.
-    Total,
-}
-
-impl Stage {
-    /// Every stage, in order.
-    pub const ALL: [Stage; 6] = [
-        Stage::Validate,
-        Stage::Admit,
-        Stage::Route,
-        Stage::Execute,
-        Stage::Respond,
-        Stage::Total,
-    ];
-
-    /// The stage's name in metrics.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Stage::Validate => "validate",
-            Stage::Admit => "admit",
-            Stage::Route => "route",
-            Stage::Execute => "execute",
-            Stage::Respond => "respond",
-            Stage::Total => "total",
-        }
-    }
-}
 
 /// One timed message's time in each stage it crossed, in nanoseconds (0:
 /// not crossed), recorded at once.

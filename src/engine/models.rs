@@ -13,8 +13,9 @@ use crate::sync::{Arc, CellCache, SwapCell, thread};
 
 use super::lifecycle::{Lifecycle, Phase};
 use super::mailbox::{Job, Mailbox, Submission};
-use super::metrics::{Metrics, Sample, Stage};
+use super::metrics::{Metrics, Sample};
 use super::pending::{AnswerInbox, PendingCall, Responder};
+use super::pipeline::Stage;
 use super::reply::ReplyTo;
 use super::sink::{Destination, Outcome, SinkId};
 use super::stage_gate::StageGate;

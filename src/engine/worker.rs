@@ -2,9 +2,9 @@
 //! (the sharded topology), and finishes deferred commands whose answers
 //! come back.
 //!
-//! The stages are plain functions over the message (`validate`, `admit`,
-//! `route`, `authorize`, `execute`, `respond`), called in order by
-//! [`Worker::process`]; `stages.rs` holds the ones that need no worker.
+//! The stages are the pipeline's (`pipeline/`), called in order by
+//! [`Worker::process`]; the last, respond, is [`Worker::respond`] here,
+//! since it writes with the worker's reply writer and sealing keys.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -21,15 +21,16 @@ use super::clock::Clock;
 use super::idle::{Idle, IdleStrategy};
 use super::inline_credit::InlineCredit;
 use super::lifecycle::Phase;
-use super::mailbox::{Job, Mailbox, Staged, Submission};
-use super::metrics::{Counters, Metrics, Sample, Stage, TIMED_EVERY};
+use super::mailbox::{Job, Mailbox, Submission};
+use super::metrics::{Counters, Metrics, Sample, TIMED_EVERY};
 use super::pending::{AnswerInbox, Completion};
+use super::pipeline::{self, Context, Stage, Verdict};
 use super::recovery::{Admission as BreakerAdmission, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
 use super::seat::Seat;
 use super::shared::Shared;
 use super::sink::{Destination, Outcome};
-use super::stages::{Context, StagedView, Verdict, dispatch};
+use super::staged::{Staged, StagedView};
 use super::thread_plan::Role;
 use super::timer;
 use super::wall_clock::WallClock;
@@ -264,88 +265,87 @@ impl Worker {
         self.decoder.set_limits(Limits::from_config(config));
         let wall_now = self.wall_clock.at(started);
 
-        // Stage: validate.
         let mut undecoded = false;
-        let (verdict, mut replying) = match self.decoder.decode(codec, &body, wall_now) {
-            Err(error) => {
-                undecoded = true;
-                (
-                    Verdict::Fail(error),
-                    Replying {
-                        // Named below, once the decoder is free again.
-                        id: None,
-                        level: crate::message::SecurityLevel::Low,
-                        protection: Default::default(),
-                        kind: MessageType::Command,
-                        handler: None,
-                    },
-                )
-            }
-            Ok(view) => {
-                let id = IdBytes::new(view.id());
-                if let Some(id) = &id {
-                    // A timeout from here on names the message.
-                    self.mailbox.watch.set_id(id);
+        let (verdict, mut replying) =
+            match pipeline::validate(&mut self.decoder, codec, &body, wall_now) {
+                Err(error) => {
+                    undecoded = true;
+                    (
+                        Verdict::Fail(error),
+                        Replying {
+                            // Named below, once the decoder is free again.
+                            id: None,
+                            level: crate::message::SecurityLevel::Low,
+                            protection: Default::default(),
+                            kind: MessageType::Command,
+                            handler: None,
+                        },
+                    )
                 }
-                laps.lap(&shared.clock, Stage::Validate);
-                if shared.phase() >= Phase::Abandoning {
-                    (Verdict::Fail(shutting_down()), replying_to(id, view.kind()))
-                } else {
-                    // Stage: admit (token, signature, replay, decryption).
-                    match self.admission.admit(&view, peer, wall_now) {
-                        Err(error) => (Verdict::Fail(error), replying_to(id, view.kind())),
-                        Ok(admitted) if self.role == Role::Front => {
-                            laps.lap(&shared.clock, Stage::Admit);
-                            let staged = Staged {
-                                admitted: admitted.to_owned_parts(),
-                                id: Box::from(view.id()),
-                                correlation: view.correlation_id().map(Box::from),
-                                ack: view.ack(),
-                            };
-                            (
-                                Verdict::Forward(Box::new(staged)),
-                                replying_to(id, view.kind()),
-                            )
-                        }
-                        Ok(admitted) => {
-                            laps.lap(&shared.clock, Stage::Admit);
-                            let mut replying = Replying {
-                                id,
-                                level: admitted.level,
-                                protection: admitted.protection.clone(),
-                                kind: admitted.kind,
-                                handler: None,
-                            };
-                            let context = Context {
-                                shared,
-                                mailbox: &self.mailbox,
-                                counters: shared.metrics.counters(self.index),
-                                to,
-                                peer,
-                                id: view.id(),
-                                correlation: view.correlation_id(),
-                                ack: view.ack(),
-                                accepted_at,
-                                started,
-                                timeout_ms,
-                            };
-                            let verdict = dispatch(
-                                &context,
-                                &admitted,
-                                &mut replying.handler,
-                                &mut |stage| laps.lap(&shared.clock, stage),
-                            );
-                            (verdict, replying)
+                Ok(view) => {
+                    let id = IdBytes::new(view.id());
+                    if let Some(id) = &id {
+                        // A timeout from here on names the message.
+                        self.mailbox.watch.set_id(id);
+                    }
+                    laps.lap(&shared.clock, Stage::Validate);
+                    if shared.phase() >= Phase::Abandoning {
+                        (Verdict::Fail(shutting_down()), replying_to(id, view.kind()))
+                    } else {
+                        match pipeline::admit(&mut self.admission, &view, peer, wall_now) {
+                            Err(error) => (Verdict::Fail(error), replying_to(id, view.kind())),
+                            Ok(admitted) if self.role == Role::Front => {
+                                laps.lap(&shared.clock, Stage::Admit);
+                                let staged = Staged {
+                                    admitted: admitted.to_owned_parts(),
+                                    id: Box::from(view.id()),
+                                    correlation: view.correlation_id().map(Box::from),
+                                    ack: view.ack(),
+                                };
+                                (
+                                    Verdict::Forward(Box::new(staged)),
+                                    replying_to(id, view.kind()),
+                                )
+                            }
+                            Ok(admitted) => {
+                                laps.lap(&shared.clock, Stage::Admit);
+                                let mut replying = Replying {
+                                    id,
+                                    level: admitted.level,
+                                    protection: admitted.protection.clone(),
+                                    kind: admitted.kind,
+                                    handler: None,
+                                };
+                                let context = Context {
+                                    shared,
+                                    mailbox: &self.mailbox,
+                                    counters: shared.metrics.counters(self.index),
+                                    to,
+                                    peer,
+                                    id: view.id(),
+                                    correlation: view.correlation_id(),
+                                    ack: view.ack(),
+                                    accepted_at,
+                                    started,
+                                    timeout_ms,
+                                };
+                                let verdict = pipeline::route(
+                                    &context,
+                                    &admitted,
+                                    &mut replying.handler,
+                                    &mut |stage| laps.lap(&shared.clock, stage),
+                                );
+                                (verdict, replying)
+                            }
                         }
                     }
                 }
-            }
-        };
+            };
         if undecoded {
             // A body refused for an envelope rule may still say which
             // message it is: its Error names it (docs/protocol.md section 7).
-            replying.id =
-                (self.decoder.readable_id(codec, &body).as_deref()).and_then(IdBytes::new);
+            replying.id = (pipeline::id_of_refused(&mut self.decoder, codec, &body).as_deref())
+                .and_then(IdBytes::new);
         }
         drop(body);
         if let Verdict::Forward(staged) = verdict {
@@ -377,7 +377,7 @@ impl Worker {
             accepted_at,
             laps,
         };
-        self.conclude(shared, running, verdict, replying);
+        self.respond(shared, running, verdict, replying);
     }
 
     /// Front stage: hands an admitted message to its back-stage worker
@@ -470,7 +470,7 @@ impl Worker {
                         started,
                         timeout_ms: self.config.load().timeout_ms,
                     };
-                    dispatch(&context, &view, &mut replying.handler, &mut |stage| {
+                    pipeline::route(&context, &view, &mut replying.handler, &mut |stage| {
                         laps.lap(&shared.clock, stage)
                     })
                 }
@@ -483,17 +483,11 @@ impl Worker {
             accepted_at,
             laps,
         };
-        self.conclude(shared, running, verdict, replying);
+        self.respond(shared, running, verdict, replying);
     }
 
     /// Stage respond: the one reply, unless the timer answered first.
-    fn conclude(
-        &mut self,
-        shared: &Shared,
-        running: Running,
-        verdict: Verdict,
-        replying: Replying,
-    ) {
+    fn respond(&mut self, shared: &Shared, running: Running, verdict: Verdict, replying: Replying) {
         let Running {
             ticket,
             to,
@@ -578,7 +572,7 @@ impl Worker {
                 self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
                 Delivery::Silent(Outcome::Absorbed)
             }
-            // Handled before `conclude`.
+            // Handled before `respond`.
             Verdict::Forward(_) => Delivery::Nothing,
         };
         laps.finish(&shared.clock, accepted_at);

@@ -1,0 +1,50 @@
+//! The [`Context`] a message runs in after admission, and the [`Verdict`]
+//! it comes to.
+
+use std::net::IpAddr;
+
+use crate::error::Error;
+use crate::json::RawJson;
+use crate::sync::Arc;
+
+use super::super::mailbox::Mailbox;
+use super::super::metrics::Counters;
+use super::super::pending::PendingCall;
+use super::super::shared::Shared;
+use super::super::sink::Destination;
+use super::super::staged::Staged;
+
+/// What a message comes to, before the reply is written.
+pub(crate) enum Verdict {
+    /// Answer with a Response carrying `result`.
+    Respond(RawJson),
+    /// Answer with an Error.
+    Fail(Error),
+    /// A responder will answer (the pending call, if this message made
+    /// it: the timer watches it once the worker is done with the message).
+    Deferred(Option<Arc<PendingCall>>),
+    /// An Event went to this many handlers; `ack`: answer with a Response.
+    Delivered { count: u32, ack: bool },
+    /// A Response or Error the engine received.
+    Absorbed,
+    /// Admitted on a front-stage worker: on to the back stage (staged).
+    Forward(Box<Staged>),
+}
+
+/// What the route and execute stages need to know about the message.
+pub(crate) struct Context<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) mailbox: &'a Arc<Mailbox>,
+    pub(crate) counters: &'a Counters,
+    pub(crate) to: Destination,
+    pub(crate) peer: IpAddr,
+    pub(crate) id: &'a str,
+    /// The id a Response or Error answers.
+    pub(crate) correlation: Option<&'a str>,
+    pub(crate) ack: bool,
+    pub(crate) accepted_at: u64,
+    pub(crate) started: u64,
+    /// `timeout_ms` of the config the message runs under (one snapshot a
+    /// message: a config load is a hundred instructions).
+    pub(crate) timeout_ms: u64,
+}

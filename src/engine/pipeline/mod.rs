@@ -1,0 +1,42 @@
+//! The pipeline: the stages every message crosses, in order, each a
+//! function over one message.
+//!
+//! 1. [`validate`] (`validate.rs`): the frame body decoded, every envelope
+//!    rule checked; `validation_failed`, `invalid_format` and the like.
+//! 2. [`admit`] (`admit.rs`): token, security level, signature, replay,
+//!    decryption; the security category's codes.
+//! 3. [`route`] (`route.rs`): what runs the message, by its type: a
+//!    command's registry entry, an event's subscribers, or, for a Response
+//!    or an Error, the command this engine sent that it answers.
+//! 4. authorize (`authorize.rs`): the policy over what the message asks.
+//! 5. execute (`execute.rs`): the handler (deadline, breaker, retries,
+//!    deferral), a built-in, or the event's subscribers; the message comes
+//!    to a [`Verdict`].
+//! 6. respond: the one reply for the verdict, protected as the request
+//!    was, unless the timer answered first (`Worker::respond` in
+//!    `worker.rs`: it writes with the worker's reply writer and sealing
+//!    keys).
+//!
+//! A worker runs them in this order on each message (the sharded
+//! topology); staged, a front-stage worker runs validate and admit and a
+//! back-stage worker the rest (`staged.rs`). [`Stage`] names them as
+//! latencies are kept.
+
+mod admit;
+mod authorize;
+mod context;
+mod execute;
+mod route;
+mod stage;
+mod validate;
+mod vetted;
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+pub(crate) use admit::admit;
+pub(crate) use context::{Context, Verdict};
+pub(crate) use route::route;
+pub use stage::Stage;
+pub(crate) use validate::{id_of_refused, validate};
+pub(crate) use vetted::Vetted;
