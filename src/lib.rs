@@ -161,6 +161,7 @@ pub mod tls;
 mod transport_error;
 pub mod wire;
 
+#[cfg(feature = "test-support")]
 #[doc(hidden)]
 pub mod fuzzing;
 

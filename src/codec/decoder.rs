@@ -109,6 +109,7 @@ impl Decoder {
     /// [`decode_json`](Self::decode_json) without its plain envelope
     /// reader: the reference that reader is checked against (tests and the
     /// `parse_json` fuzz target).
+    #[cfg(any(test, feature = "test-support"))]
     pub(crate) fn decode_json_parsed<'a>(
         &'a mut self,
         body: &'a [u8],

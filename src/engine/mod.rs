@@ -15,6 +15,7 @@ mod intake;
 mod lifecycle;
 mod mailbox;
 mod metrics;
+#[cfg(feature = "test-support")]
 #[doc(hidden)]
 pub mod models;
 mod outbound;

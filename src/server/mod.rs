@@ -39,6 +39,7 @@ mod client_addresses;
 mod connection;
 mod event_loop;
 mod memory_budget;
+#[cfg(feature = "test-support")]
 #[doc(hidden)]
 pub mod models;
 mod outbox;
