@@ -9,6 +9,10 @@
 //! asleep and unparks it (an unpark before the park makes the park return
 //! at once). Checked by `loom-tests/tests/parker.rs`.
 
+// Public for the loom models and the queue bench (`engine::models`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use std::time::{Duration, Instant};
 
 use crate::sync::thread::{self, Thread};
@@ -23,7 +27,7 @@ pub struct IdleStrategy {
     /// Empty polls that spin (a few dozen cycles each) before yielding.
     pub spins: u32,
     /// Empty polls that yield the core before parking, at most: a worker
-    /// whose parks are long yields fewer (see [`Idle`]).
+    /// whose parks are long yields fewer, down to none at a steady low rate.
     pub yields: u32,
 }
 
@@ -55,6 +59,7 @@ impl Parker {
     }
 
     /// A parker for the calling thread.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn for_current_thread() -> Parker {
         Parker::new(thread::current())
     }
@@ -99,7 +104,7 @@ pub(crate) const SHORT_PARK: Duration = Duration::from_micros(50);
 /// strategy's) after each short one: a park that was woken soon after it
 /// began says the yields would have found the work.
 #[derive(Debug)]
-pub struct Idle {
+pub(crate) struct Idle {
     strategy: IdleStrategy,
     empty_polls: u32,
     /// Yields before parking now, `0..=strategy.yields`.
@@ -108,7 +113,7 @@ pub struct Idle {
 
 impl Idle {
     /// A fresh wait loop.
-    pub fn new(strategy: IdleStrategy) -> Idle {
+    pub(crate) fn new(strategy: IdleStrategy) -> Idle {
         Idle {
             strategy,
             empty_polls: 0,
@@ -117,22 +122,23 @@ impl Idle {
     }
 
     /// Work was found: the next wait starts from spinning again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.empty_polls = 0;
     }
 
     /// Whether the next [`wait`](Self::wait) parks.
-    pub fn parks_next(&self) -> bool {
+    pub(crate) fn parks_next(&self) -> bool {
         self.empty_polls >= self.strategy.spins.saturating_add(self.yields)
     }
 
     /// The yields the next wait phase makes before parking.
-    pub fn yield_budget(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn yield_budget(&self) -> u32 {
         self.yields
     }
 
     /// Nothing was found: spin, yield or park, by how long it has been.
-    pub fn wait(&mut self, parker: &Parker, has_work: impl Fn() -> bool) {
+    pub(crate) fn wait(&mut self, parker: &Parker, has_work: impl Fn() -> bool) {
         let spins = self.strategy.spins;
         if self.empty_polls < spins {
             for _ in 0..(1u32 << self.empty_polls.min(6)) {
@@ -151,7 +157,7 @@ impl Idle {
     }
 
     /// Adapts the yield budget to how long a park lasted.
-    pub fn learn(&mut self, parked_for: Duration) {
+    pub(crate) fn learn(&mut self, parked_for: Duration) {
         self.yields = if parked_for < SHORT_PARK {
             self.yields
                 .saturating_mul(2)

@@ -41,7 +41,7 @@ mod worker;
 
 pub use errors::{ErrorHook, ErrorRecord};
 pub use handler::{Answer, Caller, CommandHandler, Event, EventHandler, Request};
-pub use idle::{Idle, IdleStrategy, Parker};
+pub use idle::IdleStrategy;
 pub use mailbox::Submission;
 pub use metrics::{MetricsSnapshot, StageLatency, TIMED_EVERY};
 pub use outbound::{PeerReply, PendingReply};
@@ -49,8 +49,7 @@ pub use pending::Responder;
 pub use pipeline::Stage;
 pub use recovery::{BreakerPolicy, RetryPolicy, is_failure};
 pub use registry::CommandSpec;
-pub use ring::Ring;
+pub(crate) use ring::Ring;
 pub use runtime::{Engine, EngineBuilder, OwnedReply};
-pub use seat::Seat;
 pub use sink::{Outcome, Reply, ReplySink, SinkId};
 pub use state::{ProtocolState, RecentMessage, Status};

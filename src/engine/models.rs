@@ -2,6 +2,12 @@
 //! models in `loom-tests/` (and for stress tests without loom). Not part of
 //! the API.
 
+// The engine's own concurrency primitives, for the loom models and the
+// queue bench; the crate's own otherwise.
+pub use super::idle::Parker;
+pub use super::ring::Ring;
+pub use super::seat::Seat;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::codec::Codec;

@@ -10,6 +10,10 @@
 //! Workers use it as their ingress queue (submitters and completions push,
 //! the worker pops); loom models in `loom-tests/tests/ring.rs` check full,
 //! empty, wrap-around and concurrent producers.
+
+// Public for the loom models and the queue bench (`engine::models`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
 #![allow(unsafe_code)]
 
 use std::mem::MaybeUninit;

@@ -17,6 +17,10 @@
 //! and a submitter never run messages at once. Checked by
 //! `loom-tests/tests/seat.rs`.
 
+// Public for the loom models and the queue bench (`engine::models`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{Mutex, MutexGuard};

@@ -5,7 +5,7 @@
 //! (docs/protocol.md section 2) and submits them to the engine; the engine's
 //! workers hand each reply to the connection's outbox (see `outbox.rs`)
 //! and wake the I/O thread, which writes it back. The limits of
-//! [`ServerConfig`] keep a connection from hurting the others:
+//! [`ServerConfig`](crate::config::ServerConfig) keep a connection from hurting the others:
 //!
 //! - a connection is read a quantum at a time (256 KiB or 64 frames),
 //!   then the others get their turn;
