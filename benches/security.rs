@@ -162,24 +162,15 @@ fn encryption(c: &mut Criterion) {
 fn authorization(c: &mut Criterion) {
     let mut roles = BTreeMap::new();
     for r in 0..5 {
-        let allow = (0..8)
-            .map(|n| format!("service{r}/area{n}/*:read"))
-            .collect();
+        let allow = (0..8).map(|n| format!("service{r}/area{n}/*:read"));
         let deny = (0..2).map(|n| format!("service{r}/secret{n}:*")).collect();
-        roles.insert(
-            format!("role{r}"),
-            RoleConfig {
-                allow,
-                deny,
-                ..RoleConfig::default()
-            },
-        );
+        let mut role = RoleConfig::allowing(allow);
+        role.deny = deny;
+        roles.insert(format!("role{r}"), role);
     }
-    let policy = Policy::from_config(&AuthorizationConfig {
-        roles,
-        ..AuthorizationConfig::default()
-    })
-    .unwrap();
+    let mut authorization = AuthorizationConfig::default();
+    authorization.roles = roles;
+    let policy = Policy::from_config(&authorization).unwrap();
     let held = ["role0", "role1"];
     let target = Target {
         resource: "service1/area7/item-42",

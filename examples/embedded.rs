@@ -97,15 +97,7 @@ fn run() -> Result<(), Error> {
     config.security.min_security_level = SecurityLevel::Low;
     config.authorization.roles.insert(
         "anonymous".into(),
-        RoleConfig {
-            allow: vec![
-                "math:*".into(),
-                "text:*".into(),
-                "report:*".into(),
-                "audit:*".into(),
-            ],
-            ..RoleConfig::default()
-        },
+        RoleConfig::allowing(["math:*", "text:*", "report:*", "audit:*"]),
     );
     let engine = EngineBuilder::new(config)
         .command("math.add", add)

@@ -32,13 +32,10 @@ const LINK: u64 = 1;
 fn config() -> Config {
     let mut config = Config::default();
     config.security.min_security_level = SecurityLevel::Low;
-    config.authorization.roles.insert(
-        "anonymous".into(),
-        RoleConfig {
-            allow: vec!["inventory:*".into()],
-            ..RoleConfig::default()
-        },
-    );
+    config
+        .authorization
+        .roles
+        .insert("anonymous".into(), RoleConfig::allowing(["inventory:*"]));
     config
 }
 

@@ -41,6 +41,7 @@ macro_rules! codes {
     ($( $variant:ident => $name:literal, $category:ident, $retryable:literal, $summary:literal; )*) => {
         /// One of the 18 error codes of docs/protocol.md section 7.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
         pub enum Code {
             $(
                 #[doc = $summary]

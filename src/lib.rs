@@ -83,7 +83,7 @@
 //!
 //! let mut config = Config::default();
 //! config.security.min_security_level = SecurityLevel::Low; // no keys in this example
-//! let anyone = RoleConfig { allow: vec!["demo:*".into()], ..RoleConfig::default() };
+//! let anyone = RoleConfig::allowing(["demo:*"]);
 //! config.authorization.roles.insert("anonymous".into(), anyone);
 //!
 //! let engine = EngineBuilder::new(config)

@@ -37,6 +37,7 @@ pub enum Overflow {
 
 /// Threads, queues and bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// How messages cross threads (default `sharded`).
     pub topology: Topology,

@@ -56,6 +56,7 @@ pub const MAX_MESSAGE_SIZE: u64 = u32::MAX as u64 - 1;
 /// assert!(error.message().starts_with("engine.toml:2: `timeout_ms`"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// The protocol version the engine speaks (`"1.0"`).
     pub version: String,

@@ -44,6 +44,7 @@ pub enum NatsAuth {
 
 /// TLS to the broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NatsTls {
     /// CA certificates (PEM) the broker's certificate must chain to.
     pub ca: PathBuf,
@@ -53,8 +54,21 @@ pub struct NatsTls {
     pub key: Option<PathBuf>,
 }
 
+impl NatsTls {
+    /// TLS to a broker whose certificate chains to the CA certificates in
+    /// `ca`, without a client certificate.
+    pub fn trusting(ca: impl Into<PathBuf>) -> NatsTls {
+        NatsTls {
+            ca: ca.into(),
+            cert: None,
+            key: None,
+        }
+    }
+}
+
 /// Where and how the NATS ingress connects and what it serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NatsConfig {
     /// Broker URLs (`nats://host:port` or `tls://host:port`); the client
     /// connects to one and fails over to the others (default
@@ -85,6 +99,17 @@ pub struct NatsConfig {
     /// On shutdown, how long to wait for the replies of messages already
     /// taken, in milliseconds (default 5000).
     pub drain_timeout_ms: u64,
+}
+
+impl NatsConfig {
+    /// The default settings, connecting to `urls` instead of the local
+    /// broker.
+    pub fn with_urls<S: Into<String>>(urls: impl IntoIterator<Item = S>) -> NatsConfig {
+        NatsConfig {
+            urls: urls.into_iter().map(Into::into).collect(),
+            ..NatsConfig::default()
+        }
+    }
 }
 
 impl Default for NatsConfig {

@@ -21,6 +21,7 @@ use crate::message::SecurityLevel;
 
 /// Keys, token rules, the lowest accepted level, and replay memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SecurityConfig {
     /// Messages below this level are refused with `access_denied` (default
     /// `Standard`).
@@ -89,6 +90,7 @@ impl Default for SecurityConfig {
 
 /// One key of the keyring (`[[security.keys]]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyConfig {
     /// The key id: the JWT `kid`, the signature's `kid`, or the encryption
     /// `key_id`. Unique over all keys.
@@ -105,8 +107,23 @@ pub struct KeyConfig {
     pub active: bool,
 }
 
+impl KeyConfig {
+    /// Key `id` for `key_use`, read from `file`: no JWT algorithm, not
+    /// active (set those fields as the key needs).
+    pub fn new(id: impl Into<String>, key_use: KeyUse, file: impl Into<PathBuf>) -> KeyConfig {
+        KeyConfig {
+            id: id.into(),
+            key_use,
+            algorithm: None,
+            file: file.into(),
+            active: false,
+        }
+    }
+}
+
 /// Who may do what, and from where (`[authorization]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuthorizationConfig {
     /// When not empty, only clients in these ranges are served at all.
     pub allow_ips: Vec<IpNet>,
@@ -118,6 +135,7 @@ pub struct AuthorizationConfig {
 
 /// One role's rules (`[authorization.roles.NAME]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RoleConfig {
     /// `resource-pattern:action-pattern` rules that grant.
     pub allow: Vec<String>,
@@ -132,6 +150,25 @@ pub struct RoleConfig {
     /// Live replay streams a principal with this role may hold (`None`:
     /// `security.principal_replay_streams`).
     pub replay_streams: Option<u64>,
+}
+
+impl RoleConfig {
+    /// A role that grants `rules` (`resource-pattern:action-pattern`) and
+    /// nothing else: no deny rules, any address, the default replay
+    /// shares.
+    ///
+    /// ```
+    /// use mcp_engine::config::RoleConfig;
+    /// let reader = RoleConfig::allowing(["datasets/*:read"]);
+    /// assert_eq!(reader.allow, ["datasets/*:read"]);
+    /// assert!(reader.deny.is_empty());
+    /// ```
+    pub fn allowing<S: Into<String>>(rules: impl IntoIterator<Item = S>) -> RoleConfig {
+        RoleConfig {
+            allow: rules.into_iter().map(Into::into).collect(),
+            ..RoleConfig::default()
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -17,6 +17,7 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCA
 
 /// The TLS files of the server (PEM).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsFiles {
     /// The certificate chain, leaf first.
     pub cert: PathBuf,
@@ -29,6 +30,7 @@ pub struct TlsFiles {
 
 /// Listener, TLS and per-connection limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Whether `mcp-engine serve` listens on TCP at all (default true);
     /// false serves through the NATS ingress alone.

@@ -348,7 +348,7 @@ impl Engine {
     ///
     /// let mut config = Config::default();
     /// config.security.min_security_level = SecurityLevel::Low; // no keys here
-    /// let anyone = RoleConfig { allow: vec!["demo:*".into()], ..RoleConfig::default() };
+    /// let anyone = RoleConfig::allowing(["demo:*"]);
     /// config.authorization.roles.insert("anonymous".into(), anyone);
     /// let engine = EngineBuilder::new(config)
     ///     .command("demo.nop", |_: &Request<'_>| Ok(Answer::Result(RawJson::null())))

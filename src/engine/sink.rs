@@ -12,6 +12,7 @@ use crate::sync::{Arc, SwapCell};
 
 /// What became of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
     /// A Command answered with a Response.
     Response,

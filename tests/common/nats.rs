@@ -74,13 +74,11 @@ impl SharedBroker {
 /// `[nats]` for `url`, on subjects of this test's own (`prefix`), so that
 /// tests sharing a broker do not see each other's messages.
 pub fn nats_config(url: &str, prefix: &str) -> NatsConfig {
-    NatsConfig {
-        urls: vec![url.to_owned()],
-        subject: format!("{prefix}.requests"),
-        events_subject: format!("{prefix}.events"),
-        queue_group: format!("{prefix}-engines"),
-        ..NatsConfig::default()
-    }
+    let mut config = NatsConfig::with_urls([url]);
+    config.subject = format!("{prefix}.requests");
+    config.events_subject = format!("{prefix}.events");
+    config.queue_group = format!("{prefix}-engines");
+    config
 }
 
 /// An engine with the demo handlers behind a NATS ingress.

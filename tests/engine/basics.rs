@@ -471,10 +471,7 @@ fn a_metrics_reading_of_an_idle_engine_holds_every_latency_sample() {
     config.security.min_security_level = SecurityLevel::Low;
     config.engine.workers = 1;
     config.engine.overflow = Overflow::Block;
-    let anyone = RoleConfig {
-        allow: vec!["demo:*".into()],
-        ..RoleConfig::default()
-    };
+    let anyone = RoleConfig::allowing(["demo:*"]);
     config
         .authorization
         .roles

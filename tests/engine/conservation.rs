@@ -73,6 +73,7 @@ impl Tally {
             Outcome::Absorbed => self.absorbed.fetch_add(1, Ordering::Relaxed),
             // The engine sends no commands in these tests.
             Outcome::Sent => unreachable!("no command was sent"),
+            other => panic!("an outcome this test does not count: {other:?}"),
         };
     }
 

@@ -325,22 +325,14 @@ fn credentials_and_tls_reach_a_broker_that_asks_for_them() {
     let (cert, key, ca) = (path("server.pem"), path("server-key.pem"), path("ca.pem"));
     let broker = Broker::start_with(&["--tls", "--tlscert", &cert, "--tlskey", &key]);
     let url = broker.url();
-    let tls = NatsTls {
-        ca: ca.clone().into(),
-        cert: None,
-        key: None,
-    };
+    let tls = NatsTls::trusting(ca.clone());
     let client = async_nats::ConnectOptions::new()
         .require_tls(true)
         .add_root_certificates(ca.into());
     serves(&url, NatsAuth::None, Some(tls), client).unwrap();
     // Without the CA, the broker's certificate is not trusted.
     let stranger = crate::common::setup(|_| {});
-    let wrong_ca = NatsTls {
-        ca: stranger.dir.path().join("ca.pem"),
-        cert: None,
-        key: None,
-    };
+    let wrong_ca = NatsTls::trusting(stranger.dir.path().join("ca.pem"));
     let client = async_nats::ConnectOptions::new();
     assert!(serves(&url, NatsAuth::None, Some(wrong_ca), client).is_err());
 }

@@ -508,15 +508,11 @@ fn roles_rules_and_ip_ranges_decide_access() {
         let reader = c.authorization.roles.get_mut("reader").unwrap();
         reader.allow.push("datasets/*:read".into());
         reader.deny.push("datasets/secret:*".into());
-        c.authorization.roles.insert(
-            "ops".into(),
-            mcp_engine::config::RoleConfig {
-                allow: vec!["*:*".into()],
-                deny: vec![],
-                ips: vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()],
-                ..Default::default()
-            },
-        );
+        c.authorization.roles.insert("ops".into(), {
+            let mut ops = mcp_engine::config::RoleConfig::allowing(["*:*"]);
+            ops.ips = vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
+            ops
+        });
     });
     let mut admission = admission(&s);
     let t = now();

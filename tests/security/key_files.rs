@@ -18,13 +18,10 @@ fn key_config(
     file: &Path,
     active: bool,
 ) -> KeyConfig {
-    KeyConfig {
-        id: id.into(),
-        key_use,
-        algorithm,
-        file: file.into(),
-        active,
-    }
+    let mut key = KeyConfig::new(id, key_use, file);
+    key.algorithm = algorithm;
+    key.active = active;
+    key
 }
 
 #[test]

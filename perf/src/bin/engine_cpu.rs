@@ -26,10 +26,7 @@ fn main() {
     // (the level's cost is in the pipeline bench).
     let mut config = Config::default();
     config.security.min_security_level = SecurityLevel::Low;
-    let anyone = RoleConfig {
-        allow: vec!["demo:*".into()],
-        ..RoleConfig::default()
-    };
+    let anyone = RoleConfig::allowing(["demo:*"]);
     config
         .authorization
         .roles

@@ -30,11 +30,8 @@ fn measure(streams: u64) -> Result<(), String> {
     config.security.min_security_level = SecurityLevel::Low;
     config.engine.overflow = mcp_engine::config::Overflow::Block;
     config.security.replay_streams = config.security.replay_streams.max(streams + streams / 8);
-    let anyone = RoleConfig {
-        allow: vec!["demo:*".into()],
-        replay_streams: Some(streams),
-        ..RoleConfig::default()
-    };
+    let mut anyone = RoleConfig::allowing(["demo:*"]);
+    anyone.replay_streams = Some(streams);
     config
         .authorization
         .roles

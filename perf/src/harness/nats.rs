@@ -63,10 +63,7 @@ pub fn run_nats(
         (NatsBroker::Own, Some(own)) => own.url(),
         (NatsBroker::Own, None) => return Err(network("broker", "none")),
     };
-    let nats = NatsConfig {
-        urls: vec![url.clone()],
-        ..NatsConfig::default()
-    };
+    let nats = NatsConfig::with_urls([url.clone()]);
     let subject = nats.subject.clone();
     config.nats = Some(nats);
     let mut running: Vec<(Arc<Engine>, NatsIngress)> = Vec::with_capacity(engines);

@@ -69,13 +69,10 @@ impl Setup {
 /// the engine rather than the rules.
 fn open_to_anonymous(config: &mut Config) {
     config.security.min_security_level = SecurityLevel::Low;
-    config.authorization.roles.insert(
-        "anonymous".into(),
-        RoleConfig {
-            allow: vec!["demo:*".into()],
-            ..RoleConfig::default()
-        },
-    );
+    config
+        .authorization
+        .roles
+        .insert("anonymous".into(), RoleConfig::allowing(["demo:*"]));
 }
 
 /// Applies one `KEY=VALUE` of [`Setup::set`] to `table`.
