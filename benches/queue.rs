@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_queue::ArrayQueue;
-use mcp_engine::engine::models::Ring;
+use mcp_engine::engine::test_support::Ring;
 
 const CAPACITY: usize = 1024;
 

@@ -4,7 +4,7 @@
 
 use loom_tests::thread;
 use mcp_engine::RawJson;
-use mcp_engine::engine::models::PendingModel;
+use mcp_engine::engine::test_support::PendingModel;
 
 #[test]
 fn a_completion_racing_its_timeout_yields_one_answer() {

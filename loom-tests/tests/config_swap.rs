@@ -4,7 +4,7 @@
 //! done, and racing reloads lose no change.
 
 use loom_tests::{Arc, thread};
-use mcp_engine::engine::models::SwapModel;
+use mcp_engine::engine::test_support::SwapModel;
 
 #[test]
 fn a_snapshot_is_whole_and_stable_across_a_swap() {

@@ -3,7 +3,7 @@
 //! writes, nor a later lap's entry in place of the one it asked for.
 
 use loom_tests::{Arc, thread};
-use mcp_engine::engine::models::HistoryModel;
+use mcp_engine::engine::test_support::HistoryModel;
 
 /// Ids whose length and bytes differ from write to write, each paired
 /// with its time: a torn read would pair them wrongly.

@@ -4,7 +4,7 @@
 //! ends) is in every reading taken after the reply arrived.
 
 use loom_tests::{Arc, thread};
-use mcp_engine::engine::models::LatencyModel;
+use mcp_engine::engine::test_support::LatencyModel;
 
 #[test]
 fn a_reading_after_the_reply_holds_the_sample_recorded_before_it() {

@@ -5,7 +5,7 @@
 //! neither.
 
 use loom_tests::{Arc, thread};
-use mcp_engine::server::models::MailroomModel;
+use mcp_engine::server::test_support::MailroomModel;
 
 #[test]
 fn replies_from_two_threads_always_reach_the_io_thread() {

@@ -3,7 +3,7 @@
 //! is lost, whatever the interleaving.
 
 use loom_tests::{Arc, thread};
-use mcp_engine::engine::models::{Parker, Ring};
+use mcp_engine::engine::test_support::{Parker, Ring};
 
 /// Runs `produce` on a producer thread against a ring of two and a worker
 /// that takes `count` values, parking whenever the ring is empty; returns

@@ -5,7 +5,7 @@
 
 use loom_tests::{Arc, thread};
 use mcp_engine::Code;
-use mcp_engine::engine::models::StreamsModel;
+use mcp_engine::engine::test_support::StreamsModel;
 
 const WINDOW_SECS: u64 = 300;
 

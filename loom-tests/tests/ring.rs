@@ -4,7 +4,7 @@
 //! whole, published values, and never one a producer is writing.
 
 use loom_tests::{Arc, thread};
-use mcp_engine::engine::models::Ring;
+use mcp_engine::engine::test_support::Ring;
 
 #[test]
 fn empty_full_and_wrap_around_on_one_thread() {

@@ -5,7 +5,7 @@
 
 use loom_tests::atomic::{AtomicUsize, Ordering};
 use loom_tests::{Arc, thread};
-use mcp_engine::engine::models::{Parker, Ring, Seat};
+use mcp_engine::engine::test_support::{Parker, Ring, Seat};
 
 /// The worker, the queue it takes from and its parker.
 struct Setup {

@@ -2,7 +2,7 @@
 //! by the worker before it exits; none is left in the queue unanswered.
 
 use loom_tests::{Arc, thread};
-use mcp_engine::engine::models::IntakeModel;
+use mcp_engine::engine::test_support::IntakeModel;
 
 #[test]
 fn every_queued_job_is_taken_before_the_worker_exits() {

@@ -4,7 +4,7 @@
 //! once the front has, and the front has pushed before it exits.
 
 use loom_tests::{Arc, thread};
-use mcp_engine::engine::models::StagedModel;
+use mcp_engine::engine::test_support::StagedModel;
 
 #[test]
 fn the_back_stage_takes_what_the_front_hands_over_before_exiting() {

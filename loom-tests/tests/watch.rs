@@ -3,7 +3,7 @@
 //! message that overran, never the worker's next one.
 
 use loom_tests::{Arc, thread};
-use mcp_engine::engine::models::WatchModel;
+use mcp_engine::engine::test_support::WatchModel;
 
 #[test]
 fn finish_and_take_overdue_answer_once() {

@@ -9,7 +9,7 @@
 //! asleep and unparks it (an unpark before the park makes the park return
 //! at once). Checked by `loom-tests/tests/parker.rs`.
 
-// Public for the loom models and the queue bench (`engine::models`,
+// Public for the loom models and the queue bench (`engine::test_support`,
 // feature test-support); the crate's own otherwise.
 #![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
 

@@ -7,17 +7,13 @@
 //! loom model checks each hand-over.
 
 mod clock;
-mod errors;
+mod error_log;
 mod handler;
 mod idle;
-mod inline_credit;
 mod intake;
 mod lifecycle;
 mod mailbox;
 mod metrics;
-#[cfg(feature = "test-support")]
-#[doc(hidden)]
-pub mod models;
 mod outbound;
 mod pending;
 mod pipeline;
@@ -25,13 +21,16 @@ mod recovery;
 mod registry;
 mod reply;
 mod ring;
+mod run_on_submitter;
 mod runtime;
-mod seat;
 mod shared;
 mod sink;
 mod stage_gate;
 mod staged;
 mod state;
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub mod test_support;
 mod thread_plan;
 mod timer;
 mod timer_inbox;
@@ -39,7 +38,7 @@ mod wall_clock;
 mod watch;
 mod worker;
 
-pub use errors::{ErrorHook, ErrorRecord};
+pub use error_log::{ErrorHook, ErrorRecord};
 pub use handler::{Answer, Caller, CommandHandler, Event, EventHandler, Request};
 pub use idle::IdleStrategy;
 pub use mailbox::Submission;

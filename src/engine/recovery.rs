@@ -88,7 +88,7 @@ pub(crate) struct Breaker {
 
 /// Whether a call may go ahead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Admission {
+pub(crate) enum BreakerPermit {
     /// Closed: call.
     Call,
     /// The one probe after the open period: call, and report how it went.
@@ -97,9 +97,9 @@ pub(crate) enum Admission {
 
 impl Breaker {
     /// Asks to call the handler at `now`.
-    pub(crate) fn admit(&self, policy: &BreakerPolicy, now: u64) -> Result<Admission, Error> {
+    pub(crate) fn admit(&self, policy: &BreakerPolicy, now: u64) -> Result<BreakerPermit, Error> {
         match self.state.load(Ordering::Acquire) {
-            CLOSED => Ok(Admission::Call),
+            CLOSED => Ok(BreakerPermit::Call),
             OPEN => {
                 let opened = self.opened_at.load(Ordering::Acquire);
                 let open_for = u64::try_from(policy.open_for.as_nanos()).unwrap_or(u64::MAX);
@@ -109,7 +109,7 @@ impl Breaker {
                         .compare_exchange(OPEN, PROBING, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
                 {
-                    return Ok(Admission::Probe);
+                    return Ok(BreakerPermit::Probe);
                 }
                 Err(open())
             }
@@ -123,7 +123,7 @@ impl Breaker {
     pub(crate) fn record(
         &self,
         policy: &BreakerPolicy,
-        admission: Admission,
+        admission: BreakerPermit,
         failed: bool,
         now: impl FnOnce() -> u64,
     ) {
@@ -131,20 +131,20 @@ impl Breaker {
             return;
         }
         match (admission, failed) {
-            (Admission::Probe, false) => {
+            (BreakerPermit::Probe, false) => {
                 self.failures.store(0, Ordering::Release);
                 self.state.store(CLOSED, Ordering::Release);
             }
-            (Admission::Probe, true) => {
+            (BreakerPermit::Probe, true) => {
                 self.opened_at.store(now(), Ordering::Release);
                 self.state.store(OPEN, Ordering::Release);
             }
-            (Admission::Call, false) => {
+            (BreakerPermit::Call, false) => {
                 if self.failures.load(Ordering::Relaxed) != 0 {
                     self.failures.store(0, Ordering::Relaxed);
                 }
             }
-            (Admission::Call, true) => {
+            (BreakerPermit::Call, true) => {
                 let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
                 if failures >= policy.failure_threshold
                     && self
@@ -197,7 +197,7 @@ mod tests {
             breaker.record(&policy, a, true, || 0);
         }
         // A success resets the count.
-        breaker.record(&policy, Admission::Call, false, || 0);
+        breaker.record(&policy, BreakerPermit::Call, false, || 0);
         for _ in 0..3 {
             let a = breaker.admit(&policy, 10).unwrap();
             breaker.record(&policy, a, true, || 10);
@@ -208,14 +208,14 @@ mod tests {
             Code::Unavailable
         );
         // One probe; a second caller meanwhile is refused.
-        assert_eq!(breaker.admit(&policy, 110), Ok(Admission::Probe));
+        assert_eq!(breaker.admit(&policy, 110), Ok(BreakerPermit::Probe));
         assert!(breaker.admit(&policy, 111).is_err());
         // The probe fails: open again, from then.
-        breaker.record(&policy, Admission::Probe, true, || 120);
+        breaker.record(&policy, BreakerPermit::Probe, true, || 120);
         assert!(breaker.admit(&policy, 200).is_err());
-        assert_eq!(breaker.admit(&policy, 220), Ok(Admission::Probe));
-        breaker.record(&policy, Admission::Probe, false, || 221);
-        assert_eq!(breaker.admit(&policy, 222), Ok(Admission::Call));
+        assert_eq!(breaker.admit(&policy, 220), Ok(BreakerPermit::Probe));
+        breaker.record(&policy, BreakerPermit::Probe, false, || 221);
+        assert_eq!(breaker.admit(&policy, 222), Ok(BreakerPermit::Call));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::message::{
 use crate::security::{Admission, ReplyProtection};
 use crate::sync::{Ordering, StaticCounter};
 
-use super::recovery::Admission as BreakerAdmission;
+use super::recovery::BreakerPermit;
 use super::sink::{Destination, Outcome, Reply, SinkTable};
 
 /// Everything needed to answer a message after its buffers are gone (a
@@ -24,7 +24,7 @@ pub(crate) struct ReplyTo {
     pub(crate) protection: ReplyProtection,
     /// The command's handler (its index) and whether this call is its
     /// breaker's probe, to report the outcome to the breaker.
-    pub(crate) handler: Option<(usize, BreakerAdmission)>,
+    pub(crate) handler: Option<(usize, BreakerPermit)>,
     /// When the message was accepted (engine clock).
     pub(crate) accepted_at: u64,
 }

@@ -11,7 +11,7 @@
 //! the worker pops); loom models in `loom-tests/tests/ring.rs` check full,
 //! empty, wrap-around and concurrent producers.
 
-// Public for the loom models and the queue bench (`engine::models`,
+// Public for the loom models and the queue bench (`engine::test_support`,
 // feature test-support); the crate's own otherwise.
 #![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
 #![allow(unsafe_code)]

@@ -16,7 +16,7 @@ use crate::message::{Message, MessageType, unix_nanos_now};
 use crate::security::SecurityState;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 
-use super::errors::{ErrorHook, ErrorLog, ErrorRecord};
+use super::error_log::{ErrorHook, ErrorLog, ErrorRecord};
 use super::handler::{CommandHandler, EventHandler};
 use super::idle::IdleStrategy;
 use super::intake::Pass;
@@ -26,7 +26,7 @@ use super::metrics::MetricsSnapshot;
 use super::outbound::PendingReply;
 use super::registry::{CommandSpec, Registry};
 use super::reply::ReplyWriter;
-use super::seat::Seat;
+use super::run_on_submitter::Seat;
 use super::shared::Shared;
 use super::sink::{Destination, Outcome, Reply, ReplySink, SinkId};
 use super::state::{ProtocolState, RecentMessage, Status};

@@ -10,12 +10,12 @@ use crate::security::SecurityState;
 use crate::sync::{Arc, SwapCell};
 
 use super::clock::Clock;
-use super::errors::ErrorLog;
+use super::error_log::ErrorLog;
 use super::lifecycle::{Lifecycle, Phase};
 use super::mailbox::Mailbox;
 use super::metrics::Metrics;
 use super::outbound::Outbound;
-use super::recovery::Admission as BreakerAdmission;
+use super::recovery::BreakerPermit;
 use super::registry::Registry;
 use super::sink::SinkTable;
 use super::stage_gate::StageGate;
@@ -116,7 +116,7 @@ impl Shared {
     }
 
     /// Reports a command's outcome to its handler's breaker.
-    pub(crate) fn report(&self, handler: Option<(usize, BreakerAdmission)>, failed: bool) {
+    pub(crate) fn report(&self, handler: Option<(usize, BreakerPermit)>, failed: bool) {
         if let Some((index, admission)) = handler
             && let Some(entry) = self.registry.command_at(index)
         {

@@ -19,15 +19,15 @@ use crate::sync::{Arc, CellCache, Ordering};
 
 use super::clock::Clock;
 use super::idle::{Idle, IdleStrategy};
-use super::inline_credit::InlineCredit;
 use super::lifecycle::Phase;
 use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::{Counters, Metrics, Sample, TIMED_EVERY};
 use super::pending::{AnswerInbox, Completion};
 use super::pipeline::{self, Context, Stage, Verdict};
-use super::recovery::{Admission as BreakerAdmission, is_failure};
+use super::recovery::{BreakerPermit, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
-use super::seat::Seat;
+use super::run_on_submitter::RunCredit;
+use super::run_on_submitter::Seat;
 use super::shared::Shared;
 use super::sink::{Destination, Outcome};
 use super::staged::{Staged, StagedView};
@@ -115,7 +115,7 @@ struct Replying {
     protection: crate::security::ReplyProtection,
     kind: MessageType,
     /// The command's handler and its breaker admission, once routed.
-    handler: Option<(usize, BreakerAdmission)>,
+    handler: Option<(usize, BreakerPermit)>,
 }
 
 pub(crate) struct Worker {
@@ -133,7 +133,7 @@ pub(crate) struct Worker {
     writer: ReplyWriter,
     sequence: u64,
     /// What submitters may still run here.
-    inline_credit: InlineCredit,
+    run_credit: RunCredit,
     wall_clock: WallClock,
     /// The engine's config, cached: read for every message.
     config: CellCache<Config>,
@@ -160,7 +160,7 @@ impl Worker {
             shared,
             mailbox,
             sequence: 0,
-            inline_credit: InlineCredit::new(),
+            run_credit: RunCredit::new(),
             wall_clock: WallClock::default(),
             config,
         }
@@ -665,12 +665,12 @@ impl Worker {
     }
 
     /// Whether a submitter holding the seat at `now` should run its
-    /// message itself (see `inline_credit.rs`).
+    /// message itself (see `run_on_submitter/credit.rs`).
     pub(crate) fn may_run_on_submitter(&self, now: u64) -> bool {
-        self.inline_credit.allows(now)
+        self.run_credit.allows(now)
     }
 
-    /// A submitter holding the seat (see `seat.rs`) runs `job` on its own
+    /// A submitter holding the seat (see `run_on_submitter/seat.rs`) runs `job` on its own
     /// thread. `leave_intake` runs once the watch counts the message (at the
     /// latest when this returns). A panic that escapes the stages (an
     /// engine bug, or a sink that panicked) is answered as on the worker's
@@ -701,7 +701,7 @@ impl Worker {
         // is a system call (0.4 us here), this is not, and wall-clock time
         // is at least the CPU time, so the figure errs high.
         let ended = shared.clock.now();
-        self.inline_credit.spend(began, ended);
+        self.run_credit.spend(began, ended);
         self.counters()
             .ran_on_submitter(ended.saturating_sub(began));
     }

@@ -36,7 +36,7 @@ pub(crate) enum Close {
 
 /// The limits a connection is driven with (from the server's settings).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub(crate) struct ConnectionLimits {
     pub(crate) max_in_flight: usize,
     /// What its requests in the engine and its replies waiting to be
     /// written may hold together (`outbound_buffer_kib`).
@@ -68,10 +68,10 @@ pub(crate) enum Resume {
 }
 
 /// What a connection needs from the loop while it runs.
-pub(crate) struct Context<'a> {
+pub(crate) struct ServiceContext<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) sink: SinkId,
-    pub(crate) limits: Limits,
+    pub(crate) limits: ConnectionLimits,
     pub(crate) errors: &'a mut TransportErrors,
     pub(crate) now: Instant,
     pub(crate) framing_errors: &'a AtomicU64,
@@ -82,7 +82,7 @@ pub(crate) struct Context<'a> {
     pub(crate) batch: &'a mut Vec<Submission>,
 }
 
-impl Context<'_> {
+impl ServiceContext<'_> {
     /// Hands the frames read so far to the engine, in one batch.
     fn submit_batch(&mut self) {
         if !self.batch.is_empty() {
@@ -211,7 +211,7 @@ impl Connection {
     /// Takes replies, reads requests (up to one quantum), writes:
     /// everything that can be done now without blocking. `Err` means:
     /// close it.
-    pub(crate) fn service(&mut self, cx: &mut Context<'_>) -> Result<Resume, Close> {
+    pub(crate) fn service(&mut self, cx: &mut ServiceContext<'_>) -> Result<Resume, Close> {
         let written = self.wire.written();
         let mut quantum = Quantum::new(self.decoder.received());
         let mut stopped;
@@ -287,7 +287,7 @@ impl Connection {
     /// Moves reply frames from the outbox into the outbound buffer while it
     /// has room (one frame may take it past its limit); whether it took
     /// any.
-    fn take_replies(&mut self, cx: &Context<'_>) -> bool {
+    fn take_replies(&mut self, cx: &ServiceContext<'_>) -> bool {
         self.outbox.mark_seen();
         let mut took = false;
         while self.wire.pending() < cx.limits.outbound_bytes {
@@ -308,7 +308,7 @@ impl Connection {
     /// request now: its own (its in-flight count; or its requests in the
     /// engine and replies waiting to go out, which include the server's
     /// own Errors for bad frames), or its share of the server's budget.
-    fn limit(&self, cx: &Context<'_>) -> Option<Limit> {
+    fn limit(&self, cx: &ServiceContext<'_>) -> Option<Limit> {
         let outgoing = self.in_flight_bytes.saturating_add(self.wire.pending());
         if self.in_flight >= cx.limits.max_in_flight || outgoing >= cx.limits.outbound_bytes {
             Some(Limit::Own)
@@ -326,7 +326,7 @@ impl Connection {
     /// waiting.
     fn read_input(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut ServiceContext<'_>,
         quantum: &mut Quantum,
     ) -> Result<Stopped, Close> {
         loop {
@@ -355,7 +355,7 @@ impl Connection {
     /// one batch (one worker's intake entered once). A framing fault is
     /// answered here, after the frames before it are submitted; a fatal
     /// one ends the input.
-    fn submit_frames(&mut self, cx: &mut Context<'_>, quantum: &mut Quantum) {
+    fn submit_frames(&mut self, cx: &mut ServiceContext<'_>, quantum: &mut Quantum) {
         while self.input == Input::Open
             && self.limit(cx).is_none()
             && quantum.frames < FRAME_QUANTUM

@@ -10,7 +10,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::client_addresses::ClientAddresses;
-use super::connection::{Close, Connection, Context, Limits, Opening, Resume};
+use super::connection::{Close, Connection, ConnectionLimits, Opening, Resume, ServiceContext};
 use super::memory_budget::MemoryBudget;
 use super::settings::Settings;
 use super::state::Shared;
@@ -44,7 +44,7 @@ pub(super) struct EventLoop {
     next_key: u64,
     errors: TransportErrors,
     ready: Vec<u32>,
-    /// A connection's frames on their way to the engine (see `Context`).
+    /// A connection's frames on their way to the engine (see `ServiceContext`).
     batch: Vec<Submission>,
     /// Open connections per client address (`max_connections_per_ip`).
     addresses: ClientAddresses,
@@ -182,8 +182,8 @@ impl EventLoop {
             .saturating_mul(unit)
     }
 
-    fn limits(&self, settings: &Settings) -> Limits {
-        Limits {
+    fn limits(&self, settings: &Settings) -> ConnectionLimits {
+        ConnectionLimits {
             max_in_flight: usize::try_from(settings.config.max_in_flight).unwrap_or(usize::MAX),
             outbound_bytes: Self::bytes(settings.config.outbound_buffer_kib, 1024),
             share: self.budget.share(self.open_count_fast()),
@@ -211,7 +211,7 @@ impl EventLoop {
             return;
         };
         let held_before = connection.held();
-        let mut cx = Context {
+        let mut cx = ServiceContext {
             engine: &self.shared.engine,
             sink: self.shared.sink,
             limits,

@@ -39,13 +39,13 @@ mod client_addresses;
 mod connection;
 mod event_loop;
 mod memory_budget;
-#[cfg(feature = "test-support")]
-#[doc(hidden)]
-pub mod models;
 mod outbox;
 mod settings;
 mod state;
 mod stats;
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

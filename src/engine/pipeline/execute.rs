@@ -11,7 +11,7 @@ use crate::sync::Arc;
 
 use super::super::handler::{Answer, Caller, Event, Request};
 use super::super::pending::{AnswerInbox, Deferral, PendingCall};
-use super::super::recovery::Admission as BreakerAdmission;
+use super::super::recovery::BreakerPermit;
 use super::super::registry::{Action, Builtin, CommandEntry};
 use super::super::reply::ReplyTo;
 use super::super::shared::Shared;
@@ -25,7 +25,7 @@ pub(crate) fn execute_command<V: Vetted>(
     admitted: &V,
     name: &str,
     (index, entry): (usize, &CommandEntry),
-    handler_out: &mut Option<(usize, BreakerAdmission)>,
+    handler_out: &mut Option<(usize, BreakerPermit)>,
 ) -> Verdict {
     let shared = context.shared;
     let timeout_ms = entry.spec.timeout().unwrap_or(context.timeout_ms);

@@ -5,7 +5,7 @@ use crate::json::RawJson;
 use crate::message::MessageType;
 
 use super::super::outbound::PeerReply;
-use super::super::recovery::Admission as BreakerAdmission;
+use super::super::recovery::BreakerPermit;
 use super::authorize::{authorize_command, authorize_event};
 use super::context::{Context, Verdict};
 use super::execute::{deliver_event, execute_command};
@@ -19,7 +19,7 @@ use super::vetted::Vetted;
 pub(crate) fn route<V: Vetted>(
     context: &Context<'_>,
     admitted: &V,
-    handler: &mut Option<(usize, BreakerAdmission)>,
+    handler: &mut Option<(usize, BreakerPermit)>,
     lap: &mut dyn FnMut(Stage),
 ) -> Verdict {
     match admitted.kind() {
@@ -53,7 +53,7 @@ pub(crate) fn route<V: Vetted>(
 fn route_command<V: Vetted>(
     context: &Context<'_>,
     admitted: &V,
-    handler: &mut Option<(usize, BreakerAdmission)>,
+    handler: &mut Option<(usize, BreakerPermit)>,
     lap: &mut dyn FnMut(Stage),
 ) -> Verdict {
     let Some(name) = admitted.name() else {

@@ -6,7 +6,7 @@ use super::execute::jitter;
 use super::*;
 use crate::codec::{self, Codec, Decoder, Limits};
 use crate::config::{Config, RoleConfig};
-use crate::engine::errors::ErrorLog;
+use crate::engine::error_log::ErrorLog;
 use crate::engine::handler::{Answer, Request};
 use crate::engine::mailbox::Mailbox;
 use crate::engine::registry::{CommandSpec, Registry};

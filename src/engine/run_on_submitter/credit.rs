@@ -1,4 +1,4 @@
-//! [`InlineCredit`]: how many messages submitters may run in a parked
+//! [`RunCredit`]: how many messages submitters may run in a parked
 //! worker's seat, as a bucket of the worker's idle time.
 //!
 //! A message run on its submitter saves a wake-up, which at low rates costs
@@ -10,7 +10,7 @@
 //! a few messages due at once (a sender that was descheduled) still do;
 //! back-to-back messages run there at most once per [`COST`].
 
-use super::idle::SHORT_PARK;
+use super::super::idle::SHORT_PARK;
 
 /// Idle time, ns, that one run on a submitter costs.
 const COST: u64 = SHORT_PARK.as_nanos() as u64;
@@ -20,17 +20,17 @@ const BURST: u64 = 4;
 
 /// Idle time earned and not yet spent, on the engine's clock.
 #[derive(Debug)]
-pub(crate) struct InlineCredit {
+pub(crate) struct RunCredit {
     /// Credit at `since`, ns.
     credit: u64,
     /// When the last run on a submitter ended (`None`: never).
     since: Option<u64>,
 }
 
-impl InlineCredit {
+impl RunCredit {
     /// A full bucket.
-    pub(crate) fn new() -> InlineCredit {
-        InlineCredit {
+    pub(crate) fn new() -> RunCredit {
+        RunCredit {
             credit: BURST * COST,
             since: None,
         }
@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn a_steady_ten_thousand_a_second_runs_every_message() {
-        let mut credit = InlineCredit::new();
+        let mut credit = RunCredit::new();
         for n in 0..10_000 {
             let began = n * 100 * US;
             assert!(credit.allows(began), "message {n}");
@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn a_late_bunch_runs_within_the_burst() {
-        let mut credit = InlineCredit::new();
+        let mut credit = RunCredit::new();
         credit.spend(0, 6 * US);
         // 300 us later, three messages are due at once.
         let mut now = 306 * US;
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn back_to_back_messages_run_at_most_once_per_cost() {
-        let mut credit = InlineCredit::new();
+        let mut credit = RunCredit::new();
         let (mut now, mut ran) = (0, 0);
         // 10 ms of messages, each 1 us after the last and 1 us long.
         while now < 10_000 * US {
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn time_spent_running_earns_nothing() {
-        let mut credit = InlineCredit::new();
+        let mut credit = RunCredit::new();
         let mut now = 0;
         // Messages that take a millisecond each, back to back (a debug
         // build): the bucket empties and stays empty.

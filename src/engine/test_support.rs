@@ -6,7 +6,7 @@
 // queue bench; the crate's own otherwise.
 pub use super::idle::Parker;
 pub use super::ring::Ring;
-pub use super::seat::Seat;
+pub use super::run_on_submitter::Seat;
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -17,7 +17,7 @@
 //! and a submitter never run messages at once. Checked by
 //! `loom-tests/tests/seat.rs`.
 
-// Public for the loom models and the queue bench (`engine::models`,
+// Public for the loom models and the queue bench (`engine::test_support`,
 // feature test-support); the crate's own otherwise.
 #![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
 
