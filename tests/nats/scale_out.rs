@@ -162,6 +162,13 @@ fn an_engine_stopped_with_no_time_to_drain_loses_no_request_silently() {
     // and send again, and the other engines answer.
     let third = run_with_third_engine_stopped("cut", 0);
     eprintln!("abandoned: {}", third.abandoned);
+    // Each request it took was answered or counted abandoned (and then
+    // timed out at its client, which sent it again: checked above).
+    assert_eq!(
+        third.received,
+        third.published + third.unpublished + third.abandoned,
+        "{third:?}"
+    );
 }
 
 /// Runs the load through three engines (on subjects and a queue group
