@@ -1,5 +1,56 @@
 //! The engine's monotonic clock, which deadlines, timeouts, breakers and
-//! latency samples count in.
+//! latency samples count in: the system's, or a [`ManualClock`] a test
+//! moves by hand.
+
+use std::sync::Arc;
+// Not the loom shim's: a clock reading is not a hand-over between threads
+// for loom to model, as the system clock's is not.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A clock that moves only when told to, for tests of what takes time.
+///
+/// Given to [`EngineBuilder::clock`](super::EngineBuilder::clock), it is
+/// the engine's clock: command deadlines and timeouts, circuit breakers'
+/// open periods, the retry budget and latencies count its time, not the
+/// system's. Unix time (timestamps, token expiry) still comes from the
+/// system clock. Clones share one reading.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_engine::engine::ManualClock;
+///
+/// let clock = ManualClock::new();
+/// let seen_by_the_engine = clock.clone();
+/// clock.advance(Duration::from_millis(150));
+/// assert_eq!(seen_by_the_engine.now(), Duration::from_millis(150));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock {
+    nanos: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock reading zero.
+    pub fn new() -> ManualClock {
+        ManualClock::default()
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::AcqRel);
+    }
+
+    /// The time since the clock was made, as far as it was moved.
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.nanos())
+    }
+
+    fn nanos(&self) -> u64 {
+        self.nanos.load(Ordering::Acquire)
+    }
+}
 
 /// The engine's monotonic clock: nanoseconds since it started.
 ///
@@ -10,17 +61,31 @@
 #[derive(Debug)]
 pub(crate) struct Clock {
     base: u64,
+    /// A test's clock instead of the system's.
+    manual: Option<ManualClock>,
 }
 
 impl Clock {
     pub(crate) fn new() -> Clock {
         Clock {
             base: monotonic_nanos(),
+            manual: None,
+        }
+    }
+
+    /// A clock that reads `manual`.
+    pub(crate) fn manual(manual: ManualClock) -> Clock {
+        Clock {
+            base: 0,
+            manual: Some(manual),
         }
     }
 
     pub(crate) fn now(&self) -> u64 {
-        monotonic_nanos().saturating_sub(self.base)
+        match &self.manual {
+            None => monotonic_nanos().saturating_sub(self.base),
+            Some(manual) => manual.nanos(),
+        }
     }
 }
 

@@ -38,6 +38,7 @@ mod wall_clock;
 mod watch;
 mod worker;
 
+pub use clock::ManualClock;
 pub use error_log::{ErrorHook, ErrorRecord};
 pub use handler::{Answer, Caller, CommandHandler, Event, EventHandler, Request};
 pub use idle::IdleStrategy;

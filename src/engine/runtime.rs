@@ -16,6 +16,7 @@ use crate::message::{Message, MessageType, unix_nanos_now};
 use crate::security::SecurityState;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 
+use super::clock::{Clock, ManualClock};
 use super::error_log::{ErrorHook, ErrorLog, ErrorRecord};
 use super::handler::{CommandHandler, EventHandler};
 use super::idle::IdleStrategy;
@@ -42,6 +43,8 @@ pub struct EngineBuilder {
     idle: Option<IdleStrategy>,
     hooks: HashMap<Code, Vec<ErrorHook>>,
     error: Option<Error>,
+    /// Set by `clock`; otherwise the system's monotonic clock.
+    clock: Option<ManualClock>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -61,6 +64,7 @@ impl EngineBuilder {
             idle: None,
             hooks: HashMap::new(),
             error: None,
+            clock: None,
         }
     }
 
@@ -107,6 +111,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Counts the engine's time on `clock` instead of the system's
+    /// monotonic clock (see [`ManualClock`]): for tests of deadlines,
+    /// breakers and retries that move time by hand instead of sleeping.
+    pub fn clock(mut self, clock: ManualClock) -> EngineBuilder {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Loads the keys, spawns the workers and the timer, and returns the
     /// running engine. A registration error (a name used twice) or a key
     /// that does not load is a `configuration_error`.
@@ -141,7 +153,13 @@ impl EngineBuilder {
             usize::try_from(config.engine.max_error_history).unwrap_or(1024),
             hooks,
         );
-        let shared = Arc::new(Shared::new(registry, config, security, &plan, errors));
+        let clock = match self.clock {
+            Some(manual) => Clock::manual(manual),
+            None => Clock::new(),
+        };
+        let shared = Arc::new(Shared::new(
+            registry, config, security, &plan, errors, clock,
+        ));
 
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let pin_to = |index: usize| {

@@ -64,6 +64,7 @@ impl Shared {
         security: Arc<SecurityState>,
         threads: &ThreadPlan,
         errors: ErrorLog,
+        clock: Clock,
     ) -> Shared {
         let ThreadPlan {
             max_deferred,
@@ -76,7 +77,7 @@ impl Shared {
             registry,
             config: SwapCell::new(Arc::new(config)),
             security,
-            clock: Clock::new(),
+            clock,
             // Workers, the timer, and one slot for submitting threads.
             metrics: Metrics::new(workers + 2),
             boot: boot_number(),

@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::common::{LOCAL, command, eventually, setup, submit_pings};
 use mcp_engine::codec::Codec;
 use mcp_engine::engine::{
-    Answer, BreakerPolicy, CommandSpec, EngineBuilder, Outcome, Reply, Request, RetryPolicy, Status,
+    Answer, BreakerPolicy, CommandSpec, EngineBuilder, ManualClock, Outcome, Reply, Request,
+    RetryPolicy, Status,
 };
 use mcp_engine::{Code, Error, RawJson};
 
@@ -63,7 +64,11 @@ fn the_breaker_opens_fails_fast_and_probes() {
         failure_threshold: 3,
         open_for: Duration::from_millis(100),
     };
+    // The engine's time moves only when the test moves it: the open
+    // period is over when the test says so, not after a sleep.
+    let clock = ManualClock::new();
     let engine = EngineBuilder::new(s.config.clone())
+        .clock(clock.clone())
         .command_with(
             CommandSpec::new("demo.down").breaker(breaker),
             move |_: &Request<'_>| {
@@ -95,8 +100,12 @@ fn the_breaker_opens_fails_fast_and_probes() {
     // Open: answered `unavailable` without calling the handler.
     assert_eq!(call(&engine), Outcome::Error(Code::Unavailable));
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Just before the open period ends, still open.
+    clock.advance(Duration::from_millis(99));
+    assert_eq!(call(&engine), Outcome::Error(Code::Unavailable));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
     // After the open period one probe goes through; it succeeds and closes.
-    std::thread::sleep(Duration::from_millis(120));
+    clock.advance(Duration::from_millis(1));
     healthy.store(1, Ordering::SeqCst);
     assert_eq!(call(&engine), Outcome::Response);
     assert_eq!(call(&engine), Outcome::Response);

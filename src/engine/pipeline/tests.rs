@@ -55,7 +55,14 @@ fn shared() -> Arc<Shared> {
     let security = Arc::new(SecurityState::from_config(&config, unix_nanos_now()).unwrap());
     let plan = ThreadPlan::of(&config);
     let errors = ErrorLog::new(2, 8, Default::default());
-    Arc::new(Shared::new(registry, config, security, &plan, errors))
+    Arc::new(Shared::new(
+        registry,
+        config,
+        security,
+        &plan,
+        errors,
+        crate::engine::clock::Clock::new(),
+    ))
 }
 
 /// Decodes and admits a Low command, then runs route, authorize and
