@@ -6,6 +6,9 @@
 //! example. `docs/thread-safety.md` says which thread owns what and which
 //! loom model checks each hand-over.
 
+mod builder;
+mod call_sink;
+mod caller_thread;
 mod clock;
 mod error_log;
 mod handler;
@@ -38,6 +41,8 @@ mod wall_clock;
 mod watch;
 mod worker;
 
+pub use builder::EngineBuilder;
+pub use call_sink::OwnedReply;
 pub use clock::ManualClock;
 pub use error_log::{ErrorHook, ErrorRecord};
 pub use handler::{Answer, Caller, CommandHandler, Event, EventHandler, Request};
@@ -50,6 +55,6 @@ pub use pipeline::Stage;
 pub use recovery::{BreakerPolicy, RetryPolicy, is_failure};
 pub use registry::CommandSpec;
 pub(crate) use ring::Ring;
-pub use runtime::{Engine, EngineBuilder, OwnedReply};
+pub use runtime::Engine;
 pub use sink::{Outcome, Reply, ReplySink, SinkId};
 pub use state::{ProtocolState, RecentMessage, Status};

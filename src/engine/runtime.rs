@@ -1,280 +1,43 @@
-//! The embedding API: [`EngineBuilder`] starts an [`Engine`]; the engine
-//! takes submissions, answers through sinks, reloads its config, reports
-//! metrics and shuts down.
+//! [`Engine`], the running engine: it takes submissions, answers through
+//! sinks, sends commands to peers, reloads its config, reports metrics and
+//! shuts down. [`EngineBuilder`](super::EngineBuilder) starts it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::codec::{Codec, Decoder, Limits};
+use crate::codec::Codec;
 use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::message::{Message, MessageType, unix_nanos_now};
 use crate::security::SecurityState;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 
-use super::clock::{Clock, ManualClock};
-use super::error_log::{ErrorHook, ErrorLog, ErrorRecord};
-use super::handler::{CommandHandler, EventHandler};
-use super::idle::IdleStrategy;
+use super::call_sink::{CallSink, OwnedReply};
+use super::caller_thread::{refuse, with_writer};
+use super::error_log::ErrorRecord;
 use super::intake::Pass;
 use super::lifecycle::Phase;
-use super::mailbox::{Mailbox, Submission};
+use super::mailbox::Submission;
 use super::metrics::MetricsSnapshot;
 use super::outbound::PendingReply;
-use super::registry::{CommandSpec, Registry};
-use super::reply::ReplyWriter;
 use super::run_on_submitter::Seat;
 use super::shared::Shared;
-use super::sink::{Destination, Outcome, Reply, ReplySink, SinkId};
+use super::sink::{Destination, Outcome, ReplySink, SinkId};
 use super::state::{ProtocolState, RecentMessage, Status};
-use super::thread_plan::{Role, ThreadPlan};
-use super::timer;
 use super::worker::Worker;
-
-/// Starts an engine: a config, handlers, then [`EngineBuilder::start`].
-pub struct EngineBuilder {
-    config: Config,
-    registry: Registry,
-    /// Set by `idle_strategy`; otherwise the config's.
-    idle: Option<IdleStrategy>,
-    hooks: HashMap<Code, Vec<ErrorHook>>,
-    error: Option<Error>,
-    /// Set by `clock`; otherwise the system's monotonic clock.
-    clock: Option<ManualClock>,
-}
-
-impl std::fmt::Debug for EngineBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineBuilder")
-            .field("registry", &self.registry)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EngineBuilder {
-    /// A builder for an engine running `config`.
-    pub fn new(config: Config) -> EngineBuilder {
-        EngineBuilder {
-            config,
-            registry: Registry::with_builtins(),
-            idle: None,
-            hooks: HashMap::new(),
-            error: None,
-            clock: None,
-        }
-    }
-
-    /// Runs `hook` whenever the engine sends an Error with `code` (the
-    /// recovery hooks of docs/seed-specification.md): on the engine thread that sent it, so it
-    /// must be quick. A panic in it is caught.
-    pub fn on_error(
-        mut self,
-        code: Code,
-        hook: impl Fn(&ErrorRecord) + Send + Sync + 'static,
-    ) -> EngineBuilder {
-        self.hooks.entry(code).or_default().push(Arc::new(hook));
-        self
-    }
-
-    /// Registers a command handler under `name`, declaring the default
-    /// resource and action of the name (`a.b`: resource `a`, action `b`).
-    pub fn command(self, name: &str, handler: impl CommandHandler) -> EngineBuilder {
-        self.command_with(CommandSpec::new(name), handler)
-    }
-
-    /// Registers a command handler as `spec` declares it.
-    pub fn command_with(
-        mut self,
-        spec: CommandSpec,
-        handler: impl CommandHandler,
-    ) -> EngineBuilder {
-        if let Err(error) = self.registry.command(spec, Arc::new(handler)) {
-            self.error.get_or_insert(error);
-        }
-        self
-    }
-
-    /// Subscribes `handler` to the event `name` (any number per event).
-    pub fn subscribe(mut self, name: &str, handler: impl EventHandler) -> EngineBuilder {
-        self.registry.subscribe(name, Arc::new(handler));
-        self
-    }
-
-    /// How idle workers wait (spins, then yields, then park), instead of
-    /// the config's `engine.idle_spins` and `engine.idle_yields`.
-    pub fn idle_strategy(mut self, idle: IdleStrategy) -> EngineBuilder {
-        self.idle = Some(idle);
-        self
-    }
-
-    /// Counts the engine's time on `clock` instead of the system's
-    /// monotonic clock (see [`ManualClock`]): for tests of deadlines,
-    /// breakers and retries that move time by hand instead of sleeping.
-    pub fn clock(mut self, clock: ManualClock) -> EngineBuilder {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Loads the keys, spawns the workers and the timer, and returns the
-    /// running engine. A registration error (a name used twice) or a key
-    /// that does not load is a `configuration_error`.
-    pub fn start(self) -> Result<Engine, Error> {
-        if let Some(error) = self.error {
-            return Err(error);
-        }
-        let EngineBuilder {
-            config,
-            registry,
-            idle,
-            hooks,
-            ..
-        } = self;
-        let idle = idle.unwrap_or(IdleStrategy {
-            spins: config.engine.idle_spins,
-            yields: config.engine.idle_yields,
-        });
-        let security = Arc::new(SecurityState::from_config(&config, unix_nanos_now())?);
-        let plan = ThreadPlan::of(&config);
-        let workers = plan.threads();
-        let ThreadPlan {
-            queue_capacity,
-            max_deferred,
-            history,
-            stack_bytes: stack,
-            pin,
-            ..
-        } = plan;
-        let errors = ErrorLog::new(
-            workers + 2,
-            usize::try_from(config.engine.max_error_history).unwrap_or(1024),
-            hooks,
-        );
-        let clock = match self.clock {
-            Some(manual) => Clock::manual(manual),
-            None => Clock::new(),
-        };
-        let shared = Arc::new(Shared::new(
-            registry, config, security, &plan, errors, clock,
-        ));
-
-        let cores = core_affinity::get_core_ids().unwrap_or_default();
-        let pin_to = |index: usize| {
-            // Pinning helps only with a core per worker.
-            if pin && workers <= cores.len() {
-                cores.get(index).copied()
-            } else {
-                None
-            }
-        };
-        let mut threads = Vec::with_capacity(workers + 1);
-        let mut mailboxes = Vec::with_capacity(workers);
-        let mut seats = Vec::with_capacity(workers);
-        for index in 0..workers {
-            let (mailbox_tx, mailbox_rx) = mpsc::sync_channel(1);
-            let shared_for_worker = Arc::clone(&shared);
-            let core = pin_to(index);
-            let role = plan.role(index);
-            let handle = std::thread::Builder::new()
-                .name(match role {
-                    Role::Whole => format!("mcp-worker-{index}"),
-                    Role::Front => format!("mcp-front-{index}"),
-                    Role::Back => format!("mcp-back-{index}"),
-                })
-                .stack_size(stack)
-                .spawn(move || {
-                    if let Some(core) = core {
-                        core_affinity::set_for_current(core);
-                    }
-                    let mailbox = Arc::new(Mailbox::new(
-                        queue_capacity,
-                        max_deferred,
-                        history,
-                        crate::sync::thread::current(),
-                    ));
-                    let seat = Arc::new(Seat::new(Worker::new(
-                        index,
-                        role,
-                        Arc::clone(&shared_for_worker),
-                        Arc::clone(&mailbox),
-                    )));
-                    let _ = mailbox_tx.send((Arc::clone(&mailbox), Arc::clone(&seat)));
-                    supervise(role, &shared_for_worker, &seat, idle);
-                })
-                .map_err(|e| {
-                    Error::new(
-                        Code::ResourceExhausted,
-                        format!("cannot start a worker: {e}"),
-                    )
-                })?;
-            let (mailbox, seat) = mailbox_rx
-                .recv()
-                .map_err(|_| Error::new(Code::InternalError, "a worker failed to start"))?;
-            mailboxes.push(mailbox);
-            // Submitters run messages only where a worker runs every stage.
-            if role == Role::Whole {
-                seats.push(seat);
-            }
-            threads.push(handle);
-        }
-        let _ = shared.mailboxes.set(mailboxes.into_boxed_slice());
-        let shared_for_timer = Arc::clone(&shared);
-        let timer = std::thread::Builder::new()
-            .name("mcp-timer".to_owned())
-            .stack_size(stack)
-            .spawn(move || timer::run(&shared_for_timer))
-            .map_err(|e| {
-                Error::new(
-                    Code::ResourceExhausted,
-                    format!("cannot start the timer: {e}"),
-                )
-            })?;
-
-        let calls = Arc::new(CallSink::default());
-        let call_sink = shared
-            .sinks
-            .register(Arc::clone(&calls) as Arc<dyn ReplySink>);
-        Ok(Engine {
-            shared,
-            workers: Mutex::new(threads),
-            timer: Mutex::new(Some(timer)),
-            seats: seats.into_boxed_slice(),
-            calls,
-            call_sink,
-            next_call: AtomicU64::new(0),
-        })
-    }
-}
-
-/// A worker thread's life: run the loop; if a panic escapes it, answer the
-/// message it held and run it again with fresh state.
-fn supervise(role: Role, shared: &Shared, seat: &Seat<Worker>, idle: IdleStrategy) {
-    loop {
-        match catch_unwind(AssertUnwindSafe(|| Worker::run(seat, idle))) {
-            Ok(()) => {
-                if role == Role::Front {
-                    shared.gate.front_exited(shared.back_mailboxes());
-                }
-                return;
-            }
-            Err(_) => seat.take().renew_after_panic(),
-        }
-    }
-}
 
 /// A running engine. Dropping it shuts it down.
 pub struct Engine {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// The workers' seats, by intake index (sharded topology only).
-    seats: Box<[Arc<Seat<Worker>>]>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
-    timer: Mutex<Option<JoinHandle<()>>>,
-    calls: Arc<CallSink>,
-    call_sink: SinkId,
-    next_call: AtomicU64,
+    pub(super) seats: Box<[Arc<Seat<Worker>>]>,
+    pub(super) workers: Mutex<Vec<JoinHandle<()>>>,
+    pub(super) timer: Mutex<Option<JoinHandle<()>>>,
+    pub(super) calls: Arc<CallSink>,
+    pub(super) call_sink: SinkId,
+    pub(super) next_call: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -283,45 +46,6 @@ impl std::fmt::Debug for Engine {
             .field("workers", &self.shared.mailboxes().len())
             .field("phase", &self.shared.phase())
             .finish()
-    }
-}
-
-/// A reply, owned (what [`Engine::call`] returns).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OwnedReply {
-    /// What became of the message.
-    pub outcome: Outcome,
-    /// The id of the message answered, when known.
-    pub correlation_id: Option<String>,
-    /// The reply's codec.
-    pub codec: Codec,
-    /// The encoded reply envelope (empty when nothing is sent back).
-    pub body: Vec<u8>,
-}
-
-impl OwnedReply {
-    /// Copies a lent reply.
-    pub fn from_reply(reply: &Reply<'_>) -> OwnedReply {
-        OwnedReply {
-            outcome: reply.outcome,
-            correlation_id: reply.correlation_id.map(str::to_owned),
-            codec: reply.codec,
-            body: reply.body.to_vec(),
-        }
-    }
-}
-
-/// Routes the replies of [`Engine::call`] to their waiting callers.
-#[derive(Default)]
-struct CallSink {
-    waiting: Mutex<HashMap<u64, mpsc::SyncSender<OwnedReply>>>,
-}
-
-impl ReplySink for CallSink {
-    fn deliver(&self, reply: Reply<'_>) {
-        if let Some(waiter) = self.waiting.lock().remove(&reply.tag) {
-            let _ = waiter.send(OwnedReply::from_reply(&reply));
-        }
     }
 }
 
@@ -340,12 +64,12 @@ impl Engine {
     pub fn submit(&self, submission: Submission) -> Result<(), Code> {
         let index = self.intake_index(&submission);
         let Some(mut pass) = Pass::enter(&self.shared, &self.seats, index) else {
-            return Err(self.refuse(submission, Code::Unavailable));
+            return Err(refuse(&self.shared, submission, Code::Unavailable));
         };
         let taken = pass.submit(submission);
         // Out of the intake before answering a refusal.
         drop(pass);
-        taken.map_err(|(submission, code)| self.refuse(submission, code))
+        taken.map_err(|(submission, code)| refuse(&self.shared, submission, code))
     }
 
     /// Hands several messages to the engine, in order: the same as
@@ -414,7 +138,7 @@ impl Engine {
                     // (a sink may take its time); the next message enters
                     // again.
                     drop(pass.take());
-                    self.refuse(submission, code);
+                    refuse(&self.shared, submission, code);
                 }
             }
         }
@@ -426,37 +150,6 @@ impl Engine {
     fn intake_index(&self, submission: &Submission) -> usize {
         let intakes = self.shared.intake_mailboxes().len().max(1) as u64;
         (submission.key % intakes) as usize
-    }
-
-    /// Answers a submission the engine could not take.
-    fn refuse(&self, submission: Submission, code: Code) -> Code {
-        let shared = &*self.shared;
-        let error = match code {
-            Code::ResourceExhausted => Error::new(code, "the engine's queue is full"),
-            _ => Error::new(code, "the engine is not taking messages"),
-        };
-        let Submission {
-            sink,
-            tag,
-            codec,
-            body,
-            ..
-        } = submission;
-        INTAKE.with(|intake| {
-            let mut intake = intake.borrow_mut();
-            let Intake { decoder, writer } = &mut *intake;
-            let writer = writer.get_or_insert_with(|| ReplyWriter::new(shared.boot));
-            // The id, if the body has a readable one, for the correlation.
-            let id = decoder.readable_id(codec, &body);
-            let to = Destination { sink, tag, codec };
-            writer.error(&shared.sinks, to, id.as_deref(), &error);
-            shared.sent_error(shared.intake_slot(), &error, id.as_deref());
-        });
-        shared
-            .metrics
-            .counters(shared.intake_slot())
-            .refused_at_intake();
-        code
     }
 
     /// Submits one message and waits for its reply (for simple use and
@@ -491,7 +184,7 @@ impl Engine {
     /// behind sink `sink` and `tag`, and returns what waits for its answer:
     /// the Response or Error from that same sink and tag that correlates
     /// with its id, or `timeout` after `timeout` (the engine's `timeout_ms`
-    /// when `None`). The sink gets the encoded command as a [`Reply`] with
+    /// when `None`). The sink gets the encoded command as a [`Reply`](super::Reply) with
     /// outcome [`Outcome::Sent`].
     pub fn send_command(
         &self,
@@ -519,11 +212,7 @@ impl Engine {
             .saturating_add(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
         let to = Destination { sink, tag, codec };
         let pending = shared.outbound.register(&command.id, to, deadline)?;
-        INTAKE.with(|intake| {
-            let mut intake = intake.borrow_mut();
-            let writer = intake
-                .writer
-                .get_or_insert_with(|| ReplyWriter::new(shared.boot));
+        with_writer(shared, |_, writer| {
             writer.send(&shared.sinks, to, command, None, Outcome::Sent);
         });
         Ok(pending)
@@ -706,18 +395,4 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// The decoder and writer a submitting thread uses to answer what the
-/// engine refuses at intake.
-struct Intake {
-    decoder: Decoder,
-    writer: Option<ReplyWriter>,
-}
-
-thread_local! {
-    static INTAKE: std::cell::RefCell<Intake> = std::cell::RefCell::new(Intake {
-        decoder: Decoder::new(Limits::default()),
-        writer: None,
-    });
 }
