@@ -10,11 +10,13 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mcp_engine::codec::{self, Decoder, Limits};
 use mcp_engine::config::{AuthorizationConfig, RoleConfig};
-use mcp_engine::security::cipher::{CipherScratch, open_payload, seal_payload};
-use mcp_engine::security::signature::{SignatureScratch, sign_message, verify_signature};
+use mcp_engine::security::test_support::{CipherScratch, open_payload, seal_payload};
+use mcp_engine::security::test_support::{
+    Policy, TokenCache, TokenRules, TokenScratch, verify_token,
+};
+use mcp_engine::security::test_support::{SignatureScratch, sign_message, verify_signature};
 use mcp_engine::security::{
-    Key, Keyring, NonceSequence, NonceSource, Policy, RevocationList, Target, TokenCache,
-    TokenClaims, TokenRules, TokenScratch, issue_token, verify_token,
+    Key, Keyring, NonceSequence, NonceSource, RevocationList, Target, TokenClaims, issue_token,
 };
 use mcp_engine::{Message, MessageType, RawJson, SecurityLevel, Timestamp};
 use ring::rand::SystemRandom;

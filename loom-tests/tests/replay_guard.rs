@@ -4,7 +4,7 @@
 use loom_tests::Arc;
 use loom_tests::thread;
 use mcp_engine::Code;
-use mcp_engine::security::ReplayGuard;
+use mcp_engine::security::test_support::ReplayGuard;
 
 fn race(first: &'static str, second: &'static str) -> Vec<Result<(), Code>> {
     let guard = Arc::new(ReplayGuard::new(1024, 300, 0));

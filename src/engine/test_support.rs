@@ -412,7 +412,7 @@ impl LatencyModel {
 /// streams by several workers at once.
 #[derive(Debug)]
 pub struct StreamsModel {
-    guard: crate::security::StreamGuard,
+    guard: crate::security::test_support::StreamGuard,
     shares: crate::security::replay_shares::Shares,
     window_secs: u64,
 }
@@ -422,7 +422,7 @@ impl StreamsModel {
     /// valid `window_secs` around their timestamp; time starts at 0.
     pub fn new(capacity: usize, window_secs: u64) -> StreamsModel {
         StreamsModel {
-            guard: crate::security::StreamGuard::new(capacity, 1024, window_secs, 0),
+            guard: crate::security::test_support::StreamGuard::new(capacity, 1024, window_secs, 0),
             shares: crate::security::replay_shares::Shares::new(window_secs),
             window_secs,
         }

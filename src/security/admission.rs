@@ -7,6 +7,10 @@
 //! scratch space, so that admitting a message allocates nothing once warm
 //! and takes no lock but the replay guard's shard.
 
+// Public for the tests, benches and loom models (`security::test_support`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use std::net::IpAddr;
 
 use simd_json::Node;

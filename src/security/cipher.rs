@@ -19,6 +19,10 @@
 //! collision a 2^-32 event per overlapping pair of runs. One sequence serves
 //! every key, so a nonce is unique under each key a fortiori.
 
+// Public for the tests, benches and loom models (`security::test_support`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -267,6 +271,7 @@ pub fn seal_payload(
 
 /// AES-256-GCM with a raw key, for test vectors: `Some(plaintext)` if the
 /// tag verifies. Nonces other than 96 bits are refused (`None`).
+#[cfg(any(test, feature = "test-support"))]
 pub fn open_raw(key: &[u8], nonce: &[u8], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     let unbound = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, key).ok()?;
     let key = LessSafeKey::new(unbound);

@@ -10,12 +10,12 @@
 
 mod admission;
 pub mod b64u;
-pub mod cipher;
+pub(crate) mod cipher;
 mod fingerprint_table;
 mod key_id;
 mod keyring;
 mod level;
-pub mod policy;
+mod policy;
 mod protected_response;
 mod replay;
 mod replay_clock;
@@ -25,26 +25,26 @@ mod replay_window;
 mod revocation;
 mod sealer;
 mod sending_stream;
-pub mod signature;
-pub mod token;
+pub(crate) mod signature;
+mod token;
 mod token_cache;
 
-pub use admission::{Admission, Admitted, AdmittedOwned, SecurityState};
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+pub(crate) use admission::AdmittedOwned;
+pub use admission::{Admission, Admitted, SecurityState};
 pub use cipher::{NonceSequence, NonceSource};
 pub use key_id::KeyId;
 pub use keyring::{
     JwtAlgorithm, Key, KeyUse, Keyring, KeyringSnapshot, MIN_SECRET_LEN, SharedKeyring,
 };
 pub use level::{Requirements, requirements};
-pub use policy::{Policy, Rule, Target};
+pub use policy::Rule;
+pub use policy::{ANONYMOUS_ROLE, Target};
 pub use protected_response::ReplyProtection;
-pub use replay::ReplayGuard;
-pub use replay_streams::{MIN_WINDOW as MIN_STREAM_WINDOW, StreamGuard};
+pub use replay_streams::MIN_WINDOW as MIN_STREAM_WINDOW;
 pub use revocation::{RevocationList, RevocationSnapshot, SharedRevocations};
 pub use sealer::{STREAM_PROTOCOL_VERSION, Sealer};
 pub use sending_stream::ReplayStream;
-pub use token::{
-    TokenClaims, TokenRules, TokenScratch, VerifiedToken, issue_token, jws_signature_valid,
-    renew_token, verify_token,
-};
-pub use token_cache::TokenCache;
+pub use token::{MAX_TOKEN_LEN, TokenClaims, VerifiedToken, issue_token, renew_token};

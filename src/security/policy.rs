@@ -20,6 +20,10 @@
 //!
 //! Every refusal is `access_denied`.
 
+// Public for the tests, benches and loom models (`security::test_support`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 

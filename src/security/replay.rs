@@ -36,6 +36,10 @@
 //! same shard and the lock orders them: exactly one is accepted (proved by
 //! the loom model in `loom-tests/tests/replay_guard.rs`).
 
+// Public for the tests, benches and loom models (`security::test_support`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use std::hash::{BuildHasher, RandomState};
 
 use crossbeam_utils::CachePadded;

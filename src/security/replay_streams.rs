@@ -35,6 +35,10 @@
 //! number racing on two workers meet under one lock, which admits exactly
 //! one (the loom model `loom-tests/tests/replay_streams.rs`).
 
+// Public for the tests, benches and loom models (`security::test_support`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 

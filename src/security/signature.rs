@@ -6,6 +6,10 @@
 //! signature covers the ciphertext of an encrypted payload, so it is checked
 //! before decryption.
 
+// Public for the tests, benches and loom models (`security::test_support`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use ring::hmac;
 
 use super::b64u;
@@ -88,6 +92,7 @@ fn tag_matches(key: &hmac::Key, input: &[u8], tag: &[u8]) -> bool {
 
 /// HMAC-SHA256 verification with a raw key, for test vectors: the same
 /// comparison envelopes get, without the keyring's minimum key length.
+#[cfg(any(test, feature = "test-support"))]
 pub fn hmac_sha256_matches(key: &[u8], input: &[u8], tag: &[u8]) -> bool {
     tag_matches(&hmac::Key::new(hmac::HMAC_SHA256, key), input, tag)
 }

@@ -13,6 +13,10 @@
 //! nothing about its claims. Among the claims, every `authentication_failed`
 //! check comes before `exp`, as the protocol's fault table orders them.
 
+// Public for the tests, benches and loom models (`security::test_support`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use ring::hmac;
@@ -182,6 +186,7 @@ pub fn verify_token(
 /// nothing more: no header, kid or claim checks. For test vectors such as
 /// RFC 7515's examples, which carry no `kid`; tokens are checked with
 /// [`verify_token`].
+#[cfg(any(test, feature = "test-support"))]
 pub fn jws_signature_valid(token: &str, key: &Key) -> bool {
     let Some((header, claims, signature)) = compact_segments(token) else {
         return false;

@@ -9,6 +9,10 @@
 //! same material, the `jti` not revoked since, `exp` not passed. Rule
 //! changes (issuer, audience, leeway) empty the cache.
 
+// Public for the tests, benches and loom models (`security::test_support`,
+// feature test-support); the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
@@ -105,6 +109,7 @@ impl TokenCache {
     }
 
     /// Hits and misses so far.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn stats(&self) -> (u64, u64) {
         (self.hits, self.misses)
     }

@@ -6,9 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use mcp_engine::codec;
-use mcp_engine::security::{
-    Key, Keyring, RevocationList, TokenRules, TokenScratch, b64u, verify_token,
-};
+use mcp_engine::security::test_support::{TokenRules, TokenScratch, verify_token};
+use mcp_engine::security::{Key, Keyring, RevocationList, b64u};
 use mcp_engine::{Field, Message, MessageType, RawJson, SecurityLevel};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};

@@ -80,9 +80,8 @@ fn frame_seeds_run() {
 
 #[test]
 fn token_seeds_run_and_the_valid_ones_verify() {
-    use mcp_engine::security::{
-        Key, Keyring, RevocationList, TokenRules, TokenScratch, verify_token,
-    };
+    use mcp_engine::security::test_support::{TokenRules, TokenScratch, verify_token};
+    use mcp_engine::security::{Key, Keyring, RevocationList};
     let mut accepted = 0;
     for (name, data) in seeds("auth_token") {
         fuzzing::auth_token(&data);

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use mcp_engine::codec::{self, Decoder, Limits};
 use mcp_engine::message::Timestamp;
-use mcp_engine::security::cipher::{CipherScratch, open_payload, seal_payload};
-use mcp_engine::security::signature::{SignatureScratch, sign_message, verify_signature};
+use mcp_engine::security::test_support::{CipherScratch, open_payload, seal_payload};
+use mcp_engine::security::test_support::{SignatureScratch, sign_message, verify_signature};
 use mcp_engine::security::{Key, KeyUse, Keyring, NonceSequence, NonceSource, SharedKeyring};
 use mcp_engine::{Message, MessageType, RawJson, SecurityLevel};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mcp_engine::Code;
-use mcp_engine::security::ReplayGuard;
+use mcp_engine::security::test_support::ReplayGuard;
 
 const NOW: i128 = 1_795_435_200 * 1_000_000_000;
 

@@ -47,9 +47,9 @@ fn views_can_be_shared_and_sent_with_their_buffer() {
 
 #[test]
 fn shared_security_state_is_send_and_sync() {
+    use mcp_engine::security::test_support::{Policy, ReplayGuard};
     use mcp_engine::security::{
-        Keyring, NonceSequence, Policy, ReplayGuard, SecurityState, SharedKeyring,
-        SharedRevocations,
+        Keyring, NonceSequence, SecurityState, SharedKeyring, SharedRevocations,
     };
     send::<SecurityState>();
     sync::<SecurityState>();
@@ -69,7 +69,8 @@ fn shared_security_state_is_send_and_sync() {
 
 #[test]
 fn per_worker_security_moves_to_its_thread() {
-    use mcp_engine::security::{Admission, NonceSource, TokenCache};
+    use mcp_engine::security::test_support::TokenCache;
+    use mcp_engine::security::{Admission, NonceSource};
     send::<Admission>();
     send::<TokenCache>();
     send::<NonceSource>();

@@ -2,7 +2,7 @@
 //! faults of its first touch. The tests beside it in this binary allocate
 //! little, so they do not move the resident size it reads.
 
-use mcp_engine::security::ReplayGuard;
+use mcp_engine::security::test_support::ReplayGuard;
 
 /// Resident bytes of this process, from `/proc/self/statm`.
 fn resident_bytes() -> u64 {

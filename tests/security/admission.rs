@@ -8,8 +8,8 @@ use std::sync::Arc;
 use crate::common::{self, Setup};
 use mcp_engine::codec::{self, Decoder, Limits};
 use mcp_engine::message::Timestamp;
-use mcp_engine::security::cipher::{CipherScratch, open_payload, seal_payload};
-use mcp_engine::security::signature::{SignatureScratch, sign_message, verify_signature};
+use mcp_engine::security::test_support::{CipherScratch, open_payload, seal_payload};
+use mcp_engine::security::test_support::{SignatureScratch, sign_message, verify_signature};
 use mcp_engine::security::{
     Admission, Key, KeyUse, Keyring, NonceSequence, NonceSource, ReplyProtection, SecurityState,
     Target,

@@ -3,11 +3,12 @@
 //! README for provenance); a missing file fails the test.
 
 use mcp_engine::Code;
-use mcp_engine::security::cipher::open_raw;
-use mcp_engine::security::signature::hmac_sha256_matches;
-use mcp_engine::security::{
-    Key, Keyring, RevocationList, TokenRules, TokenScratch, b64u, jws_signature_valid, verify_token,
+use mcp_engine::security::test_support::hmac_sha256_matches;
+use mcp_engine::security::test_support::open_raw;
+use mcp_engine::security::test_support::{
+    TokenRules, TokenScratch, jws_signature_valid, verify_token,
 };
+use mcp_engine::security::{Key, Keyring, RevocationList, b64u};
 use serde_json::Value;
 
 fn vectors(name: &str) -> Value {

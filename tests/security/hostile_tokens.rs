@@ -2,9 +2,8 @@
 //! ones they are variations of, accepted.
 
 use mcp_engine::Code;
-use mcp_engine::security::{
-    Key, Keyring, RevocationList, TokenRules, TokenScratch, b64u, verify_token,
-};
+use mcp_engine::security::test_support::{TokenRules, TokenScratch, verify_token};
+use mcp_engine::security::{Key, Keyring, RevocationList, b64u};
 use ring::hmac;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair as _};

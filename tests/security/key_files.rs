@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use mcp_engine::config::KeyConfig;
+use mcp_engine::security::test_support::{TokenRules, TokenScratch, verify_token};
 use mcp_engine::security::{
-    JwtAlgorithm, Key, KeyUse, Keyring, RevocationList, TokenClaims, TokenRules, TokenScratch,
-    b64u, issue_token, verify_token,
+    JwtAlgorithm, Key, KeyUse, Keyring, RevocationList, TokenClaims, b64u, issue_token,
 };
 use mcp_engine::{Code, Config};
 
