@@ -16,7 +16,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use mcp_engine::codec::{self, Codec, Decoder, Limits};
-use mcp_engine::config::RoleConfig;
 use mcp_engine::engine::{
     Answer, EngineBuilder, Event, OwnedReply, Reply, Request, Submission, TIMED_EVERY,
 };
@@ -94,11 +93,7 @@ fn run() -> Result<(), Error> {
     let mut config = Config::default();
     // Trusted in-process callers: Low messages, and an `anonymous` role
     // (the principal of a message without a token) allowed these commands.
-    config.security.min_security_level = SecurityLevel::Low;
-    config.authorization.roles.insert(
-        "anonymous".into(),
-        RoleConfig::allowing(["math:*", "text:*", "report:*", "audit:*"]),
-    );
+    config.allow_anonymous(["math:*", "text:*", "report:*", "audit:*"]);
     let engine = EngineBuilder::new(config)
         .command("math.add", add)
         .command("text.upper", upper)

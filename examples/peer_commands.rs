@@ -19,7 +19,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mcp_engine::codec::Codec;
-use mcp_engine::config::RoleConfig;
 use mcp_engine::engine::{Answer, Engine, EngineBuilder, Reply, Request, SinkId, Submission};
 use mcp_engine::{Code, Config, Error, Message, MessageType, RawJson, SecurityLevel};
 
@@ -31,11 +30,7 @@ const LINK: u64 = 1;
 /// `orders` commands.
 fn config() -> Config {
     let mut config = Config::default();
-    config.security.min_security_level = SecurityLevel::Low;
-    config
-        .authorization
-        .roles
-        .insert("anonymous".into(), RoleConfig::allowing(["inventory:*"]));
+    config.allow_anonymous(["inventory:*"]);
     config
 }
 

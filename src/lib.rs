@@ -77,14 +77,11 @@
 //! use std::net::{IpAddr, Ipv4Addr};
 //! use std::sync::mpsc;
 //! use mcp_engine::codec::{self, Codec};
-//! use mcp_engine::config::RoleConfig;
 //! use mcp_engine::engine::{Answer, EngineBuilder, Outcome, OwnedReply, Reply, Request, Submission};
 //! use mcp_engine::{Config, Message, MessageType, RawJson, SecurityLevel};
 //!
 //! let mut config = Config::default();
-//! config.security.min_security_level = SecurityLevel::Low; // no keys in this example
-//! let anyone = RoleConfig::allowing(["demo:*"]);
-//! config.authorization.roles.insert("anonymous".into(), anyone);
+//! config.allow_anonymous(["demo:*"]); // no keys in this example
 //!
 //! let engine = EngineBuilder::new(config)
 //!     // Answers at once.

@@ -33,7 +33,7 @@ pub use engine::{EngineConfig, Overflow, Topology};
 pub use key_kinds::{JwtAlgorithm, KeyUse};
 pub use nats::{NatsAuth, NatsConfig, NatsTls};
 pub use rule::Rule;
-pub use security::{AuthorizationConfig, KeyConfig, RoleConfig, SecurityConfig};
+pub use security::{ANONYMOUS_ROLE, AuthorizationConfig, KeyConfig, RoleConfig, SecurityConfig};
 pub use server::{DEFAULT_LISTEN, ServerConfig, TlsFiles};
 
 /// The smallest `max_message_size`: an Error envelope must always fit.
@@ -114,6 +114,26 @@ struct ConfigFile {
 }
 
 impl Config {
+    /// Lets messages without a token in: the lowest level accepted becomes
+    /// `Low`, and a tokenless message speaks as the role `anonymous`,
+    /// which `rules` (`resource-pattern:action-pattern`) grant. For an
+    /// engine inside one process, or a trusted network; a message that
+    /// carries a token is still checked as its level says.
+    ///
+    /// ```
+    /// use mcp_engine::{Config, SecurityLevel};
+    /// let mut config = Config::default();
+    /// config.allow_anonymous(["demo:*"]);
+    /// assert_eq!(config.security.min_security_level, SecurityLevel::Low);
+    /// assert_eq!(config.authorization.roles["anonymous"].allow, ["demo:*"]);
+    /// ```
+    pub fn allow_anonymous<S: Into<String>>(&mut self, rules: impl IntoIterator<Item = S>) {
+        self.security.min_security_level = crate::message::SecurityLevel::Low;
+        self.authorization
+            .roles
+            .insert(ANONYMOUS_ROLE.to_owned(), RoleConfig::allowing(rules));
+    }
+
     /// Reads and validates the TOML file at `path`.
     pub fn load(path: &Path) -> Result<Config, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| {

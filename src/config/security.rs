@@ -133,6 +133,10 @@ pub struct AuthorizationConfig {
     pub roles: BTreeMap<String, RoleConfig>,
 }
 
+/// The role of a message that carries no token (only possible where
+/// `min_security_level` is `Low`).
+pub const ANONYMOUS_ROLE: &str = "anonymous";
+
 /// One role's rules (`[authorization.roles.NAME]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

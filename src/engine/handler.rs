@@ -155,6 +155,30 @@ impl<'a> Request<'a> {
             )),
         }
     }
+
+    /// Defers in one step: hands this request's responder to `start` (which
+    /// may move it to another thread, a queue, a callback) and returns the
+    /// [`Answer::Deferred`] the handler must give, so the two cannot
+    /// disagree. Refused as [`defer`](Self::defer) is.
+    ///
+    /// ```
+    /// use mcp_engine::engine::{Answer, EngineBuilder, Request};
+    /// use mcp_engine::{Config, Error, RawJson};
+    ///
+    /// let builder = EngineBuilder::new(Config::default()).command(
+    ///     "jobs.run",
+    ///     |request: &Request<'_>| -> Result<Answer, Error> {
+    ///         request.answer_later(|responder| {
+    ///             std::thread::spawn(move || responder.complete(Ok(RawJson::null())));
+    ///         })
+    ///     },
+    /// );
+    /// # drop(builder);
+    /// ```
+    pub fn answer_later(&self, start: impl FnOnce(Responder)) -> Result<Answer, Error> {
+        start(self.defer()?);
+        Ok(Answer::Deferred)
+    }
 }
 
 /// An event as a subscriber sees it.

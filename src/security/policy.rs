@@ -34,9 +34,7 @@ use crate::config::AuthorizationConfig;
 pub use crate::config::Rule;
 use crate::error::{Code, Error};
 
-/// The role of a message that carries no token (only possible where
-/// `min_security_level` is `Low`).
-pub const ANONYMOUS_ROLE: &str = "anonymous";
+pub use crate::config::ANONYMOUS_ROLE;
 
 #[derive(Clone, Debug, Default)]
 struct RolePolicy {

@@ -459,7 +459,7 @@ fn a_metrics_reading_of_an_idle_engine_holds_every_latency_sample() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Condvar, Mutex};
 
-    use mcp_engine::config::{Overflow, RoleConfig};
+    use mcp_engine::config::Overflow;
     use mcp_engine::engine::{Reply, Stage, Submission, TIMED_EVERY};
 
     // The embedding a newcomer writes from the docs: Low messages, a flood
@@ -468,14 +468,9 @@ fn a_metrics_reading_of_an_idle_engine_holds_every_latency_sample() {
     // one in TIMED_EVERY is timed.
     const PER_THREAD: u64 = 100_000;
     let mut config = mcp_engine::Config::default();
-    config.security.min_security_level = SecurityLevel::Low;
     config.engine.workers = 1;
     config.engine.overflow = Overflow::Block;
-    let anyone = RoleConfig::allowing(["demo:*"]);
-    config
-        .authorization
-        .roles
-        .insert("anonymous".into(), anyone);
+    config.allow_anonymous(["demo:*"]);
     let engine = Arc::new(
         EngineBuilder::new(config)
             .command("demo.echo", echo)

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mcp_engine::codec::{self, Codec};
-use mcp_engine::config::RoleConfig;
 use mcp_engine::engine::{EngineBuilder, Reply, Submission};
 use mcp_engine::{Config, Message, MessageType, RawJson, SecurityLevel};
 use mcp_perf::process::{cpu_by_thread, cpu_seconds};
@@ -25,12 +24,7 @@ fn main() {
     // Low level, anonymous, so the load is the engine and not the crypto
     // (the level's cost is in the pipeline bench).
     let mut config = Config::default();
-    config.security.min_security_level = SecurityLevel::Low;
-    let anyone = RoleConfig::allowing(["demo:*"]);
-    config
-        .authorization
-        .roles
-        .insert("anonymous".into(), anyone);
+    config.allow_anonymous(["demo:*"]);
     config.security.replay_capacity = 1 << 22;
     let engine = EngineBuilder::new(config)
         .command("demo.ping", |_: &mcp_engine::engine::Request<'_>| {

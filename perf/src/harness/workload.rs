@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use mcp_engine::client::{Credentials, Envelopes, Outgoing};
 use mcp_engine::codec::Codec;
-use mcp_engine::config::RoleConfig;
 use mcp_engine::dev_setup::DevSetup;
 use mcp_engine::{Code, Config, Error, RawJson, SecurityLevel};
 
@@ -68,11 +67,7 @@ impl Setup {
 /// `Low` messages from anyone may call `demo.*`, so that a run measures
 /// the engine rather than the rules.
 fn open_to_anonymous(config: &mut Config) {
-    config.security.min_security_level = SecurityLevel::Low;
-    config
-        .authorization
-        .roles
-        .insert("anonymous".into(), RoleConfig::allowing(["demo:*"]));
+    config.allow_anonymous(["demo:*"]);
 }
 
 /// Applies one `KEY=VALUE` of [`Setup::set`] to `table`.
