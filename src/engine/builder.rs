@@ -13,12 +13,12 @@ use crate::sync::{Arc, AtomicU64, Mutex};
 
 use super::call_sink::CallSink;
 use super::clock::{Clock, ManualClock};
+use super::concurrency::Seat;
 use super::error_log::{ErrorHook, ErrorLog, ErrorRecord};
 use super::handler::{CommandHandler, EventHandler};
 use super::idle::IdleStrategy;
 use super::mailbox::Mailbox;
 use super::registry::{CommandSpec, Registry};
-use super::run_on_submitter::Seat;
 use super::runtime::Engine;
 use super::shared::Shared;
 use super::sink::ReplySink;

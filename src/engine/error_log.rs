@@ -14,7 +14,7 @@ use crossbeam_utils::CachePadded;
 use crate::error::{Code, Error};
 use crate::sync::{Arc, Mutex};
 
-use super::watch::IdBytes;
+use super::concurrency::IdBytes;
 
 /// One error the engine sent.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,9 +12,9 @@ use crate::config::Overflow;
 use crate::error::Code;
 use crate::sync::Arc;
 
+use super::concurrency::Seat;
 use super::lifecycle::Phase;
 use super::mailbox::{Job, Mailbox, Submission};
-use super::run_on_submitter::Seat;
 use super::shared::Shared;
 use super::worker::Worker;
 
@@ -107,8 +107,8 @@ impl<'a> Pass<'a> {
     }
 
     /// Runs the submission on this thread if its worker is parked with
-    /// nothing queued (see `run_on_submitter/seat.rs`) and has idle time saved for it (see
-    /// `run_on_submitter/credit.rs`): at low rates a wake-up costs more than most
+    /// nothing queued (see `concurrency/seat.rs`) and has idle time saved for it (see
+    /// `run_credit.rs`): at low rates a wake-up costs more than most
     /// messages. Called inside the intake, which it leaves once the message
     /// is running; gives the submission back (still inside) when it must be
     /// pushed instead.

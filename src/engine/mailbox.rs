@@ -9,13 +9,13 @@ use crate::error::{Code, Error};
 use crate::sync::thread::Thread;
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
 
-use super::idle::Parker;
+use super::concurrency::CallWatch;
+use super::concurrency::Parker;
+use super::concurrency::Ring;
 use super::pending::{AnswerInbox, Completion};
-use super::ring::Ring;
 use super::sink::SinkId;
 use super::staged::Staged;
 use super::state::RecentIds;
-use super::watch::CallWatch;
 
 /// The intake word's closed bit.
 const CLOSED: u64 = 1 << 63;

@@ -16,13 +16,13 @@ use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 
 use super::call_sink::{CallSink, OwnedReply};
 use super::caller_thread::{refuse, with_writer};
+use super::concurrency::Seat;
 use super::error_log::ErrorRecord;
 use super::intake::Pass;
 use super::lifecycle::Phase;
 use super::mailbox::Submission;
 use super::metrics::MetricsSnapshot;
 use super::outbound::PendingReply;
-use super::run_on_submitter::Seat;
 use super::shared::Shared;
 use super::sink::{Destination, Outcome, ReplySink, SinkId};
 use super::state::{ProtocolState, RecentMessage, Status};

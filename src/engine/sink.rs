@@ -4,7 +4,7 @@
 //!
 //! A submission names its sink by number, not by pointer, so that the
 //! engine's bookkeeping of a running call is a handful of integers that
-//! another thread can read without a lock (see `watch.rs`).
+//! another thread can read without a lock (see `concurrency/call_watch.rs`).
 
 use crate::codec::Codec;
 use crate::error::Code;

@@ -4,9 +4,9 @@
 
 // The engine's own concurrency primitives, for the loom models and the
 // queue bench; the crate's own otherwise.
-pub use super::idle::Parker;
-pub use super::ring::Ring;
-pub use super::run_on_submitter::Seat;
+pub use super::concurrency::Parker;
+pub use super::concurrency::Ring;
+pub use super::concurrency::Seat;
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -17,6 +17,7 @@ use crate::message::SecurityLevel;
 use crate::security::ReplyProtection;
 use crate::sync::{Arc, CellCache, SwapCell, thread};
 
+use super::concurrency::{Address, CallWatch, IdBytes, Ticket};
 use super::lifecycle::{Lifecycle, Phase};
 use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::{Metrics, Sample};
@@ -26,9 +27,8 @@ use super::reply::ReplyTo;
 use super::sink::{Destination, Outcome, SinkId};
 use super::stage_gate::StageGate;
 use super::state::RecentIds;
-use super::watch::{Address, CallWatch, IdBytes, Ticket};
 
-/// A worker's call watch (see `watch.rs`).
+/// A worker's call watch (see `concurrency/call_watch.rs`).
 #[derive(Debug, Default)]
 pub struct WatchModel {
     watch: CallWatch,

@@ -13,12 +13,12 @@ use crate::error::{Code, Error};
 use crate::message::unix_nanos_now;
 use crate::sync::Arc;
 
+use super::concurrency::Address;
 use super::lifecycle::Phase;
 use super::pending::PendingCall;
 use super::reply::{ReplyWriter, shutting_down};
 use super::shared::Shared;
 use super::sink::Outcome;
-use super::watch::Address;
 
 struct Due {
     deadline: u64,

@@ -2,8 +2,8 @@
 
 use crate::sync::Arc;
 
+use super::concurrency::Ring;
 use super::pending::PendingCall;
-use super::ring::Ring;
 
 /// Deferred commands on their way to the timer.
 #[derive(Debug)]

@@ -18,6 +18,8 @@ use crate::security::Admission;
 use crate::sync::{Arc, CellCache, Ordering};
 
 use super::clock::Clock;
+use super::concurrency::Seat;
+use super::concurrency::{Address, IdBytes, Ticket};
 use super::idle::{Idle, IdleStrategy};
 use super::lifecycle::Phase;
 use super::mailbox::{Job, Mailbox, Submission};
@@ -26,15 +28,13 @@ use super::pending::{AnswerInbox, Completion};
 use super::pipeline::{self, Context, Stage, Verdict};
 use super::recovery::{BreakerPermit, is_failure};
 use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
-use super::run_on_submitter::RunCredit;
-use super::run_on_submitter::Seat;
+use super::run_credit::RunCredit;
 use super::shared::Shared;
 use super::sink::{Destination, Outcome};
 use super::staged::{Staged, StagedView};
 use super::thread_plan::Role;
 use super::timer;
 use super::wall_clock::WallClock;
-use super::watch::{Address, IdBytes, Ticket};
 
 /// The message a worker runs, from its start to its reply.
 struct Running {
@@ -665,12 +665,12 @@ impl Worker {
     }
 
     /// Whether a submitter holding the seat at `now` should run its
-    /// message itself (see `run_on_submitter/credit.rs`).
+    /// message itself (see `run_credit.rs`).
     pub(crate) fn may_run_on_submitter(&self, now: u64) -> bool {
         self.run_credit.allows(now)
     }
 
-    /// A submitter holding the seat (see `run_on_submitter/seat.rs`) runs `job` on its own
+    /// A submitter holding the seat (see `concurrency/seat.rs`) runs `job` on its own
     /// thread. `leave_intake` runs once the watch counts the message (at the
     /// latest when this returns). A panic that escapes the stages (an
     /// engine bug, or a sink that panicked) is answered as on the worker's

@@ -15,7 +15,7 @@ use crate::codec::Codec;
 use crate::message::MAX_ID_LEN;
 use crate::sync::{AtomicU64, Ordering};
 
-use super::sink::{Destination, SinkId};
+use super::super::sink::{Destination, SinkId};
 
 const IDLE: u64 = 0;
 const RUNNING: u64 = 1;

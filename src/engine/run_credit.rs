@@ -10,7 +10,7 @@
 //! a few messages due at once (a sender that was descheduled) still do;
 //! back-to-back messages run there at most once per [`COST`].
 
-use super::super::idle::SHORT_PARK;
+use super::idle::SHORT_PARK;
 
 /// Idle time, ns, that one run on a submitter costs.
 const COST: u64 = SHORT_PARK.as_nanos() as u64;
