@@ -1,4 +1,4 @@
-//! A submitter running messages in a parked worker's seat (`engine/seat.rs`)
+//! A submitter running messages in a parked worker's seat (`engine/concurrency/seat.rs`)
 //! while the worker wakes up for queued ones: every message runs exactly
 //! once, one submitter's messages run in the order it sent them, and the
 //! worker is never left asleep with work queued.
