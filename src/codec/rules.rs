@@ -26,6 +26,15 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Limits of `max_message_size` bytes and a timestamp window of
+    /// `replay_window_secs` either way.
+    pub fn new(max_message_size: u64, replay_window_secs: u64) -> Limits {
+        Limits {
+            max_message_size: usize::try_from(max_message_size).unwrap_or(usize::MAX),
+            replay_window_nanos: i128::from(replay_window_secs) * 1_000_000_000,
+        }
+    }
+
     /// Refuses a body over `max_message_size` with `message_too_large`.
     pub fn check_size(&self, len: usize) -> Result<(), Error> {
         if len > self.max_message_size {
@@ -50,10 +59,7 @@ pub const DEFAULT_REPLAY_WINDOW_SECS: u64 = 300;
 impl Default for Limits {
     /// The limits of the default configuration: 1 MiB, 300 s.
     fn default() -> Limits {
-        Limits {
-            max_message_size: usize::try_from(DEFAULT_MAX_MESSAGE_SIZE).unwrap_or(usize::MAX),
-            replay_window_nanos: i128::from(DEFAULT_REPLAY_WINDOW_SECS) * 1_000_000_000,
-        }
+        Limits::new(DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REPLAY_WINDOW_SECS)
     }
 }
 

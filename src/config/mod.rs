@@ -266,9 +266,6 @@ fn field_at(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> 
 impl Limits {
     /// The limits a decoder holds messages to under `config`.
     pub fn from_config(config: &Config) -> Limits {
-        Limits {
-            max_message_size: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
-            replay_window_nanos: i128::from(config.replay_window_secs) * 1_000_000_000,
-        }
+        Limits::new(config.max_message_size, config.replay_window_secs)
     }
 }

@@ -53,6 +53,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
+use crate::codec::Limits;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Code, Error};
@@ -168,7 +169,7 @@ impl NatsIngress {
         let counters = Arc::new(Counters::default());
         let setup = ingress::Setup {
             peer: broker_ip(&nats.urls),
-            max_message_size: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
+            max_message_size: Limits::from_config(config).max_message_size,
             config: nats,
             engine,
             counters: Arc::clone(&counters),

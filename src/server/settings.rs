@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::codec::Limits;
 use crate::config::{Config, ServerConfig};
 use crate::error::{Code, Error};
 use crate::tls;
@@ -31,7 +32,7 @@ impl Settings {
         Ok(Settings {
             config: server.clone(),
             tls,
-            max_message_size: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
+            max_message_size: Limits::from_config(config).max_message_size,
         })
     }
 }
