@@ -8,7 +8,7 @@ use crate::message::timestamp::MillisecondClock;
 use crate::message::{
     Field, Message, MessageType, PROTOCOL_VERSION, SecurityLevel, SecurityMetadata, TypeKey,
 };
-use crate::security::{Admission, ReplyProtection};
+use crate::security::{ReplyProtection, ReplyProtector};
 use crate::sync::{Ordering, StaticCounter};
 
 use super::recovery::BreakerPermit;
@@ -184,7 +184,7 @@ impl ReplyWriter {
 
     /// Writes the JSON Response carrying `{"result": result}` into the reply
     /// buffer, protected as the request was and stamped `at` (see
-    /// [`Admission::write_response`]): the bytes that
+    /// `ReplyProtector::write_response`): the bytes that
     /// [`seal_response`](Self::seal_response) then [`send`](Self::send)
     /// make, without the owned [`Message`] and its allocations in between;
     /// [`send_written`] delivers it. If protecting fails (a key rotated
@@ -193,7 +193,7 @@ impl ReplyWriter {
     /// [`send_written`]: Self::send_written
     pub(crate) fn write_response(
         &mut self,
-        admission: &mut Admission,
+        protector: &mut ReplyProtector,
         reply_to: ReplyHeader<'_>,
         result: &RawJson,
         at: i128,
@@ -208,7 +208,7 @@ impl ReplyWriter {
         };
         self.json.clear();
         self.written = Codec::Json;
-        admission.write_response(
+        protector.write_response(
             &parts,
             reply_to.protection,
             timestamp.unix_nanos(),
@@ -240,7 +240,7 @@ impl ReplyWriter {
     /// away), the answer must be that Error instead.
     pub(crate) fn seal_response(
         &mut self,
-        admission: &mut Admission,
+        protector: &mut ReplyProtector,
         reply_to: ReplyHeader<'_>,
         result: &RawJson,
         at: i128,
@@ -271,7 +271,7 @@ impl ReplyWriter {
             timestamp: self.clock.at(at),
         };
         let now = message.timestamp.unix_nanos();
-        admission.protect_reply(&mut message, payload, reply_to.protection, now)?;
+        protector.protect_reply(&mut message, payload, reply_to.protection, now)?;
         Ok(message)
     }
 }
@@ -328,7 +328,7 @@ mod tests {
     fn a_plain_response_is_byte_for_byte_what_sealing_then_encoding_make() {
         let config = Config::default();
         let state = SecurityState::from_config(&config, unix_nanos_now()).unwrap();
-        let mut admission = Admission::new(Arc::new(state));
+        let mut protector = ReplyProtector::new(&Arc::new(state));
         let protection = ReplyProtection::default();
         let mut writer = ReplyWriter::new(7);
         let at = unix_nanos_now();
@@ -344,13 +344,13 @@ mod tests {
                 assert!(header.protection.is_empty());
                 writer.ids.next = 0;
                 let sealed = writer
-                    .seal_response(&mut admission, header, &result, at)
+                    .seal_response(&mut protector, header, &result, at)
                     .unwrap();
                 let mut encoded = Vec::new();
                 codec::json::encode(&sealed, &mut encoded);
                 writer.ids.next = 0;
                 writer
-                    .write_response(&mut admission, header, &result, at)
+                    .write_response(&mut protector, header, &result, at)
                     .unwrap();
                 assert_eq!(
                     String::from_utf8_lossy(&writer.json),
@@ -389,7 +389,7 @@ mod tests {
         let at = unix_nanos_now();
         let state = Arc::new(SecurityState::from_config(&config, at).unwrap());
         let _ = std::fs::remove_dir_all(&dir);
-        let mut admission = Admission::new(Arc::clone(&state));
+        let mut protector = ReplyProtector::new(&state);
         let mut writer = ReplyWriter::new(7);
         let result = RawJson::parse(r#"{"b":[1,"x\"y"],"a":2.5}"#).unwrap();
 
@@ -401,7 +401,7 @@ mod tests {
         writer.ids.next = 0;
         let sealed = writer
             .seal_response(
-                &mut admission,
+                &mut protector,
                 json_header(&signed, SecurityLevel::Critical),
                 &result,
                 at,
@@ -412,7 +412,7 @@ mod tests {
         writer.ids.next = 0;
         writer
             .write_response(
-                &mut admission,
+                &mut protector,
                 json_header(&signed, SecurityLevel::Critical),
                 &result,
                 at,
@@ -433,7 +433,7 @@ mod tests {
         writer.ids.next = 0;
         let sealed = writer
             .seal_response(
-                &mut admission,
+                &mut protector,
                 json_header(&both, SecurityLevel::Critical),
                 &result,
                 at,
@@ -442,7 +442,7 @@ mod tests {
         writer.ids.next = 0;
         writer
             .write_response(
-                &mut admission,
+                &mut protector,
                 json_header(&both, SecurityLevel::Critical),
                 &result,
                 at,
@@ -485,7 +485,7 @@ mod tests {
         ] {
             let general = writer
                 .seal_response(
-                    &mut admission,
+                    &mut protector,
                     json_header(&missing, SecurityLevel::Critical),
                     &result,
                     at,
@@ -493,7 +493,7 @@ mod tests {
                 .unwrap_err();
             let written = writer
                 .write_response(
-                    &mut admission,
+                    &mut protector,
                     json_header(&missing, SecurityLevel::Critical),
                     &result,
                     at,

@@ -3,120 +3,37 @@
 //! come back.
 //!
 //! The stages are the pipeline's (`pipeline/`), called in order by
-//! [`Worker::process`]; the last, respond, is [`Worker::respond`] here,
-//! since it writes with the worker's reply writer and sealing keys.
+//! [`Worker::process`]; the worker keeps the loop, the hand-over to the
+//! back stage (staged) and the recovery from a panic.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::Config;
 use crate::codec::{Decoder, Limits};
 use crate::error::{Code, Error};
-use crate::json::{MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
-use crate::message::{MessageType, unix_nanos_now};
+use crate::json::{MAX_VALUE_DEPTH, Parser, TapeLease};
+use crate::message::MessageType;
 use crate::prefetch::prefetch;
 use crate::security::Admission;
-use crate::sync::{Arc, CellCache, Ordering};
+use crate::sync::{Arc, CellCache};
 
-use super::clock::Clock;
 use super::concurrency::Seat;
-use super::concurrency::{Address, IdBytes, Ticket};
+use super::concurrency::{Address, IdBytes};
 use super::idle::{Idle, IdleStrategy};
 use super::lifecycle::Phase;
 use super::mailbox::{Job, Mailbox, Submission};
-use super::metrics::{Counters, Metrics, Sample, TIMED_EVERY};
-use super::pending::{AnswerInbox, Completion};
-use super::pipeline::{self, Context, Stage, Verdict};
-use super::recovery::{BreakerPermit, is_failure};
-use super::reply::{ReplyHeader, ReplyWriter, shutting_down};
+use super::metrics::{Counters, TIMED_EVERY};
+use super::pipeline::{
+    self, Context, Laps, Replying, Responder, Running, Stage, Verdict, replying_to,
+};
+use super::reply::{ReplyWriter, shutting_down};
 use super::run_credit::RunCredit;
 use super::shared::Shared;
-use super::sink::{Destination, Outcome};
+use super::sink::Destination;
 use super::staged::{Staged, StagedView};
 use super::thread_plan::Role;
 use super::timer;
 use super::wall_clock::WallClock;
-
-/// The message a worker runs, from its start to its reply.
-struct Running {
-    ticket: Ticket,
-    to: Destination,
-    /// The wall clock when it started (for the timestamp window and the
-    /// history).
-    wall_now: i128,
-    /// When it was accepted, on the engine's clock.
-    accepted_at: u64,
-    laps: Laps,
-}
-
-/// Per-stage timing of one message; one in [`TIMED_EVERY`] is timed (see
-/// `metrics.rs`), and recorded at once when its stages are done.
-struct Laps {
-    timed: bool,
-    mark: u64,
-    sample: Sample,
-}
-
-impl Laps {
-    fn new(sequence: u64, started: u64) -> Laps {
-        Laps {
-            timed: sequence.is_multiple_of(TIMED_EVERY),
-            mark: started,
-            sample: Sample::default(),
-        }
-    }
-
-    /// The stage that just ended.
-    fn lap(&mut self, clock: &Clock, stage: Stage) {
-        if self.timed {
-            let now = clock.now();
-            self.sample.set(stage, now.saturating_sub(self.mark));
-            self.mark = now;
-        }
-    }
-
-    /// The last stage, `respond`, ended: it and the whole time since
-    /// acceptance, from one clock read.
-    fn finish(&mut self, clock: &Clock, accepted_at: u64) {
-        if self.timed {
-            let now = clock.now();
-            self.sample
-                .set(Stage::Respond, now.saturating_sub(self.mark));
-            self.sample
-                .set(Stage::Total, now.saturating_sub(accepted_at));
-        }
-    }
-
-    /// Records the stages timed so far as thread `index`'s: before the
-    /// message's reply leaves, so that whoever holds the reply can read
-    /// its sample.
-    fn record(&self, metrics: &Metrics, index: usize) {
-        if self.timed {
-            metrics.record(index, &self.sample);
-        }
-    }
-}
-
-/// What goes to a message's sink once the worker's books are done.
-#[derive(Clone, Copy, Debug)]
-enum Delivery {
-    /// Nothing now: a deferred command is answered later.
-    Nothing,
-    /// The outcome without an envelope: an Event without `ack`, an answer
-    /// absorbed.
-    Silent(Outcome),
-    /// The reply the writer wrote last.
-    Written(Outcome),
-}
-
-/// What the reply needs from the message, once its buffers are gone.
-struct Replying {
-    id: Option<IdBytes>,
-    level: crate::message::SecurityLevel,
-    protection: crate::security::ReplyProtection,
-    kind: MessageType,
-    /// The command's handler and its breaker admission, once routed.
-    handler: Option<(usize, BreakerPermit)>,
-}
 
 pub(crate) struct Worker {
     index: usize,
@@ -130,7 +47,7 @@ pub(crate) struct Worker {
     payload_tape: Vec<simd_json::Node<'static>>,
     decoder: Decoder,
     admission: Admission,
-    writer: ReplyWriter,
+    responder: Responder,
     sequence: u64,
     /// What submitters may still run here.
     run_credit: RunCredit,
@@ -156,7 +73,7 @@ impl Worker {
             payload_tape: Vec::new(),
             decoder: Decoder::new(limits),
             admission: Admission::new(Arc::clone(&shared.security)),
-            writer: ReplyWriter::new(shared.boot),
+            responder: Responder::new(index, &shared, Arc::clone(&mailbox)),
             shared,
             mailbox,
             sequence: 0,
@@ -180,7 +97,8 @@ impl Worker {
         let (mailbox, shared) = (Arc::clone(&worker.mailbox), Arc::clone(&worker.shared));
         loop {
             if let Some(completion) = worker.mailbox.completions.pop() {
-                worker.finish_deferred(&shared, completion);
+                let timed = worker.sequence.is_multiple_of(TIMED_EVERY);
+                worker.responder.finish_deferred(&shared, completion, timed);
                 idle.reset();
                 continue;
             }
@@ -377,7 +295,7 @@ impl Worker {
             accepted_at,
             laps,
         };
-        self.respond(shared, running, verdict, replying);
+        self.responder.respond(shared, running, verdict, replying);
     }
 
     /// Front stage: hands an admitted message to its back-stage worker
@@ -483,185 +401,7 @@ impl Worker {
             accepted_at,
             laps,
         };
-        self.respond(shared, running, verdict, replying);
-    }
-
-    /// Stage respond: the one reply, unless the timer answered first.
-    fn respond(&mut self, shared: &Shared, running: Running, verdict: Verdict, replying: Replying) {
-        let Running {
-            ticket,
-            to,
-            wall_now,
-            accepted_at,
-            mut laps,
-        } = running;
-        if !self.mailbox.watch.finish(ticket) {
-            // The timer answered `timeout` (or `unavailable`) already.
-            self.counters().late_answer();
-            shared.report(replying.handler, true);
-            let id = replying.id.as_ref().map(IdBytes::as_str);
-            let code = if shared.phase() >= Phase::Abandoning {
-                Code::Unavailable
-            } else {
-                Code::Timeout
-            };
-            self.mailbox.recent.push(id, Outcome::Error(code), wall_now);
-            if let Verdict::Deferred(Some(call)) = verdict {
-                // Answered `timeout` already: whatever the responder says
-                // is late.
-                call.superseded.store(true, Ordering::Release);
-                if call.close() {
-                    self.mailbox.release_deferred();
-                }
-            }
-            laps.record(&shared.metrics, self.index);
-            return;
-        }
-        let id = replying.id.as_ref().map(IdBytes::as_str);
-        let counters = shared.metrics.counters(self.index);
-        let delivery = match verdict {
-            Verdict::Respond(result) => {
-                shared.report(replying.handler, false);
-                let header = ReplyHeader {
-                    to,
-                    id: id.unwrap_or_default(),
-                    level: replying.level,
-                    protection: &replying.protection,
-                };
-                self.write_response(header, &result, Outcome::Response, wall_now)
-            }
-            Verdict::Fail(error) => {
-                shared.report(replying.handler, is_failure(&error));
-                if matches!(replying.kind, MessageType::Response | MessageType::Error) {
-                    // Never answer an answer: two engines would loop.
-                    counters.unmatched_reply();
-                    self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
-                    Delivery::Silent(Outcome::Absorbed)
-                } else {
-                    shared.sent_error(self.index, &error, id);
-                    let outcome = Outcome::Error(error.code());
-                    self.mailbox.recent.push(id, outcome, wall_now);
-                    Delivery::Written(self.writer.encode_error(to.codec, id, &error))
-                }
-            }
-            Verdict::Deferred(call) => {
-                if let Some(call) = call {
-                    shared.timer.watch(call);
-                }
-                Delivery::Nothing
-            }
-            Verdict::Delivered { count, ack } => {
-                counters.event(count);
-                if ack {
-                    let result =
-                        RawJson::from_compact(format!("{{\"delivered\":{count}}}").into_bytes());
-                    let header = ReplyHeader {
-                        to,
-                        id: id.unwrap_or_default(),
-                        level: replying.level,
-                        protection: &replying.protection,
-                    };
-                    self.write_response(header, &result, Outcome::Delivered(count), wall_now)
-                } else {
-                    let outcome = Outcome::Delivered(count);
-                    self.mailbox.recent.push(id, outcome, wall_now);
-                    Delivery::Silent(outcome)
-                }
-            }
-            Verdict::Absorbed => {
-                self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
-                Delivery::Silent(Outcome::Absorbed)
-            }
-            // Handled before `respond`.
-            Verdict::Forward(_) => Delivery::Nothing,
-        };
-        laps.finish(&shared.clock, accepted_at);
-        laps.record(&shared.metrics, self.index);
-        self.deliver(shared, to, id, delivery);
-    }
-
-    /// Hands a message's outcome to its sink: the reply written last, an
-    /// outcome without an envelope, or nothing (a deferred command).
-    fn deliver(&self, shared: &Shared, to: Destination, id: Option<&str>, delivery: Delivery) {
-        match delivery {
-            Delivery::Nothing => {}
-            Delivery::Silent(outcome) => self.writer.silent(&shared.sinks, to, id, outcome),
-            Delivery::Written(outcome) => self.writer.send_written(&shared.sinks, to, id, outcome),
-        }
-    }
-
-    /// Writes a Response stamped `at` (its history entry first, so that
-    /// whoever gets the reply finds it recorded); the Error instead if it
-    /// cannot be protected. [`deliver`](Self::deliver) sends it.
-    fn write_response(
-        &mut self,
-        header: ReplyHeader<'_>,
-        result: &RawJson,
-        outcome: Outcome,
-        at: i128,
-    ) -> Delivery {
-        let shared = &*self.shared;
-        let id = Some(header.id);
-        let sealed = if ReplyWriter::writes_directly(header.to.codec) {
-            self.writer
-                .write_response(&mut self.admission, header, result, at)
-                .map(|()| None)
-        } else {
-            // Boxed: the JSON path's result stays small.
-            self.writer
-                .seal_response(&mut self.admission, header, result, at)
-                .map(|message| Some(Box::new(message)))
-        };
-        match sealed {
-            Ok(message) => {
-                shared.metrics.counters(self.index).response();
-                self.mailbox.recent.push(id, outcome, at);
-                if let Some(message) = message {
-                    self.writer.encode(header.to.codec, &message);
-                }
-                Delivery::Written(outcome)
-            }
-            Err(error) => {
-                shared.sent_error(self.index, &error, id);
-                self.mailbox
-                    .recent
-                    .push(id, Outcome::Error(error.code()), at);
-                Delivery::Written(self.writer.encode_error(header.to.codec, id, &error))
-            }
-        }
-    }
-
-    /// A deferred command's answer came back: protect and send it.
-    fn finish_deferred(&mut self, shared: &Shared, completion: Completion) {
-        let Completion { call, result } = completion;
-        self.mailbox.release_deferred();
-        let counters = shared.metrics.counters(self.index);
-        if call.superseded.load(Ordering::Acquire) {
-            counters.late_answer();
-            return;
-        }
-        let to = &call.reply_to;
-        let now = unix_nanos_now();
-        let delivery = match result {
-            Ok(result) => {
-                shared.report(to.handler, false);
-                self.write_response(to.header(), &result, Outcome::Response, now)
-            }
-            Err(error) => {
-                shared.report(to.handler, is_failure(&error));
-                shared.sent_error(self.index, &error, Some(&to.id));
-                let outcome = Outcome::Error(error.code());
-                self.mailbox.recent.push(Some(&to.id), outcome, now);
-                Delivery::Written(self.writer.encode_error(to.to.codec, Some(&to.id), &error))
-            }
-        };
-        if self.sequence.is_multiple_of(TIMED_EVERY) {
-            let mut sample = Sample::default();
-            let now = shared.clock.now();
-            sample.set(Stage::Total, now.saturating_sub(to.accepted_at));
-            shared.metrics.record(self.index, &sample);
-        }
-        self.deliver(shared, to.to, Some(&to.id), delivery);
+        self.responder.respond(shared, running, verdict, replying);
     }
 
     /// Whether a submitter holding the seat at `now` should run its
@@ -737,14 +477,4 @@ impl Worker {
 /// engine stopping.
 fn wakes_up(mailbox: &Mailbox, shared: &Shared) -> bool {
     mailbox.has_work() || shared.phase() == Phase::Stopped
-}
-
-fn replying_to(id: Option<IdBytes>, kind: MessageType) -> Replying {
-    Replying {
-        id,
-        level: crate::message::SecurityLevel::Low,
-        protection: Default::default(),
-        kind,
-        handler: None,
-    }
 }

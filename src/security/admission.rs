@@ -1,6 +1,7 @@
 //! [`Admission`]: every security check a decoded message must pass, in the
-//! order of docs/protocol.md's fault table, up to and including authorization;
-//! and the protection of replies (encrypt, then sign).
+//! order of docs/protocol.md's fault table, up to and including
+//! authorization. Replies are protected apart, by a
+//! `ReplyProtector` (`reply_protector.rs`).
 //!
 //! [`SecurityState`] is what all workers share (keys, revocations, replay
 //! memory, the settings); [`Admission`] is one worker's: its token cache and
@@ -15,26 +16,24 @@ use std::net::IpAddr;
 
 use simd_json::Node;
 
-use super::cipher::{CipherScratch, NonceSequence, NonceSource, open_payload, seal_payload};
+use super::cipher::{CipherScratch, NonceSequence, open_payload};
 use super::key_id::KeyId;
 use super::keyring::{Keyring, SharedKeyring};
 use super::level::requirements;
 use super::policy::{ANONYMOUS_ROLE, Policy, Target};
-use super::protected_response::{
-    Protecting, ReplyProtection, ResponseTexts, write_protected_response,
-};
+use super::protected_response::ReplyProtection;
 use super::replay::ReplayGuard;
 use super::replay_shares::{IdReservation, ShareRules, Shares, Table};
 use super::replay_streams::{StreamCheck, StreamGuard};
 use super::revocation::{RevocationList, SharedRevocations};
-use super::signature::{SignatureScratch, sign_message, verify_signature};
+use super::signature::{SignatureScratch, verify_signature};
 use super::token::{TokenRules, VerifiedToken};
 use super::token_cache::TokenCache;
-use crate::codec::{ResponseParts, check_payload_shape, encode_response};
+use crate::codec::check_payload_shape;
 use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::json::{JsonRef, MAX_VALUE_DEPTH, Parser, RawJson, TapeLease};
-use crate::message::{Field, Message, MessageType, MessageView, SecurityLevel};
+use crate::message::{Field, MessageType, MessageView, SecurityLevel};
 use crate::sync::{Arc, CellCache, SwapCell};
 
 /// The settings that a reload replaces whole.
@@ -269,12 +268,10 @@ pub struct Admission {
     tokens: TokenCache,
     signatures: SignatureScratch,
     cipher: CipherScratch,
-    nonces: NonceSource,
     parser: Parser,
     plain_tape: Vec<Node<'static>>,
     /// A copy of a decrypted payload that is not plain, parsed there.
     plain_spare: Vec<u8>,
-    response: ResponseTexts,
     /// The principal of the last message admitted here: the guess the next
     /// message's replay bucket is asked for with, before its token says.
     last_principal: String,
@@ -293,7 +290,6 @@ impl std::fmt::Debug for Admission {
 impl Admission {
     /// A worker's admission over the shared `state`.
     pub fn new(state: Arc<SecurityState>) -> Admission {
-        let nonces = NonceSource::new(Arc::clone(&state.nonces));
         Admission {
             tokens: TokenCache::new(state.token_cache_capacity),
             settings: state.settings.cache(),
@@ -302,11 +298,9 @@ impl Admission {
             state,
             signatures: SignatureScratch::default(),
             cipher: CipherScratch::default(),
-            nonces,
             parser: Parser::new(MAX_VALUE_DEPTH),
             plain_tape: Vec::new(),
             plain_spare: Vec::new(),
-            response: ResponseTexts::default(),
             last_principal: String::new(),
             ids: IdReservation::default(),
         }
@@ -449,64 +443,5 @@ impl Admission {
         };
         check_payload_shape(admitted.payload(), message.kind())?;
         Ok(admitted)
-    }
-
-    /// Appends to `out` the Response `parts` describe, protected as
-    /// `protection` says, in JSON: the bytes [`protect_reply`] then the
-    /// encoder make, written without building the [`Message`] (see
-    /// `protected_response.rs`). One needing no protection loads no keys.
-    ///
-    /// [`protect_reply`]: Self::protect_reply
-    #[inline]
-    pub(crate) fn write_response(
-        &mut self,
-        parts: &ResponseParts<'_>,
-        protection: &ReplyProtection,
-        now: i128,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
-        if protection.is_empty() {
-            encode_response(parts, None, None, out);
-            return Ok(());
-        }
-        let keyring = self.keyring.load();
-        let with = Protecting {
-            keyring,
-            now,
-            nonces: &mut self.nonces,
-            cipher: &mut self.cipher,
-            signatures: &mut self.signatures,
-        };
-        write_protected_response(parts, protection, with, &mut self.response, out)
-    }
-
-    /// Protects `reply` as `protection` says: its payload becomes
-    /// `plaintext` sealed under the encryption key (if any), then the whole
-    /// envelope is signed (if a key is given). The reply's id, type and
-    /// timestamp must be final.
-    pub fn protect_reply(
-        &mut self,
-        reply: &mut Message,
-        plaintext: RawJson,
-        protection: &ReplyProtection,
-        now: i128,
-    ) -> Result<(), Error> {
-        let keyring = self.keyring.load();
-        match &protection.encryption_key {
-            Some(key_id) => seal_payload(
-                reply,
-                &plaintext,
-                keyring,
-                key_id,
-                now,
-                &mut self.nonces,
-                &mut self.cipher,
-            )?,
-            None => reply.payload = plaintext,
-        }
-        if let Some(key_id) = &protection.signature_key {
-            sign_message(reply, keyring, key_id, now, &mut self.signatures)?;
-        }
-        Ok(())
     }
 }

@@ -3,8 +3,9 @@
 //! authorization.
 //!
 //! Each concern is its own module and a plain function or small type over
-//! borrowed data; [`Admission`] runs them in the protocol's order for one
-//! worker, over the [`SecurityState`] all workers share. Nothing here does
+//! borrowed data; [`Admission`] runs the checks in the protocol's order
+//! for one worker, and a `ReplyProtector` protects that worker's replies,
+//! both over the [`SecurityState`] all workers share. Nothing here does
 //! I/O except loading key files, and no refusal says more on the wire than
 //! its code (see [`Error::wire_message`](crate::Error::wire_message)).
 
@@ -22,6 +23,7 @@ mod replay_clock;
 pub(crate) mod replay_shares;
 pub(crate) mod replay_streams;
 mod replay_window;
+mod reply_protector;
 mod revocation;
 mod sealer;
 mod sending_stream;
@@ -44,6 +46,7 @@ pub use policy::Rule;
 pub use policy::{ANONYMOUS_ROLE, Target};
 pub use protected_response::ReplyProtection;
 pub use replay_streams::MIN_WINDOW as MIN_STREAM_WINDOW;
+pub(crate) use reply_protector::ReplyProtector;
 pub use revocation::{RevocationList, RevocationSnapshot, SharedRevocations};
 pub use sealer::{STREAM_PROTOCOL_VERSION, Sealer};
 pub use sending_stream::ReplayStream;

@@ -7,6 +7,7 @@ pub use super::cipher::{CipherScratch, open_payload, open_raw, seal_payload};
 pub use super::policy::Policy;
 pub use super::replay::ReplayGuard;
 pub use super::replay_streams::StreamGuard;
+pub use super::reply_protector::ReplyProtector;
 pub use super::signature::{SignatureScratch, hmac_sha256_matches, sign_message, verify_signature};
 pub use super::token::{TokenRules, TokenScratch, jws_signature_valid, verify_token};
 pub use super::token_cache::TokenCache;

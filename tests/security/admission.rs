@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::common::{self, Setup};
 use mcp_engine::codec::{self, Decoder, Limits};
 use mcp_engine::message::Timestamp;
-use mcp_engine::security::test_support::{CipherScratch, open_payload, seal_payload};
+use mcp_engine::security::test_support::{
+    CipherScratch, ReplyProtector, open_payload, seal_payload,
+};
 use mcp_engine::security::test_support::{SignatureScratch, sign_message, verify_signature};
 use mcp_engine::security::{
     Admission, Key, KeyUse, Keyring, NonceSequence, NonceSource, ReplyProtection, SecurityState,
@@ -660,7 +662,8 @@ fn revoking_a_cached_token_takes_effect_at_once() {
 #[test]
 fn a_reply_is_encrypted_under_the_request_key_then_signed() {
     let s = setup();
-    let mut admission = admission(&s);
+    let state = Arc::new(SecurityState::from_config(&s.config, now()).unwrap());
+    let mut protector = ReplyProtector::new(&state);
     let t = now();
     let protection = ReplyProtection {
         signature_key: Some("dev-sign-1".into()),
@@ -675,7 +678,7 @@ fn a_reply_is_encrypted_under_the_request_key_then_signed() {
             RawJson::null(),
         );
         reply.timestamp = Timestamp::from_unix_nanos(t);
-        admission
+        protector
             .protect_reply(
                 &mut reply,
                 RawJson::parse(r#"{"result":{"ok":true}}"#).unwrap(),

@@ -12,20 +12,22 @@
 //! 5. execute (`execute.rs`): the handler (deadline, breaker, retries,
 //!    deferral), a built-in, or the event's subscribers; the message comes
 //!    to a [`Verdict`].
-//! 6. respond: the one reply for the verdict, protected as the request
-//!    was, unless the timer answered first (`Worker::respond` in
-//!    `worker.rs`: it writes with the worker's reply writer and sealing
-//!    keys).
+//! 6. respond (`respond.rs`): the one reply for the verdict, protected as
+//!    the request was, unless the timer answered first; a deferred
+//!    command's answer when it comes back. Each worker has a
+//!    [`Responder`]: its reply writer and reply protection.
 //!
 //! A worker runs them in this order on each message (the sharded
 //! topology); staged, a front-stage worker runs validate and admit and a
 //! back-stage worker the rest (`staged.rs`). [`Stage`] names them as
-//! latencies are kept.
+//! latencies are kept, and [`Laps`] times them on one message.
 
 mod admit;
 mod authorize;
 mod context;
 mod execute;
+mod laps;
+mod respond;
 mod route;
 mod stage;
 mod validate;
@@ -36,6 +38,8 @@ mod tests;
 
 pub(crate) use admit::admit;
 pub(crate) use context::{Context, Verdict};
+pub(crate) use laps::Laps;
+pub(crate) use respond::{Replying, Responder, Running, replying_to};
 pub(crate) use route::route;
 pub use stage::Stage;
 pub(crate) use validate::{id_of_refused, validate};
