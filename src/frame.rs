@@ -100,7 +100,7 @@ pub struct FrameDecoder {
 }
 
 /// What a decoder's buffer shrinks back to once a large frame is gone:
-/// room for two reads (see `wire.rs`), so that a connection that once sent
+/// room for two reads (see `framed_connection.rs`), so that a connection that once sent
 /// a megabyte does not keep it while idle.
 const RESTING_BYTES: usize = 128 * 1024;
 

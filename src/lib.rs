@@ -146,6 +146,7 @@ pub mod dev_setup;
 pub mod engine;
 pub mod error;
 pub mod frame;
+pub mod framed_connection;
 pub mod json;
 pub mod message;
 #[cfg(feature = "nats")]
@@ -156,7 +157,6 @@ pub mod server;
 mod sync;
 pub mod tls;
 mod transport_error;
-pub mod wire;
 
 #[cfg(feature = "test-support")]
 #[doc(hidden)]

@@ -20,8 +20,8 @@ use super::{Credentials, Outgoing, client_config};
 use crate::codec::{Codec, Decoder, Limits};
 use crate::error::{Code, Error};
 use crate::frame::{FrameDecoder, write_frame};
+use crate::framed_connection::{ConnectionError, FramedConnection, Read};
 use crate::message::unix_nanos_now;
-use crate::wire::{Read, Wire, WireError};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -114,7 +114,7 @@ impl Connector {
     /// not yet driven: for programs that run connections from an event
     /// loop of their own (`mcp-bench` does); [`connect`](Self::connect)
     /// gives a ready [`Client`].
-    pub fn open_wire(&self) -> Result<Wire, Error> {
+    pub fn open_wire(&self) -> Result<FramedConnection, Error> {
         let stream = StdStream::connect_timeout(&self.addr, self.timeout)
             .map_err(|e| network(&format!("cannot connect to {}", self.addr), e))?;
         stream
@@ -128,7 +128,10 @@ impl Connector {
             )),
             None => None,
         };
-        Ok(Wire::new(mio::net::TcpStream::from_std(stream), tls))
+        Ok(FramedConnection::new(
+            mio::net::TcpStream::from_std(stream),
+            tls,
+        ))
     }
 
     /// Connects, and finishes the TLS handshake before returning.
@@ -289,7 +292,7 @@ impl Drop for Client {
 /// The client's I/O thread.
 struct Driver {
     poll: Poll,
-    wire: Wire,
+    wire: FramedConnection,
     decoder: FrameDecoder,
     replies: Decoder,
     shared: Arc<Shared>,
@@ -388,9 +391,9 @@ impl Driver {
     }
 }
 
-fn describe(e: WireError) -> String {
+fn describe(e: ConnectionError) -> String {
     match e {
-        WireError::Io(e) => format!("socket: {e}"),
-        WireError::Tls(e) => format!("TLS: {e}"),
+        ConnectionError::Io(e) => format!("socket: {e}"),
+        ConnectionError::Tls(e) => format!("TLS: {e}"),
     }
 }

@@ -17,7 +17,6 @@ use super::concurrency::Seat;
 use super::error_log::{ErrorHook, ErrorLog, ErrorRecord};
 use super::handler::{CommandHandler, EventHandler};
 use super::idle::IdleStrategy;
-use super::mailbox::Mailbox;
 use super::registry::{CommandSpec, Registry};
 use super::runtime::Engine;
 use super::shared::Shared;
@@ -25,6 +24,7 @@ use super::sink::ReplySink;
 use super::thread_plan::{Role, ThreadPlan};
 use super::timer;
 use super::worker::Worker;
+use super::worker_shared::WorkerShared;
 
 /// Starts an engine: a config, handlers, then [`EngineBuilder::start`].
 pub struct EngineBuilder {
@@ -162,10 +162,10 @@ impl EngineBuilder {
             }
         };
         let mut threads = Vec::with_capacity(workers + 1);
-        let mut mailboxes = Vec::with_capacity(workers);
+        let mut workers_shared = Vec::with_capacity(workers);
         let mut seats = Vec::with_capacity(workers);
         for index in 0..workers {
-            let (mailbox_tx, mailbox_rx) = mpsc::sync_channel(1);
+            let (worker_shared_tx, worker_shared_rx) = mpsc::sync_channel(1);
             let shared_for_worker = Arc::clone(&shared);
             let core = pin_to(index);
             let role = plan.role(index);
@@ -180,7 +180,7 @@ impl EngineBuilder {
                     if let Some(core) = core {
                         core_affinity::set_for_current(core);
                     }
-                    let mailbox = Arc::new(Mailbox::new(
+                    let worker_shared = Arc::new(WorkerShared::new(
                         queue_capacity,
                         max_deferred,
                         history,
@@ -190,9 +190,9 @@ impl EngineBuilder {
                         index,
                         role,
                         Arc::clone(&shared_for_worker),
-                        Arc::clone(&mailbox),
+                        Arc::clone(&worker_shared),
                     )));
-                    let _ = mailbox_tx.send((Arc::clone(&mailbox), Arc::clone(&seat)));
+                    let _ = worker_shared_tx.send((Arc::clone(&worker_shared), Arc::clone(&seat)));
                     supervise(role, &shared_for_worker, &seat, idle);
                 })
                 .map_err(|e| {
@@ -201,17 +201,17 @@ impl EngineBuilder {
                         format!("cannot start a worker: {e}"),
                     )
                 })?;
-            let (mailbox, seat) = mailbox_rx
+            let (worker_shared, seat) = worker_shared_rx
                 .recv()
                 .map_err(|_| Error::new(Code::InternalError, "a worker failed to start"))?;
-            mailboxes.push(mailbox);
+            workers_shared.push(worker_shared);
             // Submitters run messages only where a worker runs every stage.
             if role == Role::Whole {
                 seats.push(seat);
             }
             threads.push(handle);
         }
-        let _ = shared.mailboxes.set(mailboxes.into_boxed_slice());
+        let _ = shared.workers_shared.set(workers_shared.into_boxed_slice());
         let shared_for_timer = Arc::clone(&shared);
         let timer = std::thread::Builder::new()
             .name("mcp-timer".to_owned())
@@ -247,7 +247,7 @@ fn supervise(role: Role, shared: &Shared, seat: &Seat<Worker>, idle: IdleStrateg
         match catch_unwind(AssertUnwindSafe(|| Worker::run(seat, idle))) {
             Ok(()) => {
                 if role == Role::Front {
-                    shared.gate.front_exited(shared.back_mailboxes());
+                    shared.gate.front_exited(shared.back_workers());
                 }
                 return;
             }

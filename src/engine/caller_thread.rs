@@ -7,10 +7,10 @@
 use crate::codec::{Decoder, Limits};
 use crate::error::{Code, Error};
 
-use super::mailbox::Submission;
 use super::reply::ReplyWriter;
 use super::shared::Shared;
 use super::sink::Destination;
+use super::worker_shared::Submission;
 
 /// A calling thread's own decoder and reply writer.
 struct CallerWriter {

@@ -14,9 +14,9 @@ use crate::sync::Arc;
 
 use super::concurrency::Seat;
 use super::lifecycle::Phase;
-use super::mailbox::{Job, Mailbox, Submission};
 use super::shared::Shared;
 use super::worker::Worker;
+use super::worker_shared::{Job, Submission, WorkerShared};
 
 /// Inside one worker's intake (see the module docs). Dropping it counts
 /// what it queued, wakes the worker for it, and leaves the intake, also
@@ -27,7 +27,7 @@ pub(super) struct Pass<'a> {
     /// The workers' seats, by intake index (sharded topology only).
     seats: &'a [Arc<Seat<Worker>>],
     index: usize,
-    mailbox: &'a Mailbox,
+    worker_shared: &'a WorkerShared,
     /// Counted in the intake's word: false once a re-entry found it closed.
     inside: bool,
     /// Whether the next message may try to run on this thread: nothing
@@ -49,15 +49,15 @@ impl<'a> Pass<'a> {
         seats: &'a [Arc<Seat<Worker>>],
         index: usize,
     ) -> Option<Pass<'a>> {
-        let mailbox = shared.intake_mailboxes().get(index)?;
-        if !mailbox.enter() {
+        let worker_shared = shared.intake_workers().get(index)?;
+        if !worker_shared.enter() {
             return None;
         }
         Some(Pass {
             shared,
             seats,
             index,
-            mailbox,
+            worker_shared,
             inside: true,
             may_run_here: true,
             accepting: None,
@@ -84,7 +84,7 @@ impl<'a> Pass<'a> {
                 Ok(()) => {
                     // Running it left the intake: the next message enters
                     // again, or is refused if shutdown closed it meanwhile.
-                    self.inside = self.mailbox.enter();
+                    self.inside = self.worker_shared.enter();
                     return Ok(());
                 }
                 Err(back) => {
@@ -99,7 +99,7 @@ impl<'a> Pass<'a> {
         // the run while the rest is queued); the others wait for the drop,
         // or for a full queue.
         if self.queued == 1 {
-            self.mailbox.parker.wake();
+            self.worker_shared.parker.wake();
         } else {
             self.unwoken = true;
         }
@@ -113,13 +113,13 @@ impl<'a> Pass<'a> {
     /// is running; gives the submission back (still inside) when it must be
     /// pushed instead.
     fn run_here(&self, submission: Submission) -> Result<(), Submission> {
-        let (shared, index, mailbox) = (self.shared, self.index, self.mailbox);
+        let (shared, index, worker_shared) = (self.shared, self.index, self.worker_shared);
         // The seat first: at full load its worker holds it, and the
         // submission goes to the queue without the other checks.
         let Some(mut worker) = self
             .seats
             .get(index)
-            .and_then(|seat| seat.take_if_idle(|| !mailbox.jobs.is_empty()))
+            .and_then(|seat| seat.take_if_idle(|| !worker_shared.jobs.is_empty()))
         else {
             return Err(submission);
         };
@@ -136,7 +136,7 @@ impl<'a> Pass<'a> {
             accepted_at: now,
             staged: None,
         };
-        worker.process_on_submitter(shared, job, || mailbox.leave());
+        worker.process_on_submitter(shared, job, || worker_shared.leave());
         Ok(())
     }
 
@@ -156,14 +156,14 @@ impl<'a> Pass<'a> {
         };
         let backoff = Backoff::new();
         loop {
-            match self.mailbox.jobs.push(job) {
+            match self.worker_shared.jobs.push(job) {
                 Ok(()) => return Ok(()),
                 Err(back) => job = back,
             }
             // Full: the worker must know of everything queued before this
             // waits for it to make room, or refuses for want of room.
             if self.unwoken {
-                self.mailbox.parker.wake();
+                self.worker_shared.parker.wake();
                 self.unwoken = false;
             }
             if overflow == Overflow::Refuse {
@@ -188,10 +188,10 @@ impl Drop for Pass<'_> {
             counters.accepted(self.queued);
         }
         if self.unwoken {
-            self.mailbox.parker.wake();
+            self.worker_shared.parker.wake();
         }
         if self.inside {
-            self.mailbox.leave();
+            self.worker_shared.leave();
         }
     }
 }

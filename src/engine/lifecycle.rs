@@ -3,7 +3,7 @@
 
 use crate::sync::{Arc, AtomicU32, Ordering};
 
-use super::mailbox::Mailbox;
+use super::worker_shared::WorkerShared;
 
 /// Where the engine is in its life. Only ever moves forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,11 +50,11 @@ impl Lifecycle {
     }
 
     /// Closes intake: after this returns, no submitter pushes to any of
-    /// `mailboxes` again (see [`Mailbox::close_intake`]).
-    pub(crate) fn close_intake(&self, mailboxes: &[Arc<Mailbox>]) {
+    /// `workers_shared` again (see [`WorkerShared::close_intake`]).
+    pub(crate) fn close_intake(&self, workers_shared: &[Arc<WorkerShared>]) {
         self.advance(Phase::Draining);
-        for mailbox in mailboxes {
-            mailbox.close_intake();
+        for worker_shared in workers_shared {
+            worker_shared.close_intake();
         }
     }
 }

@@ -27,9 +27,9 @@ pub(crate) struct PendingCall {
     pub(crate) reply_to: ReplyTo,
     /// The deadline on the engine's monotonic clock, in nanoseconds.
     pub(crate) deadline: u64,
-    /// The owning worker's mailbox: completions go back through it, so the
+    /// The owning worker's shared half: completions go back through it, so the
     /// worker (which holds the keys' working state) protects the reply.
-    pub(crate) mailbox: Arc<dyn AnswerInbox>,
+    pub(crate) worker_shared: Arc<dyn AnswerInbox>,
     /// Set by the worker when the message was answered `timeout` while its
     /// handler still ran: a completion that arrives later is dropped.
     pub(crate) superseded: AtomicBool,
@@ -39,13 +39,13 @@ impl PendingCall {
     pub(crate) fn new(
         reply_to: ReplyTo,
         deadline: u64,
-        mailbox: Arc<dyn AnswerInbox>,
+        worker_shared: Arc<dyn AnswerInbox>,
     ) -> PendingCall {
         PendingCall {
             state: AtomicU32::new(OPEN),
             reply_to,
             deadline,
-            mailbox,
+            worker_shared,
             superseded: AtomicBool::new(false),
         }
     }
@@ -72,7 +72,7 @@ impl PendingCall {
     }
 }
 
-/// Where a deferred command's answer goes back to: its worker's mailbox
+/// Where a deferred command's answer goes back to: its worker's shared half
 /// (which implements this), so that the worker, which holds the keys'
 /// working state, protects the reply.
 pub(crate) trait AnswerInbox: Send + Sync + std::fmt::Debug {
@@ -138,8 +138,8 @@ fn send(call: Arc<PendingCall>, result: Result<RawJson, Error>) -> bool {
     if !call.claim_answer() {
         return false;
     }
-    let mailbox = Arc::clone(&call.mailbox);
-    mailbox.complete(Completion { call, result });
+    let worker_shared = Arc::clone(&call.worker_shared);
+    worker_shared.complete(Completion { call, result });
     true
 }
 

@@ -20,13 +20,13 @@ use super::concurrency::Seat;
 use super::error_log::ErrorRecord;
 use super::intake::Pass;
 use super::lifecycle::Phase;
-use super::mailbox::Submission;
 use super::metrics::MetricsSnapshot;
 use super::outbound::PendingReply;
 use super::shared::Shared;
 use super::sink::{Destination, Outcome, ReplySink, SinkId};
 use super::state::{ProtocolState, RecentMessage, Status};
 use super::worker::Worker;
+use super::worker_shared::Submission;
 
 /// A running engine. Dropping it shuts it down.
 pub struct Engine {
@@ -43,7 +43,7 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("workers", &self.shared.mailboxes().len())
+            .field("workers", &self.shared.workers_shared().len())
             .field("phase", &self.shared.phase())
             .finish()
     }
@@ -145,7 +145,7 @@ impl Engine {
     /// The intake a submission goes to: by its key, so that one key's
     /// messages keep their order.
     fn intake_index(&self, submission: &Submission) -> usize {
-        let intakes = self.shared.intake_mailboxes().len().max(1) as u64;
+        let intakes = self.shared.intake_workers().len().max(1) as u64;
         (submission.key % intakes) as usize
     }
 
@@ -258,7 +258,7 @@ impl Engine {
     pub fn metrics(&self) -> MetricsSnapshot {
         let depths = self
             .shared
-            .mailboxes()
+            .workers_shared()
             .iter()
             .map(|m| m.jobs.len())
             .collect();
@@ -275,7 +275,7 @@ impl Engine {
             Phase::Stopped => Status::Stopped,
         };
         let newest = shared
-            .mailboxes()
+            .workers_shared()
             .iter()
             .filter_map(|m| m.recent.newest())
             .chain(shared.timer_recent.newest())
@@ -284,7 +284,7 @@ impl Engine {
             status,
             last_message_id: newest.as_ref().map(|m| m.id.clone()),
             pending_commands: shared
-                .mailboxes()
+                .workers_shared()
                 .iter()
                 .map(|m| m.deferred.load(Ordering::Acquire))
                 .sum::<usize>()
@@ -299,7 +299,7 @@ impl Engine {
     pub fn recent_messages(&self, limit: usize) -> Vec<RecentMessage> {
         let shared = &*self.shared;
         let mut all: Vec<RecentMessage> = shared
-            .mailboxes()
+            .workers_shared()
             .iter()
             .map(|m| &m.recent)
             .chain(std::iter::once(&shared.timer_recent))
@@ -335,15 +335,15 @@ impl Engine {
         if shared.phase() >= Phase::Stopped {
             return;
         }
-        shared.lifecycle.close_intake(shared.mailboxes());
+        shared.lifecycle.close_intake(shared.workers_shared());
         let drain = Duration::from_millis(shared.config.load().engine.drain_ms);
         let deadline = Instant::now() + drain;
         while !self.drained() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         shared.advance(Phase::Abandoning);
-        for mailbox in shared.mailboxes() {
-            mailbox.parker.wake();
+        for worker_shared in shared.workers_shared() {
+            worker_shared.parker.wake();
         }
         // Workers now answer what is queued `unavailable`; the timer does
         // the same for deferred commands and stuck handlers.
@@ -355,8 +355,8 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(1));
         }
         shared.advance(Phase::Stopped);
-        for mailbox in shared.mailboxes() {
-            mailbox.parker.wake();
+        for worker_shared in shared.workers_shared() {
+            worker_shared.parker.wake();
         }
         for handle in self.workers.lock().drain(..) {
             // A worker stuck in a handler is not waited for: the timer has

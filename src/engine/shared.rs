@@ -12,7 +12,6 @@ use crate::sync::{Arc, SwapCell};
 use super::clock::Clock;
 use super::error_log::ErrorLog;
 use super::lifecycle::{Lifecycle, Phase};
-use super::mailbox::Mailbox;
 use super::metrics::Metrics;
 use super::outbound::Outbound;
 use super::recovery::BreakerPermit;
@@ -22,6 +21,7 @@ use super::stage_gate::StageGate;
 use super::state::RecentIds;
 use super::thread_plan::ThreadPlan;
 use super::timer_inbox::TimerInbox;
+use super::worker_shared::WorkerShared;
 
 /// A random number naming this run (in reply ids).
 fn boot_number() -> u32 {
@@ -42,7 +42,7 @@ pub(crate) struct Shared {
     /// A random number naming this run, in reply ids.
     pub(crate) boot: u32,
     pub(crate) lifecycle: Lifecycle,
-    pub(crate) mailboxes: OnceLock<Box<[Arc<Mailbox>]>>,
+    pub(crate) workers_shared: OnceLock<Box<[Arc<WorkerShared>]>>,
     pub(crate) timer: TimerInbox,
     pub(crate) errors: ErrorLog,
     /// What the timer answered (deadlines, shutdown), as worker histories
@@ -82,7 +82,7 @@ impl Shared {
             metrics: Metrics::new(workers + 2),
             boot: boot_number(),
             lifecycle: Lifecycle::default(),
-            mailboxes: OnceLock::new(),
+            workers_shared: OnceLock::new(),
             timer: TimerInbox::new(workers.saturating_mul(max_deferred).max(64)),
             errors,
             timer_recent: RecentIds::new(history),
@@ -104,8 +104,8 @@ impl Shared {
         self.lifecycle.advance(phase);
     }
 
-    pub(crate) fn mailboxes(&self) -> &[Arc<Mailbox>] {
-        self.mailboxes.get().map_or(&[], |m| m)
+    pub(crate) fn workers_shared(&self) -> &[Arc<WorkerShared>] {
+        self.workers_shared.get().map_or(&[], |m| m)
     }
 
     /// Thread `slot` sent `error` in answer to message `correlation_id`:
@@ -131,16 +131,19 @@ impl Shared {
 
     /// The queues submissions go to: every worker's (sharded), the front
     /// stage's (staged).
-    pub(crate) fn intake_mailboxes(&self) -> &[Arc<Mailbox>] {
-        let all = self.mailboxes();
+    pub(crate) fn intake_workers(&self) -> &[Arc<WorkerShared>] {
+        let all = self.workers_shared();
         all.get(..self.plan.workers.min(all.len())).unwrap_or(all)
     }
 
     /// The back stage's queues (staged; empty when sharded).
-    pub(crate) fn back_mailboxes(&self) -> &[Arc<Mailbox>] {
+    pub(crate) fn back_workers(&self) -> &[Arc<WorkerShared>] {
         match self.plan.topology {
             Topology::Sharded => &[],
-            Topology::Staged => self.mailboxes().get(self.plan.workers..).unwrap_or(&[]),
+            Topology::Staged => self
+                .workers_shared()
+                .get(self.plan.workers..)
+                .unwrap_or(&[]),
         }
     }
 
@@ -148,18 +151,18 @@ impl Shared {
     /// every queue, sharded), then messages in transit, then back queues,
     /// in the order a message moves.
     pub(crate) fn drained(&self) -> bool {
-        self.intake_mailboxes().iter().all(|m| m.is_drained())
+        self.intake_workers().iter().all(|m| m.is_drained())
             && self.gate.in_transit() == 0
-            && self.back_mailboxes().iter().all(|m| m.is_drained())
+            && self.back_workers().iter().all(|m| m.is_drained())
     }
 
     /// The timer's counters slot.
     pub(crate) fn timer_slot(&self) -> usize {
-        self.mailboxes().len()
+        self.workers_shared().len()
     }
 
     /// The submitting threads' counters slot.
     pub(crate) fn intake_slot(&self) -> usize {
-        self.mailboxes().len() + 1
+        self.workers_shared().len() + 1
     }
 }

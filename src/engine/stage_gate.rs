@@ -3,7 +3,7 @@
 
 use crate::sync::{Arc, AtomicUsize, Ordering};
 
-use super::mailbox::Mailbox;
+use super::worker_shared::WorkerShared;
 
 /// The staged topology's hand-over from front to back stage, as shutdown
 /// sees it: how many front-stage workers still run (a back-stage worker
@@ -40,7 +40,7 @@ impl StageGate {
     }
 
     /// A front-stage worker exited; wakes the back stage to notice.
-    pub(crate) fn front_exited(&self, backs: &[Arc<Mailbox>]) {
+    pub(crate) fn front_exited(&self, backs: &[Arc<WorkerShared>]) {
         self.fronts.fetch_sub(1, Ordering::AcqRel);
         for back in backs {
             back.parker.wake();

@@ -19,7 +19,6 @@ use crate::sync::{Arc, CellCache, SwapCell, thread};
 
 use super::concurrency::{Address, CallWatch, IdBytes, Ticket};
 use super::lifecycle::{Lifecycle, Phase};
-use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::{Metrics, Sample};
 use super::pending::{AnswerInbox, PendingCall, Responder};
 use super::pipeline::Stage;
@@ -27,6 +26,7 @@ use super::reply::ReplyTo;
 use super::sink::{Destination, Outcome, SinkId};
 use super::stage_gate::StageGate;
 use super::state::RecentIds;
+use super::worker_shared::{Job, Submission, WorkerShared};
 
 /// A worker's call watch (see `concurrency/call_watch.rs`).
 #[derive(Debug, Default)]
@@ -75,17 +75,17 @@ impl WatchModel {
     }
 }
 
-/// A deferred command with its worker's mailbox (see `pending.rs`).
+/// A deferred command with its worker's shared half (see `pending.rs`).
 #[derive(Debug)]
 pub struct PendingModel {
-    mailbox: Arc<Mailbox>,
+    worker_shared: Arc<WorkerShared>,
     call: Arc<PendingCall>,
 }
 
 impl PendingModel {
     /// A deferred command owned by a worker that is the calling thread.
     pub fn new() -> (PendingModel, Responder) {
-        let mailbox = Arc::new(Mailbox::new(4, 2, 1, thread::current()));
+        let worker_shared = Arc::new(WorkerShared::new(4, 2, 1, thread::current()));
         let reply_to = ReplyTo {
             to: Destination {
                 sink: SinkId(0),
@@ -98,31 +98,43 @@ impl PendingModel {
             handler: None,
             accepted_at: 0,
         };
-        let _ = mailbox.reserve_deferred();
-        let call = Arc::new(PendingCall::new(reply_to, 10, Arc::clone(&mailbox) as _));
+        let _ = worker_shared.reserve_deferred();
+        let call = Arc::new(PendingCall::new(
+            reply_to,
+            10,
+            Arc::clone(&worker_shared) as _,
+        ));
         let responder = Responder::for_call(Arc::clone(&call));
-        (PendingModel { mailbox, call }, responder)
+        (
+            PendingModel {
+                worker_shared,
+                call,
+            },
+            responder,
+        )
     }
 
     /// Timer: closes the call at its deadline; true if that answered it.
     pub fn time_out(&self) -> bool {
         let closed = self.call.close();
         if closed {
-            self.mailbox.release_deferred();
+            self.worker_shared.release_deferred();
         }
         closed
     }
 
     /// Worker: takes a completion handed back, if any (and frees its room).
     pub fn take_completion(&self) -> Option<Result<RawJson, Error>> {
-        let completion = self.mailbox.completions.pop()?;
-        self.mailbox.release_deferred();
+        let completion = self.worker_shared.completions.pop()?;
+        self.worker_shared.release_deferred();
         Some(completion.result)
     }
 
     /// Deferred commands still counted against the worker.
     pub fn outstanding(&self) -> usize {
-        self.mailbox.deferred.load(crate::sync::Ordering::Acquire)
+        self.worker_shared
+            .deferred
+            .load(crate::sync::Ordering::Acquire)
     }
 }
 
@@ -130,7 +142,7 @@ impl PendingModel {
 #[derive(Debug)]
 pub struct IntakeModel {
     lifecycle: Lifecycle,
-    mailboxes: [Arc<Mailbox>; 1],
+    workers_shared: [Arc<WorkerShared>; 1],
 }
 
 impl IntakeModel {
@@ -138,56 +150,62 @@ impl IntakeModel {
     pub fn new(capacity: usize) -> IntakeModel {
         IntakeModel {
             lifecycle: Lifecycle::default(),
-            mailboxes: [Arc::new(Mailbox::new(capacity, 2, 1, thread::current()))],
+            workers_shared: [Arc::new(WorkerShared::new(
+                capacity,
+                2,
+                1,
+                thread::current(),
+            ))],
         }
     }
 
     /// Submitter: queues job `n` unless intake is closed (the engine's
     /// submit protocol). True if queued.
     pub fn submit(&self, n: u64) -> bool {
-        let [mailbox] = &self.mailboxes;
-        if !mailbox.enter() {
+        let [worker_shared] = &self.workers_shared;
+        if !worker_shared.enter() {
             return false;
         }
-        let queued = self.lifecycle.phase() == Phase::Running && mailbox.push(job_of(n)).is_ok();
-        mailbox.leave();
+        let queued =
+            self.lifecycle.phase() == Phase::Running && worker_shared.push(job_of(n)).is_ok();
+        worker_shared.leave();
         queued
     }
 
     /// Shutdown: closes intake, then tells the worker to stop and wakes it.
     pub fn shut_down(&self) {
-        let [mailbox] = &self.mailboxes;
-        self.lifecycle.close_intake(&self.mailboxes);
+        let [worker_shared] = &self.workers_shared;
+        self.lifecycle.close_intake(&self.workers_shared);
         self.lifecycle.advance(Phase::Stopped);
-        mailbox.parker.wake();
+        worker_shared.parker.wake();
     }
 
     /// Shutdown's first step alone: closes intake, waiting for the
     /// submitters inside to leave.
     pub fn close_only(&self) {
-        self.lifecycle.close_intake(&self.mailboxes);
+        self.lifecycle.close_intake(&self.workers_shared);
     }
 
     /// Jobs in the queue.
     pub fn queued(&self) -> usize {
-        let [mailbox] = &self.mailboxes;
-        mailbox.jobs.len()
+        let [worker_shared] = &self.workers_shared;
+        worker_shared.jobs.len()
     }
 
     /// Worker: one turn of its loop: takes a job (`Some(n)`), or parks
     /// until there is work or a stop (`Some(None)`), or finds the engine
     /// stopped with nothing queued (`None`: the loop exits).
     pub fn worker_turn(&self) -> Option<Option<u64>> {
-        let [mailbox] = &self.mailboxes;
-        if let Some(job) = mailbox.jobs.pop() {
+        let [worker_shared] = &self.workers_shared;
+        if let Some(job) = worker_shared.jobs.pop() {
             return Some(Some(job.submission.tag));
         }
-        if self.lifecycle.phase() == Phase::Stopped && mailbox.jobs.is_empty() {
+        if self.lifecycle.phase() == Phase::Stopped && worker_shared.jobs.is_empty() {
             return None;
         }
-        mailbox
+        worker_shared
             .parker
-            .park_unless(|| mailbox.has_work() || self.lifecycle.phase() == Phase::Stopped);
+            .park_unless(|| worker_shared.has_work() || self.lifecycle.phase() == Phase::Stopped);
         Some(None)
     }
 }
@@ -197,8 +215,8 @@ impl IntakeModel {
 #[derive(Debug)]
 pub struct StagedModel {
     lifecycle: Lifecycle,
-    front: Arc<Mailbox>,
-    backs: [Arc<Mailbox>; 1],
+    front: Arc<WorkerShared>,
+    backs: [Arc<WorkerShared>; 1],
     gate: StageGate,
 }
 
@@ -208,8 +226,8 @@ impl StagedModel {
     pub fn with_job(job: u64) -> StagedModel {
         let model = StagedModel {
             lifecycle: Lifecycle::default(),
-            front: Arc::new(Mailbox::new(2, 2, 1, thread::current())),
-            backs: [Arc::new(Mailbox::new(2, 2, 1, thread::current()))],
+            front: Arc::new(WorkerShared::new(2, 2, 1, thread::current())),
+            backs: [Arc::new(WorkerShared::new(2, 2, 1, thread::current()))],
             gate: StageGate::new(1),
         };
         let _ = model.front.push(job_of(job));

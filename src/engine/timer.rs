@@ -89,7 +89,7 @@ pub(crate) fn run(shared: &Shared) {
                     unix_nanos_now(),
                 );
                 shared.report(reply_to.handler, true);
-                call.mailbox.release_deferred();
+                call.worker_shared.release_deferred();
             }
         }
 
@@ -97,8 +97,8 @@ pub(crate) fn run(shared: &Shared) {
         shared.outbound.expire(now, abandoning);
 
         // Handlers running past their deadline on a worker.
-        for mailbox in shared.mailboxes() {
-            if let Some(address) = mailbox.watch.take_overdue(now, abandoning) {
+        for worker_shared in shared.workers_shared() {
+            if let Some(address) = worker_shared.watch.take_overdue(now, abandoning) {
                 let error = if abandoning {
                     shutting_down()
                 } else {

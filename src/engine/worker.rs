@@ -21,7 +21,6 @@ use super::concurrency::Seat;
 use super::concurrency::{Address, IdBytes};
 use super::idle::{Idle, IdleStrategy};
 use super::lifecycle::Phase;
-use super::mailbox::{Job, Mailbox, Submission};
 use super::metrics::{Counters, TIMED_EVERY};
 use super::pipeline::{
     self, Context, Laps, Replying, Responder, Running, Stage, Verdict, replying_to,
@@ -34,12 +33,13 @@ use super::staged::{Staged, StagedView};
 use super::thread_plan::Role;
 use super::timer;
 use super::wall_clock::WallClock;
+use super::worker_shared::{Job, Submission, WorkerShared};
 
 pub(crate) struct Worker {
     index: usize,
     role: Role,
     shared: Arc<Shared>,
-    mailbox: Arc<Mailbox>,
+    worker_shared: Arc<WorkerShared>,
     /// A back-stage worker's copy of a payload that is not plain, parsed
     /// there.
     payload_text: Vec<u8>,
@@ -61,7 +61,7 @@ impl Worker {
         index: usize,
         role: Role,
         shared: Arc<Shared>,
-        mailbox: Arc<Mailbox>,
+        worker_shared: Arc<WorkerShared>,
     ) -> Worker {
         let mut config = shared.config.cache();
         let limits = Limits::from_config(config.load());
@@ -73,9 +73,9 @@ impl Worker {
             payload_tape: Vec::new(),
             decoder: Decoder::new(limits),
             admission: Admission::new(Arc::clone(&shared.security)),
-            responder: Responder::new(index, &shared, Arc::clone(&mailbox)),
+            responder: Responder::new(index, &shared, Arc::clone(&worker_shared)),
             shared,
-            mailbox,
+            worker_shared,
             sequence: 0,
             run_credit: RunCredit::new(),
             wall_clock: WallClock::default(),
@@ -94,22 +94,25 @@ impl Worker {
         let mut worker = seat.take();
         // Kept while the seat is let go (a fresh worker after a panic on a
         // submitter shares them too).
-        let (mailbox, shared) = (Arc::clone(&worker.mailbox), Arc::clone(&worker.shared));
+        let (worker_shared, shared) = (
+            Arc::clone(&worker.worker_shared),
+            Arc::clone(&worker.shared),
+        );
         loop {
-            if let Some(completion) = worker.mailbox.completions.pop() {
+            if let Some(completion) = worker.worker_shared.completions.pop() {
                 let timed = worker.sequence.is_multiple_of(TIMED_EVERY);
                 worker.responder.finish_deferred(&shared, completion, timed);
                 idle.reset();
                 continue;
             }
-            if let Some(job) = worker.mailbox.jobs.pop() {
+            if let Some(job) = worker.worker_shared.jobs.pop() {
                 // SAFETY: this thread holds the seat, and only the seat's
-                // holder pops its mailbox's jobs (here; a submitter holding
+                // holder pops its worker's queue of jobs (here; a submitter holding
                 // the seat runs its own message and pops nothing).
                 #[allow(unsafe_code)]
                 unsafe {
                     worker
-                        .mailbox
+                        .worker_shared
                         .jobs
                         .peek_with(|next| prefetch(&next.submission.body));
                 }
@@ -124,17 +127,17 @@ impl Worker {
             // this worker got it back only after that message ended.
             if worker.shared.phase() == Phase::Stopped
                 && (worker.role != Role::Back || worker.shared.gate.back_may_exit())
-                && worker.mailbox.jobs.is_empty()
-                && worker.mailbox.completions.is_empty()
+                && worker.worker_shared.jobs.is_empty()
+                && worker.worker_shared.completions.is_empty()
             {
                 return;
             }
             if idle.parks_next() {
                 drop(worker);
-                idle.wait(&mailbox.parker, || wakes_up(&mailbox, &shared));
+                idle.wait(&worker_shared.parker, || wakes_up(&worker_shared, &shared));
                 worker = seat.take();
             } else {
-                idle.wait(&mailbox.parker, || wakes_up(&mailbox, &shared));
+                idle.wait(&worker_shared.parker, || wakes_up(&worker_shared, &shared));
             }
         }
     }
@@ -172,10 +175,10 @@ impl Worker {
         let to = Destination { sink, tag, codec };
         let started = shared.clock.now();
         self.sequence += 1;
-        let ticket = self
-            .mailbox
-            .watch
-            .begin(self.sequence, started, &Address { to, id: None });
+        let ticket =
+            self.worker_shared
+                .watch
+                .begin(self.sequence, started, &Address { to, id: None });
         begun();
         let mut laps = Laps::new(self.sequence, started);
         let config = self.config.load();
@@ -204,7 +207,7 @@ impl Worker {
                     let id = IdBytes::new(view.id());
                     if let Some(id) = &id {
                         // A timeout from here on names the message.
-                        self.mailbox.watch.set_id(id);
+                        self.worker_shared.watch.set_id(id);
                     }
                     laps.lap(&shared.clock, Stage::Validate);
                     if shared.phase() >= Phase::Abandoning {
@@ -236,7 +239,7 @@ impl Worker {
                                 };
                                 let context = Context {
                                     shared,
-                                    mailbox: &self.mailbox,
+                                    worker_shared: &self.worker_shared,
                                     counters: shared.metrics.counters(self.index),
                                     to,
                                     peer,
@@ -272,7 +275,7 @@ impl Worker {
             // Finished here before the back stage sees it, so that the
             // timer (at shutdown) and the back stage cannot both answer.
             shared.gate.transit_begins();
-            if self.mailbox.watch.finish(ticket) {
+            if self.worker_shared.watch.finish(ticket) {
                 let submission = Submission {
                     sink,
                     tag,
@@ -301,7 +304,7 @@ impl Worker {
     /// Front stage: hands an admitted message to its back-stage worker
     /// (chosen by key, so a connection's order holds), waiting for room.
     fn forward(&mut self, submission: Submission, accepted_at: u64, staged: Box<Staged>) {
-        let backs = self.shared.back_mailboxes();
+        let backs = self.shared.back_workers();
         let Some(back) = backs.get((submission.key % backs.len().max(1) as u64) as usize) else {
             return;
         };
@@ -343,7 +346,7 @@ impl Worker {
         self.sequence += 1;
         let id = IdBytes::new(&staged.id);
         let ticket = self
-            .mailbox
+            .worker_shared
             .watch
             .begin(self.sequence, started, &Address { to, id });
         begun();
@@ -377,7 +380,7 @@ impl Worker {
                     };
                     let context = Context {
                         shared,
-                        mailbox: &self.mailbox,
+                        worker_shared: &self.worker_shared,
                         counters: shared.metrics.counters(self.index),
                         to,
                         peer,
@@ -453,17 +456,17 @@ impl Worker {
     pub(crate) fn renew_after_panic(&mut self) {
         let (index, role) = (self.index, self.role);
         let shared = Arc::clone(&self.shared);
-        let mailbox = Arc::clone(&self.mailbox);
+        let worker_shared = Arc::clone(&self.worker_shared);
         shared.metrics.counters(index).panic();
         shared.metrics.restarted();
-        *self = Worker::new(index, role, Arc::clone(&shared), Arc::clone(&mailbox));
-        Worker::recover(&shared, &mailbox, index);
+        *self = Worker::new(index, role, Arc::clone(&shared), Arc::clone(&worker_shared));
+        Worker::recover(&shared, &worker_shared, index);
     }
 
     /// Answers the message the worker held when a panic escaped, if nobody
     /// did.
-    fn recover(shared: &Shared, mailbox: &Mailbox, index: usize) {
-        if let Some(address) = mailbox.watch.take_overdue(shared.clock.now(), true) {
+    fn recover(shared: &Shared, worker_shared: &WorkerShared, index: usize) {
+        if let Some(address) = worker_shared.watch.take_overdue(shared.clock.now(), true) {
             let mut writer = ReplyWriter::new(shared.boot);
             let error = Error::new(Code::InternalError, "the worker failed and was restarted");
             timer::answer(shared, &mut writer, &address, &error);
@@ -475,6 +478,6 @@ impl Worker {
 
 /// Whether a waiting worker has something to do: work queued, or the
 /// engine stopping.
-fn wakes_up(mailbox: &Mailbox, shared: &Shared) -> bool {
-    mailbox.has_work() || shared.phase() == Phase::Stopped
+fn wakes_up(worker_shared: &WorkerShared, shared: &Shared) -> bool {
+    worker_shared.has_work() || shared.phase() == Phase::Stopped
 }

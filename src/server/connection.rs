@@ -12,9 +12,9 @@ use super::memory_budget::{Charge, Tag};
 use super::outbox::Outbox;
 use crate::engine::{Engine, SinkId, Submission};
 use crate::frame::{FrameDecoder, HEADER_LEN};
+use crate::framed_connection::{ConnectionError, FramedConnection, Read};
 use crate::sync::Arc;
 use crate::transport_error::TransportErrors;
-use crate::wire::{Read, Wire, WireError};
 
 /// Why a connection is closed.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub(crate) enum Close {
     /// Its input ended and everything it asked was answered and written.
     Done,
     /// The socket or TLS failed.
-    Failed(WireError),
+    Failed(ConnectionError),
     /// Nothing happened on it for `idle_timeout_ms`.
     Idle,
     /// A frame did not arrive whole by its deadline (`frame_timeout_ms`,
@@ -108,7 +108,7 @@ pub(crate) enum Input {
 
 /// One connection.
 pub(crate) struct Connection {
-    pub(crate) wire: Wire,
+    pub(crate) wire: FramedConnection,
     pub(crate) peer: SocketAddr,
     pub(crate) slot: u32,
     generation: u32,
@@ -164,7 +164,7 @@ pub(crate) struct Opening {
 impl Connection {
     pub(crate) fn new(opening: Opening) -> Connection {
         Connection {
-            wire: Wire::new(opening.socket, opening.tls.map(rustls::Connection::from)),
+            wire: FramedConnection::new(opening.socket, opening.tls.map(rustls::Connection::from)),
             peer: opening.peer,
             slot: opening.slot,
             generation: opening.generation,

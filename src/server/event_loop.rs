@@ -15,8 +15,8 @@ use super::memory_budget::MemoryBudget;
 use super::settings::Settings;
 use super::state::Shared;
 use crate::engine::Submission;
+use crate::framed_connection::ConnectionError;
 use crate::transport_error::TransportErrors;
-use crate::wire::WireError;
 
 const LISTENER: Token = Token(0);
 pub(super) const WAKER: Token = Token(1);
@@ -359,10 +359,10 @@ impl EventLoop {
                 connection.wire.close_notify();
                 tracing::debug!(peer = %connection.peer, "connection closed");
             }
-            Close::Failed(WireError::Io(e)) => {
+            Close::Failed(ConnectionError::Io(e)) => {
                 tracing::debug!(peer = %connection.peer, error = %e, "connection failed")
             }
-            Close::Failed(WireError::Tls(e)) => {
+            Close::Failed(ConnectionError::Tls(e)) => {
                 counters.tls_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(peer = %connection.peer, error = %e, "TLS refused");
             }

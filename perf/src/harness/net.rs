@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use mcp_engine::client::{Connector, Credentials, Envelopes};
 use mcp_engine::codec::{Codec, Decoder, Limits};
 use mcp_engine::frame::{FrameDecoder, write_frame};
+use mcp_engine::framed_connection::{ConnectionError, FramedConnection, Read};
 use mcp_engine::message::unix_nanos_now;
 use mcp_engine::server::Server;
-use mcp_engine::wire::{Read, Wire, WireError};
 use mcp_engine::{Code, Config, Error};
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
@@ -245,7 +245,7 @@ impl Outboxes {
 
 /// One connection of the load generator.
 struct Link {
-    wire: Wire,
+    wire: FramedConnection,
     decoder: FrameDecoder,
     open: bool,
 }
@@ -397,10 +397,10 @@ impl Link {
     }
 }
 
-fn describe(e: WireError) -> String {
+fn describe(e: ConnectionError) -> String {
     match e {
-        WireError::Io(e) => format!("socket: {e}"),
-        WireError::Tls(e) => format!("TLS: {e}"),
+        ConnectionError::Io(e) => format!("socket: {e}"),
+        ConnectionError::Tls(e) => format!("TLS: {e}"),
     }
 }
 

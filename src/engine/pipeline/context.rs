@@ -7,12 +7,12 @@ use crate::error::Error;
 use crate::json::RawJson;
 use crate::sync::Arc;
 
-use super::super::mailbox::Mailbox;
 use super::super::metrics::Counters;
 use super::super::pending::PendingCall;
 use super::super::shared::Shared;
 use super::super::sink::Destination;
 use super::super::staged::Staged;
+use super::super::worker_shared::WorkerShared;
 
 /// What a message comes to, before the reply is written.
 pub(crate) enum Verdict {
@@ -34,7 +34,7 @@ pub(crate) enum Verdict {
 /// What the route and execute stages need to know about the message.
 pub(crate) struct Context<'a> {
     pub(crate) shared: &'a Shared,
-    pub(crate) mailbox: &'a Arc<Mailbox>,
+    pub(crate) worker_shared: &'a Arc<WorkerShared>,
     pub(crate) counters: &'a Counters,
     pub(crate) to: Destination,
     pub(crate) peer: IpAddr,

@@ -32,7 +32,7 @@ pub(crate) fn execute_command<V: Vetted>(
     let deadline = context
         .accepted_at
         .saturating_add(timeout_ms.saturating_mul(1_000_000));
-    context.mailbox.watch.set_deadline(deadline);
+    context.worker_shared.watch.set_deadline(deadline);
     let payload = admitted.payload();
     let handler = match &entry.action {
         Action::Builtin(builtin) => return builtin_result(shared, *builtin, admitted),
@@ -49,7 +49,7 @@ pub(crate) fn execute_command<V: Vetted>(
     };
     *handler_out = Some((index, breaker));
     let open = || -> Result<Arc<PendingCall>, Error> {
-        context.mailbox.reserve_deferred()?;
+        context.worker_shared.reserve_deferred()?;
         let reply_to = ReplyTo {
             to: context.to,
             id: Box::from(context.id),
@@ -61,7 +61,7 @@ pub(crate) fn execute_command<V: Vetted>(
         Ok(Arc::new(PendingCall::new(
             reply_to,
             deadline,
-            Arc::clone(context.mailbox) as Arc<dyn AnswerInbox>,
+            Arc::clone(context.worker_shared) as Arc<dyn AnswerInbox>,
         )))
     };
     let retry = entry.spec.retry_policy();
@@ -119,7 +119,7 @@ pub(crate) fn execute_command<V: Vetted>(
             // The handler took a responder and returned an answer too: the
             // first to claim the call answers.
             if call.claim_answer() {
-                context.mailbox.release_deferred();
+                context.worker_shared.release_deferred();
                 match answer {
                     Ok(Answer::Result(result)) => Verdict::Respond(result),
                     Ok(Answer::Deferred) => Verdict::Deferred(None),
@@ -169,7 +169,11 @@ fn builtin_result<V: Vetted>(shared: &Shared, builtin: Builtin, admitted: &V) ->
             }
         }
         Builtin::Metrics => {
-            let depths = shared.mailboxes().iter().map(|m| m.jobs.len()).collect();
+            let depths = shared
+                .workers_shared()
+                .iter()
+                .map(|m| m.jobs.len())
+                .collect();
             let snapshot = shared.metrics.snapshot(depths);
             Verdict::Respond(RawJson::from_compact(snapshot.to_json().into_bytes()))
         }

@@ -11,13 +11,13 @@ use crate::sync::{Arc, Ordering};
 
 use super::super::concurrency::{IdBytes, Ticket};
 use super::super::lifecycle::Phase;
-use super::super::mailbox::Mailbox;
 use super::super::metrics::Sample;
 use super::super::pending::{AnswerInbox, Completion};
 use super::super::recovery::{BreakerPermit, is_failure};
 use super::super::reply::{ReplyHeader, ReplyWriter};
 use super::super::shared::Shared;
 use super::super::sink::{Destination, Outcome};
+use super::super::worker_shared::WorkerShared;
 use super::laps::Laps;
 use super::{Stage, Verdict};
 
@@ -70,17 +70,21 @@ enum Delivery {
 /// One worker's respond stage: what writes and protects its replies.
 pub(crate) struct Responder {
     index: usize,
-    mailbox: Arc<Mailbox>,
+    worker_shared: Arc<WorkerShared>,
     writer: ReplyWriter,
     protector: ReplyProtector,
 }
 
 impl Responder {
     /// Worker `index`'s, over the engine's `shared` state.
-    pub(crate) fn new(index: usize, shared: &Shared, mailbox: Arc<Mailbox>) -> Responder {
+    pub(crate) fn new(
+        index: usize,
+        shared: &Shared,
+        worker_shared: Arc<WorkerShared>,
+    ) -> Responder {
         Responder {
             index,
-            mailbox,
+            worker_shared,
             writer: ReplyWriter::new(shared.boot),
             protector: ReplyProtector::new(&shared.security),
         }
@@ -101,7 +105,7 @@ impl Responder {
             accepted_at,
             mut laps,
         } = running;
-        if !self.mailbox.watch.finish(ticket) {
+        if !self.worker_shared.watch.finish(ticket) {
             // The timer answered `timeout` (or `unavailable`) already.
             shared.metrics.counters(self.index).late_answer();
             shared.report(replying.handler, true);
@@ -111,13 +115,15 @@ impl Responder {
             } else {
                 Code::Timeout
             };
-            self.mailbox.recent.push(id, Outcome::Error(code), wall_now);
+            self.worker_shared
+                .recent
+                .push(id, Outcome::Error(code), wall_now);
             if let Verdict::Deferred(Some(call)) = verdict {
                 // Answered `timeout` already: whatever the responder says
                 // is late.
                 call.superseded.store(true, Ordering::Release);
                 if call.close() {
-                    self.mailbox.release_deferred();
+                    self.worker_shared.release_deferred();
                 }
             }
             laps.record(&shared.metrics, self.index);
@@ -141,12 +147,14 @@ impl Responder {
                 if matches!(replying.kind, MessageType::Response | MessageType::Error) {
                     // Never answer an answer: two engines would loop.
                     counters.unmatched_reply();
-                    self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
+                    self.worker_shared
+                        .recent
+                        .push(id, Outcome::Absorbed, wall_now);
                     Delivery::Silent(Outcome::Absorbed)
                 } else {
                     shared.sent_error(self.index, &error, id);
                     let outcome = Outcome::Error(error.code());
-                    self.mailbox.recent.push(id, outcome, wall_now);
+                    self.worker_shared.recent.push(id, outcome, wall_now);
                     Delivery::Written(self.writer.encode_error(to.codec, id, &error))
                 }
             }
@@ -176,12 +184,14 @@ impl Responder {
                     )
                 } else {
                     let outcome = Outcome::Delivered(count);
-                    self.mailbox.recent.push(id, outcome, wall_now);
+                    self.worker_shared.recent.push(id, outcome, wall_now);
                     Delivery::Silent(outcome)
                 }
             }
             Verdict::Absorbed => {
-                self.mailbox.recent.push(id, Outcome::Absorbed, wall_now);
+                self.worker_shared
+                    .recent
+                    .push(id, Outcome::Absorbed, wall_now);
                 Delivery::Silent(Outcome::Absorbed)
             }
             // Handled before `respond`.
@@ -227,7 +237,7 @@ impl Responder {
         match sealed {
             Ok(message) => {
                 shared.metrics.counters(self.index).response();
-                self.mailbox.recent.push(id, outcome, at);
+                self.worker_shared.recent.push(id, outcome, at);
                 if let Some(message) = message {
                     self.writer.encode(header.to.codec, &message);
                 }
@@ -235,7 +245,7 @@ impl Responder {
             }
             Err(error) => {
                 shared.sent_error(self.index, &error, id);
-                self.mailbox
+                self.worker_shared
                     .recent
                     .push(id, Outcome::Error(error.code()), at);
                 Delivery::Written(self.writer.encode_error(header.to.codec, id, &error))
@@ -246,7 +256,7 @@ impl Responder {
     /// A deferred command's answer came back: protect and send it.
     pub(crate) fn finish_deferred(&mut self, shared: &Shared, completion: Completion, timed: bool) {
         let Completion { call, result } = completion;
-        self.mailbox.release_deferred();
+        self.worker_shared.release_deferred();
         let counters = shared.metrics.counters(self.index);
         if call.superseded.load(Ordering::Acquire) {
             counters.late_answer();
@@ -263,7 +273,7 @@ impl Responder {
                 shared.report(to.handler, is_failure(&error));
                 shared.sent_error(self.index, &error, Some(&to.id));
                 let outcome = Outcome::Error(error.code());
-                self.mailbox.recent.push(Some(&to.id), outcome, now);
+                self.worker_shared.recent.push(Some(&to.id), outcome, now);
                 Delivery::Written(self.writer.encode_error(to.to.codec, Some(&to.id), &error))
             }
         };

@@ -8,13 +8,13 @@ use crate::codec::{self, Codec, Decoder, Limits};
 use crate::config::{Config, RoleConfig};
 use crate::engine::error_log::ErrorLog;
 use crate::engine::handler::{Answer, Request};
-use crate::engine::mailbox::Mailbox;
 use crate::engine::registry::{CommandSpec, Registry};
 use crate::engine::shared::Shared;
 use crate::engine::sink::Destination;
 use crate::engine::sink::SinkId;
 use crate::engine::staged::StagedView;
 use crate::engine::thread_plan::ThreadPlan;
+use crate::engine::worker_shared::WorkerShared;
 use crate::error::Code;
 use crate::json::RawJson;
 use crate::message::Message;
@@ -90,10 +90,10 @@ fn run(shared: &Arc<Shared>, id: &str, payload: &str) -> Verdict {
         admitted: &owned,
         payload: lease.value(0).unwrap(),
     };
-    let mailbox = Arc::new(Mailbox::new(4, 4, 4, crate::sync::thread::current()));
+    let worker_shared = Arc::new(WorkerShared::new(4, 4, 4, crate::sync::thread::current()));
     let context = Context {
         shared,
-        mailbox: &mailbox,
+        worker_shared: &worker_shared,
         counters: shared.metrics.counters(0),
         to: Destination {
             sink: SinkId(0),

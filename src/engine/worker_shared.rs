@@ -1,6 +1,9 @@
-//! A worker's inboxes, shared with everyone who hands it work: submitters
-//! push messages, responders push completions, and the worker's parker
-//! wakes it when either arrives.
+//! [`WorkerShared`]: the half of a worker that other threads reach. Its
+//! queues (submitters push messages, responders push completions) and the
+//! parker that wakes it when either arrives; the watch over the message it
+//! runs (the timer answers an overrun); its recent outcomes; and its
+//! intake gate, which shutdown closes. The worker's own state is
+//! [`Worker`](super::worker::Worker).
 
 use std::net::IpAddr;
 
@@ -49,9 +52,9 @@ pub(crate) struct Job {
     pub(crate) staged: Option<Box<Staged>>,
 }
 
-/// One worker's inboxes.
+/// What other threads reach of one worker (see the module docs).
 #[derive(Debug)]
-pub(crate) struct Mailbox {
+pub(crate) struct WorkerShared {
     pub(crate) jobs: Ring<Job>,
     pub(crate) completions: Ring<Completion>,
     pub(crate) parker: Parker,
@@ -72,14 +75,14 @@ pub(crate) struct Mailbox {
     closer: Mutex<Option<Thread>>,
 }
 
-impl Mailbox {
+impl WorkerShared {
     pub(crate) fn new(
         queue_capacity: usize,
         max_deferred: usize,
         history: usize,
         worker: Thread,
-    ) -> Mailbox {
-        Mailbox {
+    ) -> WorkerShared {
+        WorkerShared {
             jobs: Ring::new(queue_capacity),
             completions: Ring::new(max_deferred),
             parker: Parker::new(worker),
@@ -175,7 +178,7 @@ impl Mailbox {
     }
 }
 
-impl AnswerInbox for Mailbox {
+impl AnswerInbox for WorkerShared {
     fn release_deferred(&self) {
         self.deferred.fetch_sub(1, Ordering::AcqRel);
     }

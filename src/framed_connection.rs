@@ -1,4 +1,4 @@
-//! [`Wire`]: one non-blocking TCP connection, with or without TLS, as the
+//! [`FramedConnection`]: one non-blocking TCP connection, with or without TLS, as the
 //! server and the client both drive it: bytes in to a frame decoder, bytes
 //! out from a buffer. It owns the TLS dance (records in and out, the
 //! handshake, alerts) so that neither side has to. Public for programs
@@ -18,9 +18,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// What the outbound buffer shrinks back to once a large reply is out.
 const OUT_RESTING_BYTES: usize = 64 * 1024;
 
-/// Why a wire failed.
+/// Why a connection failed.
 #[derive(Debug)]
-pub enum WireError {
+pub enum ConnectionError {
     /// The socket failed.
     Io(io::Error),
     /// The TLS layer refused the peer (handshake, version, certificate, a
@@ -40,7 +40,7 @@ pub enum Read {
 }
 
 /// A TCP connection, plain or TLS, with its outbound buffer.
-pub struct Wire {
+pub struct FramedConnection {
     pub(crate) socket: TcpStream,
     tls: Option<Box<rustls::Connection>>,
     /// Bytes not yet handed to the socket (or TLS), from `out_start`.
@@ -50,19 +50,19 @@ pub struct Wire {
     written: u64,
 }
 
-impl std::fmt::Debug for Wire {
+impl std::fmt::Debug for FramedConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wire")
+        f.debug_struct("FramedConnection")
             .field("tls", &self.tls.is_some())
             .field("pending", &self.pending())
             .finish()
     }
 }
 
-impl Wire {
+impl FramedConnection {
     /// A connection over `socket` (non-blocking), through `tls` if given.
-    pub fn new(socket: TcpStream, tls: Option<rustls::Connection>) -> Wire {
-        Wire {
+    pub fn new(socket: TcpStream, tls: Option<rustls::Connection>) -> FramedConnection {
+        FramedConnection {
             socket,
             tls: tls.map(Box::new),
             out: Vec::new(),
@@ -111,7 +111,7 @@ impl Wire {
     }
 
     /// Reads once: plaintext TLS already holds, else from the socket.
-    pub fn read_into(&mut self, decoder: &mut FrameDecoder) -> Result<Read, WireError> {
+    pub fn read_into(&mut self, decoder: &mut FrameDecoder) -> Result<Read, ConnectionError> {
         self.read_at_most(decoder, READ_CHUNK)
     }
 
@@ -122,7 +122,7 @@ impl Wire {
         &mut self,
         decoder: &mut FrameDecoder,
         limit: usize,
-    ) -> Result<Read, WireError> {
+    ) -> Result<Read, ConnectionError> {
         let limit = limit.clamp(1, READ_CHUNK);
         let Some(tls) = &mut self.tls else {
             return match decoder.read_from(&mut self.socket, limit) {
@@ -130,7 +130,7 @@ impl Wire {
                 Ok(_) => Ok(Read::Progress),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::WouldBlock),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Read::Progress),
-                Err(e) => Err(WireError::Io(e)),
+                Err(e) => Err(ConnectionError::Io(e)),
             };
         };
         match decoder.read_from(&mut tls.reader(), limit) {
@@ -148,31 +148,31 @@ impl Wire {
                 Err(e) => {
                     // Tell the peer why (the alert), as far as it goes.
                     let _ = tls.write_tls(&mut self.socket);
-                    Err(WireError::Tls(e))
+                    Err(ConnectionError::Tls(e))
                 }
             },
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::WouldBlock),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Read::Progress),
-            Err(e) => Err(WireError::Io(e)),
+            Err(e) => Err(ConnectionError::Io(e)),
         }
     }
 
     /// Writes what the socket takes now.
-    pub fn flush(&mut self) -> Result<(), WireError> {
+    pub fn flush(&mut self) -> Result<(), ConnectionError> {
         match &mut self.tls {
             None => {
                 while let Some(rest) = self.out.get(self.out_start..)
                     && !rest.is_empty()
                 {
                     match self.socket.write(rest) {
-                        Ok(0) => return Err(WireError::Io(io::ErrorKind::WriteZero.into())),
+                        Ok(0) => return Err(ConnectionError::Io(io::ErrorKind::WriteZero.into())),
                         Ok(n) => {
                             self.out_start += n;
                             self.written += n as u64;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(WireError::Io(e)),
+                        Err(e) => return Err(ConnectionError::Io(e)),
                     }
                 }
             }
@@ -187,18 +187,18 @@ impl Wire {
                             self.out_start += n;
                             self.written += n as u64;
                         }
-                        Err(e) => return Err(WireError::Io(e)),
+                        Err(e) => return Err(ConnectionError::Io(e)),
                     }
                 }
                 if !tls.wants_write() {
                     break;
                 }
                 match tls.write_tls(&mut self.socket) {
-                    Ok(0) => return Err(WireError::Io(io::ErrorKind::WriteZero.into())),
+                    Ok(0) => return Err(ConnectionError::Io(io::ErrorKind::WriteZero.into())),
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(WireError::Io(e)),
+                    Err(e) => return Err(ConnectionError::Io(e)),
                 }
             },
         }
@@ -238,7 +238,7 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        let mut wire = Wire::new(TcpStream::from_std(server), None);
+        let mut wire = FramedConnection::new(TcpStream::from_std(server), None);
         let reader = std::thread::spawn(move || {
             let mut client = client;
             let mut sink = vec![0u8; 1 << 20];
