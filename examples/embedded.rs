@@ -58,16 +58,24 @@ fn upper(request: &Request<'_>) -> Result<Answer, Error> {
 /// that waits on something (a database, another service) should be: an
 /// engine worker never waits.
 fn build_report(request: &Request<'_>) -> Result<Answer, Error> {
-    let responder = request.defer()?;
     let who = request.principal().unwrap_or("anonymous").to_owned();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        let result = RawJson::parse(&format!(r#"{{"rows":3,"for":{}}}"#, RawJson::string(&who)));
-        // `false` would mean the deadline (timeout_ms) passed first and the
-        // engine answered `timeout` already.
-        let _ = responder.complete(result);
-    });
-    Ok(Answer::Deferred)
+    request.answer_later(|responder| {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            #[derive(serde::Serialize)]
+            struct Report {
+                rows: u32,
+                r#for: String,
+            }
+            let report = RawJson::from_serialize(&Report {
+                rows: 3,
+                r#for: who,
+            });
+            // `false` would mean the deadline (timeout_ms) passed first and
+            // the engine answered `timeout` already.
+            let _ = responder.complete(report);
+        });
+    })
 }
 
 fn command(id: &str, name: &str, args: &str) -> Result<Vec<u8>, Error> {

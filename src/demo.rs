@@ -105,16 +105,16 @@ impl Sleeper {
                     format!("demo.sleep needs args {{\"ms\": 0..={MAX_SLEEP_MS}}}"),
                 )
             })?;
-        let responder = request.defer()?;
-        let at = Instant::now() + Duration::from_millis(ms);
-        let number = self.bed.sequence.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut due = self.bed.due.lock();
-            due.0.push(Reverse((at, number)));
-            due.1.insert(number, Sleeping { ms, responder });
-        }
-        self.bed.changed.notify_one();
-        Ok(Answer::Deferred)
+        request.answer_later(|responder| {
+            let at = Instant::now() + Duration::from_millis(ms);
+            let number = self.bed.sequence.fetch_add(1, Ordering::Relaxed);
+            {
+                let mut due = self.bed.due.lock();
+                due.0.push(Reverse((at, number)));
+                due.1.insert(number, Sleeping { ms, responder });
+            }
+            self.bed.changed.notify_one();
+        })
     }
 }
 

@@ -90,9 +90,9 @@
 //!     })
 //!     // Answers later, from another thread.
 //!     .command("demo.later", |request: &Request<'_>| {
-//!         let responder = request.defer()?;
-//!         std::thread::spawn(move || responder.complete(Ok(RawJson::parse("42").unwrap())));
-//!         Ok(Answer::Deferred)
+//!         request.answer_later(|responder| {
+//!             std::thread::spawn(move || responder.complete(Ok(RawJson::parse("42").unwrap())));
+//!         })
 //!     })
 //!     .start()?;
 //!

@@ -16,12 +16,58 @@ use super::pending::{Deferral, Responder};
 
 /// A handler's answer to a command.
 #[derive(Debug)]
+#[must_use = "the handler must return its answer"]
 pub enum Answer {
     /// The command's result (the Response's `payload.result`).
     Result(RawJson),
-    /// The handler took the request's [`Responder`] and will answer through
-    /// it.
-    Deferred,
+    /// The handler handed the request's [`Responder`] on, and the answer
+    /// comes through it. Only [`Request::answer_later`] makes one.
+    Deferred(Deferred),
+}
+
+/// Proof that a request's [`Responder`] was handed on: what
+/// [`Answer::Deferred`] carries, made only by [`Request::answer_later`], so
+/// that a handler cannot defer without giving the responder away, nor
+/// give it away and answer too.
+#[derive(Debug)]
+pub struct Deferred(());
+
+impl Answer {
+    /// The result `value` (a number, a string, a map, a struct: anything
+    /// `Serialize`), written as JSON without a text to parse in between
+    /// (see [`RawJson::from_serialize`]). A value JSON cannot hold is the
+    /// handler's fault: `internal_error`.
+    ///
+    /// ```
+    /// use mcp_engine::engine::{Answer, EngineBuilder, Request};
+    /// use mcp_engine::{Config, Error};
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Sum { total: u64, terms: usize }
+    ///
+    /// let builder = EngineBuilder::new(Config::default()).command(
+    ///     "math.sum",
+    ///     |request: &Request<'_>| -> Result<Answer, Error> {
+    ///         let terms: Vec<u64> = request
+    ///             .args()
+    ///             .and_then(|args| args.get("terms"))
+    ///             .map(|terms| terms.elements().filter_map(|term| term.as_u64()).collect())
+    ///             .unwrap_or_default();
+    ///         Answer::value(&Sum { total: terms.iter().sum(), terms: terms.len() })
+    ///     },
+    /// );
+    /// # drop(builder);
+    /// ```
+    pub fn value<T: serde::Serialize + ?Sized>(value: &T) -> Result<Answer, Error> {
+        RawJson::from_serialize(value)
+            .map(Answer::Result)
+            .map_err(|refused| {
+                Error::new(
+                    crate::error::Code::InternalError,
+                    format!("the handler's result: {}", refused.message()),
+                )
+            })
+    }
 }
 
 impl From<RawJson> for Answer {
@@ -33,7 +79,7 @@ impl From<RawJson> for Answer {
 /// Handles one command.
 ///
 /// Runs on an engine worker: it should not block. Work that waits belongs
-/// behind a [`Responder`] (see [`Request::defer`]). A panic is caught and
+/// behind a [`Responder`] (see [`Request::answer_later`]). A panic is caught and
 /// answered `internal_error`; the worker lives on.
 pub trait CommandHandler: Send + Sync + 'static {
     /// Answers `request`.
@@ -140,13 +186,10 @@ impl<'a> Request<'a> {
         self.caller.peer
     }
 
-    /// Takes this request's responder, to answer later from any thread;
-    /// the handler then returns [`Answer::Deferred`]. The engine still
-    /// answers `timeout` at the command's deadline if the responder has not
-    /// answered by then. Refused with `resource_exhausted` when the worker
-    /// already holds its maximum of deferred commands, and with
-    /// `state_error` if taken twice.
-    pub fn defer(&self) -> Result<Responder, Error> {
+    /// Takes this request's responder. Refused with `resource_exhausted`
+    /// when the worker already holds its maximum of deferred commands, and
+    /// with `state_error` if taken twice.
+    fn defer(&self) -> Result<Responder, Error> {
         match self.deferral {
             Some(deferral) => deferral.take(),
             None => Err(Error::new(
@@ -156,10 +199,15 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// Defers in one step: hands this request's responder to `start` (which
-    /// may move it to another thread, a queue, a callback) and returns the
-    /// [`Answer::Deferred`] the handler must give, so the two cannot
-    /// disagree. Refused as [`defer`](Self::defer) is.
+    /// Answers later, from any thread: hands this request's [`Responder`]
+    /// to `start` (which may move it to another thread, a queue, a
+    /// callback) and returns the [`Answer::Deferred`] the handler gives,
+    /// the only way to make one. The engine still answers `timeout` at the
+    /// command's deadline if the responder has not answered by then, and
+    /// `internal_error` if it is dropped without answering. Refused with
+    /// `resource_exhausted` when the worker already holds its maximum of
+    /// deferred commands (`start` is not called then), and with
+    /// `state_error` if called twice.
     ///
     /// ```
     /// use mcp_engine::engine::{Answer, EngineBuilder, Request};
@@ -177,7 +225,7 @@ impl<'a> Request<'a> {
     /// ```
     pub fn answer_later(&self, start: impl FnOnce(Responder)) -> Result<Answer, Error> {
         start(self.defer()?);
-        Ok(Answer::Deferred)
+        Ok(Answer::Deferred(Deferred(())))
     }
 }
 

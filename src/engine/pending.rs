@@ -144,7 +144,7 @@ fn send(call: Arc<PendingCall>, result: Result<RawJson, Error>) -> bool {
 }
 
 /// The right to defer one request, lent to its handler through
-/// [`Request::defer`](super::Request::defer).
+/// [`Request::answer_later`](super::Request::answer_later).
 pub(crate) struct Deferral<'a> {
     taken: RefCell<Option<Arc<PendingCall>>>,
     open: &'a dyn Fn() -> Result<Arc<PendingCall>, Error>,

@@ -10,6 +10,7 @@ mod plain;
 mod raw;
 mod repeated_keys;
 mod scan;
+mod serialize;
 mod tape_lease;
 mod value;
 pub(crate) mod write;

@@ -215,26 +215,19 @@ fn deferred_answers_panics_and_timeouts() {
     let short = |name: &str| CommandSpec::new(name).timeout_ms(50);
     let engine = EngineBuilder::new(s.config.clone())
         .command("demo.later", |request: &mcp_engine::engine::Request<'_>| {
-            let responder = request.defer()?;
-            std::thread::spawn(move || {
-                responder.complete(Ok(RawJson::parse(r#""done""#).unwrap()));
-            });
-            Ok(Answer::Deferred)
+            request.answer_later(|responder| {
+                std::thread::spawn(move || {
+                    responder.complete(Ok(RawJson::parse(r#""done""#).unwrap()));
+                });
+            })
         })
         .command_with(
             short("demo.never"),
-            |request: &mcp_engine::engine::Request<'_>| {
-                let responder = request.defer()?;
-                std::mem::forget(responder);
-                Ok(Answer::Deferred)
-            },
+            |request: &mcp_engine::engine::Request<'_>| request.answer_later(std::mem::forget),
         )
         .command(
             "demo.dropped",
-            |request: &mcp_engine::engine::Request<'_>| {
-                drop(request.defer()?);
-                Ok(Answer::Deferred)
-            },
+            |request: &mcp_engine::engine::Request<'_>| request.answer_later(drop),
         )
         .command(
             "demo.panic",

@@ -418,17 +418,16 @@ fn run_with_handlers_overrunning_their_deadline(topology: Topology) {
                     Some(n) if n % 100 == 1 => std::thread::sleep(Duration::from_millis(30)),
                     // Defers and never answers.
                     Some(n) if n % 100 == 11 => {
-                        std::mem::forget(request.defer()?);
-                        return Ok(Answer::Deferred);
+                        return request.answer_later(std::mem::forget);
                     }
                     // Defers and answers late, from another thread.
                     Some(n) if n % 100 == 21 => {
-                        let responder = request.defer()?;
-                        std::thread::spawn(move || {
-                            std::thread::sleep(Duration::from_millis(10));
-                            responder.complete(Ok(RawJson::null()));
+                        return request.answer_later(|responder| {
+                            std::thread::spawn(move || {
+                                std::thread::sleep(Duration::from_millis(10));
+                                responder.complete(Ok(RawJson::null()));
+                            });
                         });
-                        return Ok(Answer::Deferred);
                     }
                     _ => {}
                 }

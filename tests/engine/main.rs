@@ -1,4 +1,5 @@
 //! The engine as a library embeds it: submitting, replies at a sink,
+//! calls with values,
 //! deferred answers, recovery, batches, running on the submitter, key
 //! rotation, replay shares, and conservation (every accepted message gets
 //! exactly one outcome) under every kind of trouble.
@@ -8,6 +9,7 @@ mod common;
 
 mod basics;
 mod batch_submission;
+mod calls_with_values;
 mod conservation;
 mod key_rotation;
 mod recovery;

@@ -101,18 +101,18 @@ pub(crate) fn execute_command<V: Vetted>(
         break (answer, taken);
     };
     match (answer, taken) {
-        (Ok(Answer::Deferred), Some(call)) => {
+        (Ok(Answer::Deferred(_)), Some(call)) => {
             // The completion (or the timer) reports to the breaker.
             *handler_out = None;
             Verdict::Deferred(Some(call))
         }
-        (Ok(Answer::Deferred), None) => Verdict::Fail(Error::new(
+        (Ok(Answer::Deferred(_)), None) => Verdict::Fail(Error::new(
             Code::InternalError,
-            "the handler deferred without taking its responder",
+            "the handler deferred with an answer not its own",
         )),
         (answer, None) => match answer {
             Ok(Answer::Result(result)) => Verdict::Respond(result),
-            Ok(Answer::Deferred) => Verdict::Deferred(None),
+            Ok(Answer::Deferred(_)) => Verdict::Deferred(None),
             Err(error) => Verdict::Fail(error),
         },
         (answer, Some(call)) => {
@@ -122,7 +122,7 @@ pub(crate) fn execute_command<V: Vetted>(
                 context.worker_shared.release_deferred();
                 match answer {
                     Ok(Answer::Result(result)) => Verdict::Respond(result),
-                    Ok(Answer::Deferred) => Verdict::Deferred(None),
+                    Ok(Answer::Deferred(_)) => Verdict::Deferred(None),
                     Err(error) => Verdict::Fail(error),
                 }
             } else {
