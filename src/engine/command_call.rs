@@ -34,17 +34,31 @@ impl Engine {
         let mut body = Vec::new();
         json::encode(message, &mut body);
         let reply = self.call(Codec::Json, body, peer);
-        match reply.outcome {
-            Outcome::Response => self.read_reply(reply.codec, &reply.body),
-            Outcome::Delivered(_) if !reply.body.is_empty() => {
-                self.read_reply(reply.codec, &reply.body)
-            }
+        self.reply_value(reply.outcome, reply.codec, &reply.body)
+    }
+
+    /// A reply that came to a sink, read as [`call_message`] reads it: the
+    /// `outcome`, `codec` and `body` of a [`Reply`](super::Reply) or an
+    /// [`OwnedReply`](super::OwnedReply). For programs that [`submit`]
+    /// many messages and want each reply as a value.
+    ///
+    /// [`call_message`]: Self::call_message
+    /// [`submit`]: Self::submit
+    pub fn reply_value(
+        &self,
+        outcome: Outcome,
+        codec: Codec,
+        body: &[u8],
+    ) -> Result<RawJson, Error> {
+        match outcome {
+            Outcome::Response => self.read_reply(codec, body),
+            Outcome::Delivered(_) if !body.is_empty() => self.read_reply(codec, body),
             Outcome::Delivered(count) => RawJson::parse(&format!("{{\"delivered\":{count}}}")),
             Outcome::Absorbed => Ok(RawJson::null()),
-            Outcome::Error(code) => Err(read_error(code, reply.codec, &reply.body)),
+            Outcome::Error(code) => Err(read_error(code, codec, body)),
             Outcome::Sent => Err(Error::new(
                 Code::InternalError,
-                "a call was answered with a command",
+                "a command the engine sent is not a reply",
             )),
         }
     }

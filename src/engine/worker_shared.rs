@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use crate::codec::Codec;
 use crate::error::{Code, Error};
+use crate::message::Message;
 use crate::sync::thread::Thread;
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
 
@@ -39,6 +40,29 @@ pub struct Submission {
     pub codec: Codec,
     /// The frame body (decoded in place: the engine owns it now).
     pub body: Vec<u8>,
+}
+
+impl Submission {
+    /// A submission of `message`, encoded as JSON: to `sink`, tagged `tag`,
+    /// from `peer`, in order with the other messages of `key`.
+    pub fn message(
+        sink: SinkId,
+        tag: u64,
+        peer: IpAddr,
+        key: u64,
+        message: &Message,
+    ) -> Submission {
+        let mut body = Vec::new();
+        crate::codec::json::encode(message, &mut body);
+        Submission {
+            sink,
+            tag,
+            peer,
+            key,
+            codec: Codec::Json,
+            body,
+        }
+    }
 }
 
 /// A submission as it waits in a worker's queue.

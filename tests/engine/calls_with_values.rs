@@ -202,3 +202,51 @@ fn a_deferred_answer_comes_back_as_the_result() {
     }
     engine.shutdown();
 }
+
+#[test]
+fn replies_at_a_sink_are_read_as_values() {
+    let s = setup(|_| {});
+    let engine = EngineBuilder::new(s.config.clone())
+        .command("demo.summary", summarize)
+        .start()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let sink = engine.register_sink(move |reply: mcp_engine::engine::Reply<'_>| {
+        let owned = mcp_engine::engine::OwnedReply::from_reply(&reply);
+        let _ = tx.lock().unwrap().send((reply.tag, owned));
+    });
+    let mut sealer = s.sealer(&s.admin);
+    for tag in 0..50u64 {
+        let name = if tag % 10 == 9 {
+            "no.such"
+        } else {
+            "demo.summary"
+        };
+        let request = message(
+            &mut sealer,
+            &format!("sink-{tag}"),
+            MessageType::Command,
+            SecurityLevel::Critical,
+            &format!(r#"{{"command":"{name}","args":{{"tag":{tag}}}}}"#),
+        );
+        let submission = mcp_engine::engine::Submission::message(sink, tag, LOCAL, tag, &request);
+        assert!(engine.submit(submission).is_ok());
+    }
+    let mut answered = 0;
+    for _ in 0..50 {
+        let (tag, reply) = rx.recv().unwrap();
+        let value = engine.reply_value(reply.outcome, reply.codec, &reply.body);
+        if tag % 10 == 9 {
+            assert_eq!(value.unwrap_err().code(), Code::HandlerNotFound);
+        } else {
+            let expected = format!(
+                r#"{{"command":"demo.summary","principal":"admin","args":{{"tag":{tag}}}}}"#
+            );
+            assert_eq!(value.unwrap(), RawJson::parse(&expected).unwrap());
+        }
+        answered += 1;
+    }
+    assert_eq!(answered, 50);
+    engine.shutdown();
+}
