@@ -4,7 +4,6 @@
 
 #[cfg(feature = "nats")]
 pub mod nats;
-pub mod serve;
 
 use std::net::{IpAddr, Ipv4Addr};
 

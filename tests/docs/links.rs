@@ -191,6 +191,7 @@ fn the_readme_layout_names_every_module_and_example() {
         .expect("README.md has a ## Layout section with a text block");
     let mut sources = Vec::new();
     files(&root().join("src"), &[".rs"], &mut sources);
+    files(&root().join("cli").join("src"), &[".rs"], &mut sources);
     files(&root().join("examples"), &[".rs"], &mut sources);
     let mut missing = Vec::new();
     for source in &sources {

@@ -1,6 +1,6 @@
 //! The NATS ingress (feature `nats`) against a real broker: framings,
-//! scale-out over a queue group, a broker restart, and `serve` with
-//! `[nats]`.
+//! scale-out over a queue group, a broker restart. (`serve` with `[nats]`
+//! is the command's, in `cli/tests/cli/nats_serve.rs`.)
 #![cfg(feature = "nats")]
 
 #[path = "../common/mod.rs"]
@@ -9,4 +9,3 @@ mod common;
 mod broker_restart;
 mod ingress;
 mod scale_out;
-mod serve;

@@ -4,7 +4,7 @@
 //! answered exactly once, and the server's resident memory stays flat.
 //!
 //! Ignored by default; `.ci/run` runs it in release:
-//! `SOAK_SECS=60 cargo test --release --test soak -- --ignored`.
+//! `SOAK_SECS=60 cargo test --release -p mcp-engine-cli --test soak -- --ignored`.
 
 mod common;
 
