@@ -53,7 +53,7 @@ pub use metrics::{MetricsSnapshot, StageLatency, TIMED_EVERY};
 pub use outbound::{PeerReply, PendingReply};
 pub use pending::Responder;
 pub use pipeline::Stage;
-pub use recovery::{BreakerPolicy, RetryPolicy, is_failure};
+pub use recovery::{BreakerPolicy, RetryPolicy};
 pub use registry::CommandSpec;
 pub use runtime::Engine;
 pub use sink::{Outcome, Reply, ReplySink, SinkId};

@@ -69,7 +69,7 @@ impl Default for BreakerPolicy {
 
 /// Whether `error` counts against the handler: it failed (panicked, timed
 /// out, ran out of something), as opposed to refusing a bad request.
-pub fn is_failure(error: &Error) -> bool {
+pub(crate) fn is_failure(error: &Error) -> bool {
     error.category() == Category::System && error.code() != Code::ConfigurationError
 }
 

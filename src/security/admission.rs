@@ -136,7 +136,7 @@ pub struct Admitted<'a> {
     /// The message's type.
     pub kind: MessageType,
     /// How to protect the reply.
-    pub protection: ReplyProtection,
+    pub(crate) protection: ReplyProtection,
     payload: Payload<'a>,
     /// The settings the checks ran under; authorization uses the same.
     settings: &'a Arc<Settings>,
@@ -199,7 +199,7 @@ impl Admitted<'_> {
     /// The outcome of admission, owned, to hand to another thread (the
     /// staged topology): the payload is copied (decrypted), the token
     /// cloned, and the settings kept so authorization there uses the same.
-    pub fn to_owned_parts(&self) -> AdmittedOwned {
+    pub(crate) fn to_owned_parts(&self) -> AdmittedOwned {
         AdmittedOwned {
             level: self.level,
             token: self.token.cloned(),

@@ -37,14 +37,13 @@ pub mod test_support;
 pub(crate) use admission::AdmittedOwned;
 pub use admission::{Admission, Admitted, SecurityState};
 pub use cipher::{NonceSequence, NonceSource};
-pub use key_id::KeyId;
 pub use keyring::{
     JwtAlgorithm, Key, KeyUse, Keyring, KeyringSnapshot, MIN_SECRET_LEN, SharedKeyring,
 };
 pub use level::{Requirements, requirements};
 pub use policy::Rule;
 pub use policy::{ANONYMOUS_ROLE, Target};
-pub use protected_response::ReplyProtection;
+pub(crate) use protected_response::ReplyProtection;
 pub use replay_streams::MIN_WINDOW as MIN_STREAM_WINDOW;
 pub(crate) use reply_protector::ReplyProtector;
 pub use revocation::{RevocationList, RevocationSnapshot, SharedRevocations};

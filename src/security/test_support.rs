@@ -4,7 +4,9 @@
 
 pub use super::admission::AdmittedOwned;
 pub use super::cipher::{CipherScratch, open_payload, open_raw, seal_payload};
+pub use super::key_id::KeyId;
 pub use super::policy::Policy;
+pub use super::protected_response::ReplyProtection;
 pub use super::replay::ReplayGuard;
 pub use super::replay_streams::StreamGuard;
 pub use super::reply_protector::ReplyProtector;

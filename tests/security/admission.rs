@@ -9,12 +9,11 @@ use crate::common::{self, Setup};
 use mcp_engine::codec::{self, Decoder, Limits};
 use mcp_engine::message::Timestamp;
 use mcp_engine::security::test_support::{
-    CipherScratch, ReplyProtector, open_payload, seal_payload,
+    CipherScratch, ReplyProtection, ReplyProtector, open_payload, seal_payload,
 };
 use mcp_engine::security::test_support::{SignatureScratch, sign_message, verify_signature};
 use mcp_engine::security::{
-    Admission, Key, KeyUse, Keyring, NonceSequence, NonceSource, ReplyProtection, SecurityState,
-    Target,
+    Admission, Key, KeyUse, Keyring, NonceSequence, NonceSource, SecurityState, Target,
 };
 use mcp_engine::{Code, Field, Message, MessageType, RawJson, SecurityLevel};
 
