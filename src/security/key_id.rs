@@ -1,5 +1,9 @@
 //! A key's id as a reply carries it from admission to protection.
 
+// Public for the tests (`security::test_support`, feature test-support);
+// the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use std::fmt;
 use std::ops::Deref;
 

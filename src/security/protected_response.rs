@@ -8,6 +8,10 @@
 //! sealed in the worker's cipher scratch, the signature over the signed
 //! input written from the parts, then the envelope.
 
+// Public for the tests (`security::test_support`, feature test-support);
+// the crate's own otherwise.
+#![cfg_attr(not(feature = "test-support"), allow(unreachable_pub))]
+
 use super::b64u;
 use super::cipher::{CipherScratch, NonceSource, sealing_key};
 use super::key_id::KeyId;
