@@ -71,7 +71,9 @@
 //!
 //! Handlers registered by name, a sink that receives every reply, and
 //! messages submitted without waiting. A handler may answer later from
-//! another thread through its [`Responder`](engine::Responder):
+//! another thread through its [`Responder`](engine::Responder). (For one
+//! call at a time with values in and out, see
+//! [`Engine::command`](engine::Engine::command).)
 //!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
