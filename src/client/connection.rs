@@ -147,7 +147,7 @@ impl Connector {
             .map_err(|e| network("poll", e))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| network("poll", e))?;
         let (unmatched_tx, unmatched) = mpsc::channel();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ConnectionShared {
             waiting: Mutex::new(HashMap::new()),
             outgoing: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -189,7 +189,7 @@ impl Connector {
     }
 }
 
-struct Shared {
+struct ConnectionShared {
     waiting: Mutex<HashMap<String, SyncSender<ClientReply>>>,
     outgoing: Mutex<Vec<u8>>,
     closed: AtomicBool,
@@ -200,7 +200,7 @@ struct Shared {
 
 /// A connection to a server.
 pub struct Client {
-    shared: Arc<Shared>,
+    shared: Arc<ConnectionShared>,
     thread: Option<JoinHandle<()>>,
     unmatched: Mutex<Receiver<ClientReply>>,
 }
@@ -295,7 +295,7 @@ struct Driver {
     wire: FramedConnection,
     decoder: FrameDecoder,
     replies: Decoder,
-    shared: Arc<Shared>,
+    shared: Arc<ConnectionShared>,
     unmatched: mpsc::Sender<ClientReply>,
     ready: Option<SyncSender<Result<(), String>>>,
 }

@@ -23,7 +23,7 @@ use super::idle::{Idle, IdleStrategy};
 use super::lifecycle::Phase;
 use super::metrics::{Counters, TIMED_EVERY};
 use super::pipeline::{
-    self, Context, Laps, Replying, Responder, Running, Stage, Verdict, replying_to,
+    self, Context, Laps, Replier, Replying, Running, Stage, Verdict, replying_to,
 };
 use super::reply::{ReplyWriter, shutting_down};
 use super::run_credit::RunCredit;
@@ -47,7 +47,7 @@ pub(crate) struct Worker {
     payload_tape: Vec<simd_json::Node<'static>>,
     decoder: Decoder,
     admission: Admission,
-    responder: Responder,
+    replier: Replier,
     sequence: u64,
     /// What submitters may still run here.
     run_credit: RunCredit,
@@ -73,7 +73,7 @@ impl Worker {
             payload_tape: Vec::new(),
             decoder: Decoder::new(limits),
             admission: Admission::new(Arc::clone(&shared.security)),
-            responder: Responder::new(index, &shared, Arc::clone(&worker_shared)),
+            replier: Replier::new(index, &shared, Arc::clone(&worker_shared)),
             shared,
             worker_shared,
             sequence: 0,
@@ -101,7 +101,7 @@ impl Worker {
         loop {
             if let Some(completion) = worker.worker_shared.completions.pop() {
                 let timed = worker.sequence.is_multiple_of(TIMED_EVERY);
-                worker.responder.finish_deferred(&shared, completion, timed);
+                worker.replier.finish_deferred(&shared, completion, timed);
                 idle.reset();
                 continue;
             }
@@ -298,7 +298,7 @@ impl Worker {
             accepted_at,
             laps,
         };
-        self.responder.respond(shared, running, verdict, replying);
+        self.replier.respond(shared, running, verdict, replying);
     }
 
     /// Front stage: hands an admitted message to its back-stage worker
@@ -404,7 +404,7 @@ impl Worker {
             accepted_at,
             laps,
         };
-        self.responder.respond(shared, running, verdict, replying);
+        self.replier.respond(shared, running, verdict, replying);
     }
 
     /// Whether a submitter holding the seat at `now` should run its

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_nats::ConnectOptions;
 
-use super::Counters;
+use super::IngressCounters;
 use crate::config::{NatsAuth, NatsConfig};
 use crate::error::{Code, Error};
 
@@ -19,7 +19,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 /// so that a missing one stops `serve` at start.
 pub(super) async fn options(
     config: &NatsConfig,
-    counters: Arc<Counters>,
+    counters: Arc<IngressCounters>,
 ) -> Result<ConnectOptions, Error> {
     let mut options = match &config.auth {
         NatsAuth::None => ConnectOptions::new(),

@@ -16,7 +16,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::Counters;
+use super::IngressCounters;
 use super::binding::{self, CODEC_HEADER, Framing};
 use super::connect;
 use crate::codec::{Codec, Decoder, Limits};
@@ -40,7 +40,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct Setup {
     pub(super) config: NatsConfig,
     pub(super) engine: Arc<Engine>,
-    pub(super) counters: Arc<Counters>,
+    pub(super) counters: Arc<IngressCounters>,
     pub(super) peer: IpAddr,
     pub(super) max_message_size: usize,
 }
@@ -168,7 +168,7 @@ impl Ingress {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
                 // Never, while the window bounds what is in the engine.
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    Counters::add(&counters.unpublished);
+                    IngressCounters::add(&counters.unpublished);
                     tracing::error!("NATS: the reply channel was full; a reply is lost");
                 }
             }
@@ -303,7 +303,7 @@ impl Ingress {
 
     /// Reads one message and queues it for the engine, or answers it here.
     async fn take(&mut self, message: Message, route: Route) {
-        Counters::add(&self.setup.counters.received);
+        IngressCounters::add(&self.setup.counters.received);
         let reply = match route {
             Route::Requests => message.reply.clone(),
             Route::Events => None,
@@ -312,7 +312,7 @@ impl Ingress {
         let body = match binding::read_body(header, &message.payload, self.setup.max_message_size) {
             Ok(body) => body,
             Err(error) => {
-                Counters::add(&self.setup.counters.malformed);
+                IngressCounters::add(&self.setup.counters.malformed);
                 let framing = if header.is_some() {
                     Framing::Header
                 } else {
@@ -323,7 +323,7 @@ impl Ingress {
             }
         };
         if self.pending.len() >= self.max_in_flight {
-            Counters::add(&self.setup.counters.refused_at_window);
+            IngressCounters::add(&self.setup.counters.refused_at_window);
             let full = Error::new(
                 Code::ResourceExhausted,
                 "too many messages in flight at this engine; retry",
@@ -382,7 +382,7 @@ impl Ingress {
             }
             match pending.reply {
                 Some(subject) => self.publish(subject, pending.framing, bytes).await,
-                None => Counters::add(&self.setup.counters.unanswerable),
+                None => IngressCounters::add(&self.setup.counters.unanswerable),
             }
         }
     }
@@ -419,13 +419,13 @@ impl Ingress {
             None => tokio::time::timeout(self.time_left(), publishing).await,
         };
         match published {
-            Ok(Ok(())) => Counters::add(&self.setup.counters.published),
+            Ok(Ok(())) => IngressCounters::add(&self.setup.counters.published),
             Ok(Err(e)) => {
-                Counters::add(&self.setup.counters.unpublished);
+                IngressCounters::add(&self.setup.counters.unpublished);
                 tracing::warn!(error = %e, "NATS: a reply could not be published");
             }
             Err(_) => {
-                Counters::add(&self.setup.counters.unpublished);
+                IngressCounters::add(&self.setup.counters.unpublished);
                 tracing::warn!("NATS: a reply waited too long for the broker; not published");
             }
         }

@@ -63,7 +63,7 @@ pub use request::request;
 
 /// What the ingress did, counted since it started.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub(crate) struct IngressCounters {
     received: AtomicU64,
     published: AtomicU64,
     refused_at_window: AtomicU64,
@@ -76,7 +76,7 @@ pub(crate) struct Counters {
     connected: AtomicBool,
 }
 
-impl Counters {
+impl IngressCounters {
     fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -85,12 +85,12 @@ impl Counters {
     fn record(&self, event: &async_nats::Event) {
         match event {
             async_nats::Event::Connected => {
-                Counters::add(&self.connects);
+                IngressCounters::add(&self.connects);
                 self.connected.store(true, Ordering::Relaxed);
                 tracing::info!("NATS: connected");
             }
             async_nats::Event::Disconnected => {
-                Counters::add(&self.disconnects);
+                IngressCounters::add(&self.disconnects);
                 self.connected.store(false, Ordering::Relaxed);
                 tracing::warn!("NATS: disconnected; reconnecting");
             }
@@ -151,7 +151,7 @@ pub struct NatsStats {
 pub struct NatsIngress {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
-    counters: Arc<Counters>,
+    counters: Arc<IngressCounters>,
 }
 
 impl NatsIngress {
@@ -166,7 +166,7 @@ impl NatsIngress {
                 "no `[nats]` section in the config",
             ));
         };
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(IngressCounters::default());
         let setup = ingress::Setup {
             peer: broker_ip(&nats.urls),
             max_message_size: Limits::from_config(config).max_message_size,

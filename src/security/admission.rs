@@ -38,7 +38,7 @@ use crate::sync::{Arc, CellCache, SwapCell};
 
 /// The settings that a reload replaces whole.
 #[derive(Debug)]
-struct Settings {
+struct SecuritySettings {
     min_level: SecurityLevel,
     rules: TokenRules,
     policy: Policy,
@@ -46,9 +46,9 @@ struct Settings {
     token_ttl_secs: u64,
 }
 
-impl Settings {
-    fn from_config(config: &Config) -> Result<Settings, Error> {
-        Ok(Settings {
+impl SecuritySettings {
+    fn from_config(config: &Config) -> Result<SecuritySettings, Error> {
+        Ok(SecuritySettings {
             min_level: config.security.min_security_level,
             rules: TokenRules::from_config(&config.security),
             policy: Policy::from_config(&config.authorization)?,
@@ -73,7 +73,7 @@ pub struct SecurityState {
     shares: Shares,
     /// Where reply nonces come from.
     pub nonces: Arc<NonceSequence>,
-    settings: SwapCell<Settings>,
+    settings: SwapCell<SecuritySettings>,
     token_cache_capacity: usize,
 }
 
@@ -100,7 +100,7 @@ impl SecurityState {
             streams,
             shares: Shares::new(config.replay_window_secs),
             nonces: Arc::new(NonceSequence::new()?),
-            settings: SwapCell::new(Arc::new(Settings::from_config(config)?)),
+            settings: SwapCell::new(Arc::new(SecuritySettings::from_config(config)?)),
             token_cache_capacity: usize::try_from(security.token_cache_capacity).unwrap_or(0),
         })
     }
@@ -112,7 +112,7 @@ impl SecurityState {
     /// tables' capacities and windows stay as they were built.
     pub fn reload(&self, config: &Config, now: i128) -> Result<(), Error> {
         let keyring = Keyring::load(&config.security)?;
-        let settings = Arc::new(Settings::from_config(config)?);
+        let settings = Arc::new(SecuritySettings::from_config(config)?);
         self.keyring.rotate(keyring, now)?;
         self.revocations
             .replace(RevocationList::new(&config.security.revoked_jti));
@@ -139,7 +139,7 @@ pub struct Admitted<'a> {
     pub(crate) protection: ReplyProtection,
     payload: Payload<'a>,
     /// The settings the checks ran under; authorization uses the same.
-    settings: &'a Arc<Settings>,
+    settings: &'a Arc<SecuritySettings>,
 }
 
 enum Payload<'a> {
@@ -233,7 +233,7 @@ pub struct AdmittedOwned {
     pub protection: ReplyProtection,
     /// The payload, decrypted.
     pub payload: RawJson,
-    settings: Arc<Settings>,
+    settings: Arc<SecuritySettings>,
 }
 
 impl AdmittedOwned {
@@ -262,7 +262,7 @@ pub struct Admission {
     state: Arc<SecurityState>,
     /// The shared state's settings, keys and revocations, cached for this
     /// worker, which reads them for every message.
-    settings: CellCache<Settings>,
+    settings: CellCache<SecuritySettings>,
     keyring: CellCache<Keyring>,
     revocations: CellCache<RevocationList>,
     tokens: TokenCache,

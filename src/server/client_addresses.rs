@@ -12,11 +12,11 @@ use std::net::{IpAddr, Ipv6Addr};
 /// bounded by the open connections.
 #[derive(Debug, Default)]
 pub(crate) struct ClientAddresses {
-    open: HashMap<IpAddr, Address>,
+    open: HashMap<IpAddr, ClientAddress>,
 }
 
 #[derive(Debug, Default)]
-struct Address {
+struct ClientAddress {
     open: u64,
     /// Whether a refusal at the limit was logged since its last close: the
     /// log says once that an address is at its limit, not once per

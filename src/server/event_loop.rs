@@ -12,8 +12,8 @@ use mio::{Events, Interest, Poll, Token};
 use super::client_addresses::ClientAddresses;
 use super::connection::{Close, Connection, ConnectionLimits, Opening, Resume, ServiceContext};
 use super::memory_budget::MemoryBudget;
-use super::settings::Settings;
-use super::state::Shared;
+use super::settings::ServerSettings;
+use super::state::ServerShared;
 use crate::engine::Submission;
 use crate::framed_connection::ConnectionError;
 use crate::transport_error::TransportErrors;
@@ -37,7 +37,7 @@ const OUTBOX_SPARE: usize = 64;
 pub(super) struct EventLoop {
     poll: Poll,
     listener: Option<TcpListener>,
-    shared: Arc<Shared>,
+    shared: Arc<ServerShared>,
     connections: Vec<Option<Connection>>,
     free: Vec<u32>,
     next_generation: u32,
@@ -62,7 +62,7 @@ impl EventLoop {
     pub(super) fn new(
         poll: Poll,
         mut listener: TcpListener,
-        shared: Arc<Shared>,
+        shared: Arc<ServerShared>,
     ) -> io::Result<EventLoop> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -159,7 +159,7 @@ impl EventLoop {
     }
 
     /// Services every connection whose outbox has news.
-    fn take_replies(&mut self, settings: &Settings) {
+    fn take_replies(&mut self, settings: &ServerSettings) {
         let mut ready = std::mem::take(&mut self.ready);
         if self.shared.mailroom.collect(|slot| ready.push(slot)) {
             ready.extend(self.connections.iter().flatten().map(|c| c.slot));
@@ -182,7 +182,7 @@ impl EventLoop {
             .saturating_mul(unit)
     }
 
-    fn limits(&self, settings: &Settings) -> ConnectionLimits {
+    fn limits(&self, settings: &ServerSettings) -> ConnectionLimits {
         ConnectionLimits {
             max_in_flight: usize::try_from(settings.config.max_in_flight).unwrap_or(usize::MAX),
             outbound_bytes: Self::bytes(settings.config.outbound_buffer_kib, 1024),
@@ -192,7 +192,7 @@ impl EventLoop {
 
     /// Services again the connections in `slots` still waiting to `resume`
     /// so (a slot closed and reused since is skipped).
-    fn resume(&mut self, slots: &[u32], resume: Resume, settings: &Settings) {
+    fn resume(&mut self, slots: &[u32], resume: Resume, settings: &ServerSettings) {
         for &slot in slots {
             if let Some(Some(connection)) = self.connections.get_mut(slot as usize)
                 && connection.resume == resume
@@ -205,7 +205,7 @@ impl EventLoop {
 
     /// Does what connection `slot` can do now; closes it if it is done or
     /// failed.
-    fn service(&mut self, slot: u32, settings: &Settings) {
+    fn service(&mut self, slot: u32, settings: &ServerSettings) {
         let limits = self.limits(settings);
         let Some(Some(connection)) = self.connections.get_mut(slot as usize) else {
             return;
@@ -239,7 +239,7 @@ impl EventLoop {
         }
     }
 
-    fn accept(&mut self, settings: &Settings) {
+    fn accept(&mut self, settings: &ServerSettings) {
         loop {
             let Some(listener) = &self.listener else {
                 return;
@@ -306,7 +306,7 @@ impl EventLoop {
         slot: u32,
         mut socket: mio::net::TcpStream,
         peer: std::net::SocketAddr,
-        settings: &Settings,
+        settings: &ServerSettings,
     ) -> io::Result<()> {
         socket.set_nodelay(true)?;
         let tls = match &settings.tls {
@@ -404,7 +404,7 @@ impl EventLoop {
     }
 
     /// Closes connections past their timeouts.
-    fn sweep(&mut self, settings: &Settings, now: Instant) {
+    fn sweep(&mut self, settings: &ServerSettings, now: Instant) {
         let config = &settings.config;
         let idle = Duration::from_millis(config.idle_timeout_ms);
         let handshake = Duration::from_millis(config.handshake_timeout_ms);

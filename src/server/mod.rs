@@ -62,9 +62,9 @@ use crate::frame::write_frame;
 use event_loop::EventLoop;
 use memory_budget::Tag;
 use outbox::{Mailroom, ReplyFrame};
-use settings::Settings;
-use state::{IoWaker, Shared};
-use stats::Counters;
+use settings::ServerSettings;
+use state::{IoWaker, ServerShared};
+use stats::ServerCounters;
 pub use stats::ServerStats;
 
 /// The engine's sink for this server's replies.
@@ -95,7 +95,7 @@ impl ReplySink for ServerSink {
 
 /// A running server. Dropping it shuts it down.
 pub struct Server {
-    shared: Arc<Shared>,
+    shared: Arc<ServerShared>,
     io: Mutex<Option<JoinHandle<()>>>,
     local_addr: SocketAddr,
 }
@@ -113,7 +113,7 @@ impl Server {
     /// [`shutdown`](Self::shutdown). Refuses a config without TLS files
     /// unless it says `plain_tcp = true`.
     pub fn start(engine: Arc<Engine>, config: &Config) -> Result<Server, Error> {
-        let settings = Settings::of(config)?;
+        let settings = ServerSettings::of(config)?;
         let listen = settings.config.listen;
         let slots = usize::try_from(settings.config.max_connections).unwrap_or(usize::MAX);
         let listener = std::net::TcpListener::bind(listen).map_err(|e| {
@@ -131,13 +131,13 @@ impl Server {
         let sink = engine.register_sink(ServerSink {
             mailroom: crate::sync::Arc::clone(&mailroom),
         });
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ServerShared {
             engine,
             sink,
             settings: ArcSwap::from_pointee(settings),
             mailroom,
             stopping: AtomicBool::new(false),
-            counters: Counters::default(),
+            counters: ServerCounters::default(),
         });
         let event_loop = EventLoop::new(
             poll,
@@ -174,7 +174,7 @@ impl Server {
     /// fixed at start. A config that fails to load leaves everything as it
     /// was.
     pub fn reload(&self, config: &Config) -> Result<(), Error> {
-        let settings = Settings::of(config)?;
+        let settings = ServerSettings::of(config)?;
         self.shared.engine.reload(config.clone())?;
         let old = self.shared.settings.load();
         if settings.config.listen != old.config.listen {

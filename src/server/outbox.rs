@@ -80,7 +80,7 @@ impl Outbox {
 /// What a connection slot holds: the generation of the connection in it,
 /// and its outbox while it is open.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub(crate) struct OutboxSlot {
     pub(crate) generation: u32,
     pub(crate) outbox: Option<Arc<Outbox>>,
 }
@@ -97,7 +97,7 @@ pub(crate) struct Undelivered {
 
 /// The handover point between engine threads and one I/O thread.
 pub(crate) struct Mailroom<W: Wake> {
-    slots: Vec<SwapCell<Slot>>,
+    slots: Vec<SwapCell<OutboxSlot>>,
     ready: Ring<u32>,
     /// A slot could not be put on `ready`: the I/O thread looks at every
     /// connection instead.
@@ -122,7 +122,7 @@ impl<W: Wake> Mailroom<W> {
         Mailroom {
             slots: (0..slots)
                 .map(|_| {
-                    SwapCell::new(Arc::new(Slot {
+                    SwapCell::new(Arc::new(OutboxSlot {
                         generation: 0,
                         outbox: None,
                     }))
@@ -156,7 +156,7 @@ impl<W: Wake> Mailroom<W> {
     pub(crate) fn open(&self, slot: u32, generation: u32, outbox: Arc<Outbox>) {
         if let Some(cell) = self.slots.get(slot as usize) {
             cell.update(|_| {
-                Arc::new(Slot {
+                Arc::new(OutboxSlot {
                     generation,
                     outbox: Some(Arc::clone(&outbox)),
                 })
@@ -169,7 +169,7 @@ impl<W: Wake> Mailroom<W> {
     pub(crate) fn close(&self, slot: u32) {
         if let Some(cell) = self.slots.get(slot as usize) {
             cell.update(|open| {
-                Arc::new(Slot {
+                Arc::new(OutboxSlot {
                     generation: open.generation,
                     outbox: None,
                 })

@@ -10,14 +10,14 @@ use crate::tls;
 
 /// What the I/O thread runs with; swapped whole on reload.
 #[derive(Debug)]
-pub(super) struct Settings {
+pub(super) struct ServerSettings {
     pub(super) config: ServerConfig,
     pub(super) tls: Option<Arc<rustls::ServerConfig>>,
     pub(super) max_message_size: usize,
 }
 
-impl Settings {
-    pub(super) fn of(config: &Config) -> Result<Settings, Error> {
+impl ServerSettings {
+    pub(super) fn of(config: &Config) -> Result<ServerSettings, Error> {
         let server = &config.server;
         let tls = match (&server.tls, server.plain_tcp) {
             (Some(files), _) => Some(tls::server_config(files)?),
@@ -29,7 +29,7 @@ impl Settings {
                 ));
             }
         };
-        Ok(Settings {
+        Ok(ServerSettings {
             config: server.clone(),
             tls,
             max_message_size: Limits::from_config(config).max_message_size,

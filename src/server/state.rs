@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use arc_swap::ArcSwap;
 
 use super::outbox::{Mailroom, Wake};
-use super::settings::Settings;
-use super::stats::Counters;
+use super::settings::ServerSettings;
+use super::stats::ServerCounters;
 use crate::engine::{Engine, SinkId};
 
 /// Wakes the I/O thread.
@@ -22,11 +22,11 @@ impl Wake for IoWaker {
 }
 
 /// State shared by the server handle, the I/O thread and the sink.
-pub(super) struct Shared {
+pub(super) struct ServerShared {
     pub(super) engine: Arc<Engine>,
     pub(super) sink: SinkId,
-    pub(super) settings: ArcSwap<Settings>,
+    pub(super) settings: ArcSwap<ServerSettings>,
     pub(super) mailroom: crate::sync::Arc<Mailroom<IoWaker>>,
     pub(super) stopping: AtomicBool,
-    pub(super) counters: Counters,
+    pub(super) counters: ServerCounters,
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicU64;
 
 /// Counters of what the server did with connections.
 #[derive(Debug, Default)]
-pub(super) struct Counters {
+pub(super) struct ServerCounters {
     pub(super) accepted: AtomicU64,
     pub(super) refused_at_limit: AtomicU64,
     pub(super) refused_per_ip: AtomicU64,

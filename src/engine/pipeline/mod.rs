@@ -15,7 +15,7 @@
 //! 6. respond (`respond.rs`): the one reply for the verdict, protected as
 //!    the request was, unless the timer answered first; a deferred
 //!    command's answer when it comes back. Each worker has a
-//!    [`Responder`]: its reply writer and reply protection.
+//!    [`Replier`]: its reply writer and reply protection.
 //!
 //! A worker runs them in this order on each message (the sharded
 //! topology); staged, a front-stage worker runs validate and admit and a
@@ -39,7 +39,7 @@ mod tests;
 pub(crate) use admit::admit;
 pub(crate) use context::{Context, Verdict};
 pub(crate) use laps::Laps;
-pub(crate) use respond::{Replying, Responder, Running, replying_to};
+pub(crate) use respond::{Replier, Replying, Running, replying_to};
 pub(crate) use route::route;
 pub use stage::Stage;
 pub(crate) use validate::{id_of_refused, validate};

@@ -1,6 +1,6 @@
 //! Stage respond: the one reply for a message's [`Verdict`], protected as
 //! the request was, unless the timer answered first; and the answer to a
-//! deferred command when its responder gives it. A [`Responder`] is one
+//! deferred command when its responder gives it. A [`Replier`] is one
 //! worker's: its reply writer and its reply protection.
 
 use crate::error::Code;
@@ -68,21 +68,17 @@ enum Delivery {
 }
 
 /// One worker's respond stage: what writes and protects its replies.
-pub(crate) struct Responder {
+pub(crate) struct Replier {
     index: usize,
     worker_shared: Arc<WorkerShared>,
     writer: ReplyWriter,
     protector: ReplyProtector,
 }
 
-impl Responder {
+impl Replier {
     /// Worker `index`'s, over the engine's `shared` state.
-    pub(crate) fn new(
-        index: usize,
-        shared: &Shared,
-        worker_shared: Arc<WorkerShared>,
-    ) -> Responder {
-        Responder {
+    pub(crate) fn new(index: usize, shared: &Shared, worker_shared: Arc<WorkerShared>) -> Replier {
+        Replier {
             index,
             worker_shared,
             writer: ReplyWriter::new(shared.boot),
