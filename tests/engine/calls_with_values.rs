@@ -4,15 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{LOCAL, message, setup};
+use crate::common::{LOCAL, Setup, message, setup};
 use mcp_engine::engine::{Answer, EngineBuilder, Request};
-use mcp_engine::{Code, Error, MessageType, RawJson, SecurityLevel};
+use mcp_engine::{Code, Config, Error, MessageType, RawJson, SecurityLevel};
 
 #[derive(serde::Serialize)]
 struct Summary<'a> {
     command: &'a str,
     principal: Option<&'a str>,
     args: BTreeMap<String, f64>,
+}
+
+/// The dev setup's config, letting tokenless messages in at `Low` as the
+/// role `anonymous`, which may run `demo.*`.
+fn open_to_anonymous(s: &Setup) -> Config {
+    let mut config = s.config.clone();
+    config.allow_anonymous(["demo:*"]);
+    config
 }
 
 /// Answers a summary of the request, built as a value.
@@ -34,10 +42,8 @@ fn summarize(request: &Request<'_>) -> Result<Answer, Error> {
 
 #[test]
 fn a_command_by_name_is_answered_with_its_result_at_every_level() {
-    let s = setup(|c| c.security.min_security_level = SecurityLevel::Low);
-    let mut config = s.config.clone();
-    config.allow_anonymous(["demo:*"]);
-    let engine = EngineBuilder::new(config)
+    let s = setup(|_| {});
+    let engine = EngineBuilder::new(open_to_anonymous(&s))
         .command("demo.summary", summarize)
         .start()
         .unwrap();
@@ -158,11 +164,7 @@ fn a_message_is_answered_as_its_kind_is() {
 
 #[test]
 fn a_result_json_cannot_hold_is_the_handlers_internal_error() {
-    let s = setup(|_| {});
-    let mut config = s.config.clone();
-    config.security.min_security_level = SecurityLevel::Low;
-    config.allow_anonymous(["demo:*"]);
-    let engine = EngineBuilder::new(config)
+    let engine = EngineBuilder::new(open_to_anonymous(&setup(|_| {})))
         .command("demo.pairs", |_: &Request<'_>| {
             Answer::value(&BTreeMap::from([((1, 2), "pair keys")]))
         })
@@ -175,11 +177,7 @@ fn a_result_json_cannot_hold_is_the_handlers_internal_error() {
 
 #[test]
 fn a_deferred_answer_comes_back_as_the_result() {
-    let s = setup(|_| {});
-    let mut config = s.config.clone();
-    config.security.min_security_level = SecurityLevel::Low;
-    config.allow_anonymous(["demo:*"]);
-    let engine = EngineBuilder::new(config)
+    let engine = EngineBuilder::new(open_to_anonymous(&setup(|_| {})))
         .command("demo.later", |request: &Request<'_>| {
             let n = request
                 .args()
