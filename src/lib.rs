@@ -140,6 +140,7 @@
 )]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod admin;
 pub mod client;
 pub mod codec;
 pub mod config;
