@@ -219,8 +219,8 @@ impl Admitted<'_> {
     }
 }
 
-/// An admitted message's security outcome, owned (see
-/// [`Admitted::to_owned_parts`]).
+/// An admitted message's security outcome, owned (`Admitted::to_owned_parts`
+/// makes one, for the staged topology's hand-over).
 #[derive(Debug)]
 pub struct AdmittedOwned {
     /// The level the message met.
