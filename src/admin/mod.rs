@@ -31,12 +31,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod exposition;
 mod request;
 mod server;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+pub use exposition::{Exposition, write_build_info, write_engine, write_server};
 pub use server::{
     AdminLimits, AdminServer, AdminSource, AdminStats, METRICS_CONTENT_TYPE, Readiness,
 };

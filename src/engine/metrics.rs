@@ -243,6 +243,15 @@ impl Metrics {
                     p99_ns: histogram.value_at_quantile(0.99),
                     p999_ns: histogram.value_at_quantile(0.999),
                     max_ns: histogram.max(),
+                    sum_ns: histogram
+                        .iter_recorded()
+                        .map(|at| {
+                            histogram
+                                .median_equivalent(at.value_iterated_to())
+                                .saturating_mul(at.count_at_value())
+                        })
+                        .fold(0, u64::saturating_add),
+                    at_most: LATENCY_BOUNDS_NS.map(|bound| histogram.count_between(0, bound)),
                 })
             })
             .collect();
@@ -277,6 +286,25 @@ impl Metrics {
     }
 }
 
+/// The bounds [`StageLatency::at_most`] counts up to, in nanoseconds:
+/// 1 us to 10 s (the buckets of a Prometheus histogram).
+pub const LATENCY_BOUNDS_NS: [u64; 14] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+];
+
 /// Latency percentiles of one stage, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StageLatency {
@@ -292,6 +320,11 @@ pub struct StageLatency {
     pub p999_ns: u64,
     /// Largest.
     pub max_ns: u64,
+    /// All recorded, added up (each at its bucket's middle: within the
+    /// histograms' 1%).
+    pub sum_ns: u64,
+    /// How many took at most each of [`LATENCY_BOUNDS_NS`] (within 1%).
+    pub at_most: [u64; LATENCY_BOUNDS_NS.len()],
 }
 
 /// A reading of the engine's metrics.

@@ -49,7 +49,7 @@ pub(crate) use concurrency::Ring;
 pub use error_log::{ErrorHook, ErrorRecord};
 pub use handler::{Answer, Caller, CommandHandler, Deferred, Event, EventHandler, Request};
 pub use idle::IdleStrategy;
-pub use metrics::{MetricsSnapshot, StageLatency, TIMED_EVERY};
+pub use metrics::{LATENCY_BOUNDS_NS, MetricsSnapshot, StageLatency, TIMED_EVERY};
 pub use outbound::{PeerReply, PendingReply};
 pub use pending::Responder;
 pub use pipeline::Stage;
