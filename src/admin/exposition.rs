@@ -46,6 +46,14 @@ impl<'a> Exposition<'a> {
         self
     }
 
+    /// Counters of one sample each: name, help, value.
+    pub fn counters(&mut self, counters: &[(&str, &str, u64)]) -> &mut Self {
+        for (name, help, value) in counters {
+            self.single(name, "counter", help, *value as f64);
+        }
+        self
+    }
+
     /// A family of one sample without labels.
     pub fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) -> &mut Self {
         self.family(name, kind, help).sample(name, &[], value)
@@ -137,9 +145,7 @@ pub fn write_engine(exposition: &mut Exposition<'_>, metrics: &MetricsSnapshot) 
             metrics.run_on_submitter,
         ),
     ];
-    for (name, help, value) in counters {
-        exposition.single(name, "counter", help, value as f64);
-    }
+    exposition.counters(&counters);
     exposition.family(
         "mcp_errors_total",
         "counter",
@@ -279,9 +285,7 @@ pub fn write_server(exposition: &mut Exposition<'_>, stats: &ServerStats) {
             stats.requests_read,
         ),
     ];
-    for (name, help, value) in counters {
-        exposition.single(name, "counter", help, value as f64);
-    }
+    exposition.counters(&counters);
     exposition.single(
         "mcp_held_bytes",
         "gauge",
