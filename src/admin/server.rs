@@ -335,11 +335,12 @@ impl AdminLoop {
             return Next::Open;
         };
         if !connection.answered {
-            match read_more(connection, limits.max_head_bytes) {
-                Ok(true) => {}
-                // The peer closed, or the socket failed, before a whole head.
-                Ok(false) | Err(_) => return Next::Close,
-            }
+            // A peer may close its side once its request is out (half-close):
+            // what it sent is still read.
+            let still_sending = match read_more(connection, limits.max_head_bytes) {
+                Ok(open) => open,
+                Err(_) => return Next::Close,
+            };
             let asked = match read_head(&connection.head) {
                 Some(asked) => Some(asked),
                 None if connection.head.len() >= limits.max_head_bytes => {
@@ -352,6 +353,8 @@ impl AdminLoop {
                     respond(&mut connection.out, asked, head_only, source.as_ref());
                     connection.answered = true;
                 }
+                // It closed before a whole head: nothing to answer.
+                None if !still_sending => return Next::Close,
                 None => return Next::Open,
             }
         }

@@ -94,6 +94,28 @@ fn each_path_gets_its_answer() {
 }
 
 #[test]
+fn a_request_whose_sender_closed_its_side_is_answered() {
+    let (admin, _source) = start(AdminLimits::default());
+    let mut peer = TcpStream::connect(admin.local_addr()).unwrap();
+    peer.set_read_timeout(Some(PATIENCE)).unwrap();
+    peer.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut response = String::new();
+    peer.read_to_string(&mut response).unwrap();
+    assert!(response.ends_with("\r\n\r\nok\n"), "{response}");
+    // Half a head and then the close: closed without an answer.
+    let mut peer = TcpStream::connect(admin.local_addr()).unwrap();
+    peer.set_read_timeout(Some(PATIENCE)).unwrap();
+    peer.write_all(b"GET /heal").unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let _ = peer.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    assert_eq!(admin.stats().responses, 1);
+    admin.stop();
+}
+
+#[test]
 fn garbage_and_oversized_heads_are_refused_and_the_endpoint_goes_on() {
     let (admin, _source) = start(AdminLimits::default());
     let addr = admin.local_addr();
