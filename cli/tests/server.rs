@@ -1829,3 +1829,132 @@ mod held_by_a_peer {
         drop(kept);
     }
 }
+
+/// The admin endpoint of `serve` (dev mode): metrics after traffic,
+/// health, and readiness through a shutdown.
+mod admin_endpoint {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use mcp_engine::SecurityLevel;
+
+    use super::common::serve::{WAIT, command, outcome, reply_to, serve_dev};
+
+    /// `GET path` on the admin endpoint: the status and the body, or
+    /// `None` if nothing listens.
+    fn get(admin: SocketAddr, path: &str) -> Option<(u16, String)> {
+        let mut peer = TcpStream::connect(admin).ok()?;
+        peer.set_read_timeout(Some(WAIT)).unwrap();
+        peer.write_all(format!("GET {path} HTTP/1.1\r\nHost: engine\r\n\r\n").as_bytes())
+            .ok()?;
+        let mut response = String::new();
+        peer.read_to_string(&mut response).ok()?;
+        let status = response.get(9..12)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n")?.1.to_owned();
+        Some((status, body))
+    }
+
+    /// The value of the sample `line_start` begins (name and labels).
+    fn sample(metrics: &str, line_start: &str) -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(line_start)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
+    }
+
+    fn admin_addr(credentials: &mcp_engine::client::Credentials) -> SocketAddr {
+        let url = credentials
+            .admin
+            .as_deref()
+            .expect("dev mode names its admin endpoint");
+        url.strip_prefix("http://").unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn dev_mode_serves_metrics_health_and_readiness() {
+        let served = serve_dev();
+        let admin = admin_addr(&served.credentials);
+        assert!(admin.ip().is_loopback());
+        assert_eq!(get(admin, "/healthz"), Some((200, "ok\n".to_owned())));
+        assert_eq!(get(admin, "/readyz"), Some((200, "ready\n".to_owned())));
+        let client = served.connect();
+        let mut envelopes = served.envelopes("admin");
+        for n in 0..25 {
+            let ping = command(
+                &mut envelopes,
+                SecurityLevel::Standard,
+                "demo.echo",
+                Some(&format!("{{\"n\":{n}}}")),
+            );
+            assert_eq!(
+                outcome(&mut envelopes, &reply_to(&client, &ping)),
+                "Response"
+            );
+        }
+        let denied = command(
+            &mut served.envelopes("reader"),
+            SecurityLevel::Standard,
+            "demo.sleep",
+            Some("{\"ms\":1}"),
+        );
+        assert_eq!(
+            outcome(&mut envelopes, &reply_to(&client, &denied)),
+            "access_denied"
+        );
+        let (status, metrics) = get(admin, "/metrics").unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(sample(&metrics, "mcp_messages_accepted_total "), 26.0);
+        assert_eq!(sample(&metrics, "mcp_responses_total "), 25.0);
+        assert_eq!(
+            sample(
+                &metrics,
+                "mcp_errors_total{code=\"access_denied\",category=\"security\"} "
+            ),
+            1.0
+        );
+        assert_eq!(sample(&metrics, "mcp_connections_open "), 1.0);
+        assert!(metrics.contains("# TYPE mcp_stage_latency_seconds histogram\n"));
+        assert_eq!(get(admin, "/admin").map(|(status, _)| status), Some(404));
+    }
+
+    #[test]
+    fn readyz_is_503_from_sigterm_while_what_is_in_flight_is_answered() {
+        let mut served = serve_dev();
+        let admin = admin_addr(&served.credentials);
+        let client = served.connect();
+        let mut envelopes = served.envelopes("admin");
+        let warm = command(&mut envelopes, SecurityLevel::Standard, "sys.ping", None);
+        assert_eq!(
+            outcome(&mut envelopes, &reply_to(&client, &warm)),
+            "Response"
+        );
+        // In flight when SIGTERM comes: answered after 150 ms.
+        let sleep = command(
+            &mut envelopes,
+            SecurityLevel::Standard,
+            "demo.sleep",
+            Some("{\"ms\":150}"),
+        );
+        let waiter = client.request(&sleep).unwrap();
+        served.signal("TERM");
+        // Ready until the signal is handled, then 503 until the endpoint
+        // closes at exit: never ready again once it said no.
+        let mut seen = Vec::new();
+        let until = Instant::now() + WAIT;
+        while let Some((status, _)) = get(admin, "/readyz") {
+            if seen.last() != Some(&status) {
+                seen.push(status);
+            }
+            assert!(Instant::now() < until, "still serving /readyz: {seen:?}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(seen.ends_with(&[503]), "{seen:?}");
+        assert!(seen == [503] || seen == [200, 503], "{seen:?}");
+        let reply = waiter
+            .wait(WAIT)
+            .expect("the in-flight command is answered");
+        assert_eq!(outcome(&mut envelopes, &reply), "Response");
+        assert!(served.wait_exit().success());
+    }
+}

@@ -146,6 +146,12 @@ pub fn write_engine(exposition: &mut Exposition<'_>, metrics: &MetricsSnapshot) 
         ),
     ];
     exposition.counters(&counters);
+    exposition.single(
+        "mcp_submitter_busy_seconds_total",
+        "counter",
+        "Wall-clock time submitting threads spent running messages themselves.",
+        metrics.submitter_busy_ns as f64 / 1e9,
+    );
     exposition.family(
         "mcp_errors_total",
         "counter",
@@ -176,7 +182,7 @@ pub fn write_engine(exposition: &mut Exposition<'_>, metrics: &MetricsSnapshot) 
     exposition.family(
         "mcp_stage_latency_seconds",
         "histogram",
-        "Time spent in each pipeline stage, and from acceptance to reply (total), of one message in every 64.",
+        "Time spent in each pipeline stage, and from acceptance to reply (total), of one message in every 16 (engine::TIMED_EVERY).",
     );
     for latency in &metrics.latencies {
         let stage = latency.stage.as_str();
@@ -359,6 +365,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
-        assert_eq!(text.matches("# TYPE ").count(), 13);
+        assert_eq!(text.matches("# TYPE ").count(), 14);
     }
 }

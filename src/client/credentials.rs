@@ -62,6 +62,10 @@ pub struct Credentials {
     /// Tokens by role.
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
+    /// The admin endpoint's URL (`http://127.0.0.1:7451`), when the server
+    /// runs one (dev mode does).
+    #[serde(default)]
+    pub admin: Option<String>,
 }
 
 fn bad(what: &str, detail: impl std::fmt::Display) -> Error {

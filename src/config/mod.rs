@@ -6,6 +6,7 @@
 //! without guessing; a key the engine does not know is an error too, since a
 //! misspelt key silently ignored is a setting silently not applied.
 
+mod admin;
 mod bounded;
 mod engine;
 mod key_kinds;
@@ -29,6 +30,7 @@ use crate::error::{Code, Error};
 use crate::message::PROTOCOL_VERSION;
 use bounded::bounded;
 
+pub use admin::{AdminConfig, DEFAULT_ADMIN_LISTEN};
 pub use engine::{EngineConfig, Overflow, Topology};
 pub use key_kinds::{JwtAlgorithm, KeyUse};
 pub use nats::{NatsAuth, NatsConfig, NatsTls};
@@ -79,6 +81,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// The NATS ingress (`[nats]`), when the section is present.
     pub nats: Option<NatsConfig>,
+    /// The admin endpoint of `mcp-engine serve` (`[admin]`), when the
+    /// section is present.
+    pub admin: Option<AdminConfig>,
 }
 
 impl Default for Config {
@@ -93,6 +98,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             server: ServerConfig::default(),
             nats: None,
+            admin: None,
         }
     }
 }
@@ -111,6 +117,7 @@ struct ConfigFile {
     engine: Option<engine::EngineFile>,
     server: Option<server::ServerFile>,
     nats: Option<nats::NatsFile>,
+    admin: Option<admin::AdminFile>,
 }
 
 impl Config {
@@ -219,6 +226,7 @@ impl Config {
             engine: engine::engine_config(file.engine, &at)?,
             server: server::server_config(file.server, &at, base)?,
             nats: nats::nats_config(file.nats, &at, base)?,
+            admin: admin::admin_config(file.admin, &at)?,
         };
         if !config.server.enabled && config.nats.is_none() {
             return Err(at(

@@ -1,5 +1,6 @@
 //! The subcommands of `mcp-engine`, one per file.
 
+mod admin_source;
 pub(crate) mod check;
 pub(crate) mod dev_config;
 pub(crate) mod keygen;

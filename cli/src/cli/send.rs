@@ -115,6 +115,7 @@ fn credentials(args: &SendArgs) -> Result<Credentials, Error> {
             signing: None,
             encryption: None,
             tokens: Default::default(),
+            admin: None,
         },
     };
     if let Some(addr) = args.addr {

@@ -11,12 +11,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
+use mcp_engine::admin::{AdminLimits, AdminServer, AdminSource};
+use mcp_engine::config::{AdminConfig, DEFAULT_ADMIN_LISTEN};
 use mcp_engine::dev_setup::{DEV_ADDR, DevSetup};
 use mcp_engine::engine::EngineBuilder;
 use mcp_engine::server::Server;
 use mcp_engine::{Config, Error};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+
+use super::admin_source::ServeAdmin;
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -103,19 +107,40 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
     // The broker first: a config that names one it cannot reach stops here.
     let nats = start_nats(&engine, &config)?;
     let server = if config.server.enabled {
-        Some(Server::start(Arc::clone(&engine), &config)?)
+        Some(Arc::new(Server::start(Arc::clone(&engine), &config)?))
     } else {
         tracing::info!("`server.enabled = false`: no TCP listener");
         None
     };
+    // The admin endpoint: as `[admin]` says; in dev mode on 127.0.0.1:7451,
+    // or a free port when the listener's is.
+    let admin_source = Arc::new(ServeAdmin::new(Arc::clone(&engine), server.clone()));
+    let admin_config = match (&config.admin, &dev) {
+        (Some(admin), _) => Some(admin.clone()),
+        (None, Some(_)) => Some(AdminConfig::on(match args.listen {
+            Some(listen) if listen.port() == 0 => SocketAddr::new(DEFAULT_ADMIN_LISTEN.ip(), 0),
+            _ => DEFAULT_ADMIN_LISTEN,
+        })),
+        (None, None) => None,
+    };
+    let admin = match admin_config {
+        Some(admin) => {
+            let source = Arc::clone(&admin_source) as Arc<dyn AdminSource>;
+            let started = AdminServer::start(admin.listen, AdminLimits::default(), source)?;
+            tracing::info!(addr = %started.local_addr(), "admin endpoint");
+            Some(started)
+        }
+        None => None,
+    };
     if let Some((_, setup)) = &dev {
-        let addr = server.as_ref().map(Server::local_addr).ok_or_else(|| {
+        let addr = server.as_deref().map(Server::local_addr).ok_or_else(|| {
             Error::new(
                 mcp_engine::Code::ConfigurationError,
                 "dev mode needs the TCP listener",
             )
         })?;
-        let credentials = credentials_at(&setup.credentials, addr)?;
+        let admin_addr = admin.as_ref().map(AdminServer::local_addr);
+        let credentials = credentials_at(&setup.credentials, addr, admin_addr)?;
         write_atomically(&setup.credentials_path, &credentials)?;
         tracing::info!(
             credentials = %setup.credentials_path.display(),
@@ -147,13 +172,16 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
             looker.thread().unpark();
         }
     });
-    // In order: stop taking messages from the broker and publish the
-    // replies of those taken, then close the listener, then the engine.
+    // In order: not ready (a balancer stops sending first), stop taking
+    // messages from the broker and publish the replies of those taken,
+    // then close the listener, then the engine; the admin endpoint last.
+    admin_source.drain();
     stop_nats(nats);
     match server {
         Some(server) => server.shutdown(),
         None => engine.shutdown(),
     }
+    drop(admin);
     tracing::info!("stopped");
     drop(dev);
     Ok(())
@@ -252,8 +280,13 @@ fn dev_folder() -> Result<DevFolder, Error> {
     Ok(DevFolder(dir))
 }
 
-/// The credentials line with the address the server really listens on.
-fn credentials_at(credentials: &str, addr: SocketAddr) -> Result<String, Error> {
+/// The credentials line with the addresses the server and the admin
+/// endpoint really listen on.
+fn credentials_at(
+    credentials: &str,
+    addr: SocketAddr,
+    admin: Option<SocketAddr>,
+) -> Result<String, Error> {
     let mut value: serde_json::Value = serde_json::from_str(credentials)
         .map_err(|e| Error::new(mcp_engine::Code::InternalError, format!("credentials: {e}")))?;
     if let Some(object) = value.as_object_mut() {
@@ -261,6 +294,12 @@ fn credentials_at(credentials: &str, addr: SocketAddr) -> Result<String, Error> 
             "addr".to_owned(),
             serde_json::Value::String(addr.to_string()),
         );
+        if let Some(admin) = admin {
+            object.insert(
+                "admin".to_owned(),
+                serde_json::Value::String(format!("http://{admin}")),
+            );
+        }
     }
     Ok(value.to_string())
 }
