@@ -12,6 +12,7 @@ use std::io;
 use serde::Serialize;
 
 use super::raw::{MAX_VALUE_DEPTH, RawJson};
+use super::repeated_keys::PAIRWISE_LIMIT;
 use crate::error::{Code, Error};
 
 impl RawJson {
@@ -238,7 +239,15 @@ impl serde_json::ser::Formatter for CompactFormatter {
 
     fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
         self.depth = self.depth.saturating_sub(1);
-        self.objects.pop();
+        if let Some(mut keys) = self.objects.pop()
+            && keys.len() > PAIRWISE_LIMIT
+        {
+            // A large object's keys, sorted: n log n, as the parser's check.
+            keys.sort_unstable();
+            if let Some(pair) = keys.windows(2).find(|pair| pair.first() == pair.get(1)) {
+                return Err(repeated(pair.first().map_or(&[][..], Vec::as_slice)));
+            }
+        }
         writer.write_all(b"}")
     }
 
@@ -260,15 +269,21 @@ impl serde_json::ser::Formatter for CompactFormatter {
         let Some(keys) = self.objects.last_mut() else {
             return Ok(());
         };
-        if keys.contains(&key) {
-            return Err(io::Error::other(format!(
-                "the key {:?} is repeated in one object",
-                String::from_utf8_lossy(&key)
-            )));
+        // A small object's keys pairwise as they come; a larger one's when it
+        // ends (see `end_object`).
+        if keys.len() < PAIRWISE_LIMIT && keys.contains(&key) {
+            return Err(repeated(&key));
         }
         keys.push(key);
         Ok(())
     }
+}
+
+fn repeated(key: &[u8]) -> io::Error {
+    io::Error::other(format!(
+        "the key {:?} is repeated in one object",
+        String::from_utf8_lossy(key)
+    ))
 }
 
 #[cfg(test)]
@@ -392,6 +407,28 @@ mod tests {
                 Code::InvalidFormat
             );
         }
+        // In a large object too, wherever the repeat falls.
+        struct Many(usize);
+        impl Serialize for Many {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(self.0 + 1))?;
+                for n in 0..self.0 {
+                    map.serialize_entry(&format!("k{n}"), &n)?;
+                }
+                map.serialize_entry("k3", &0)?;
+                map.end()
+            }
+        }
+        for members in [5, 9, 1_000] {
+            let refused = RawJson::from_serialize(&Many(members)).unwrap_err();
+            assert!(
+                refused.message().contains("\"k3\" is repeated"),
+                "{refused}"
+            );
+        }
+        let large: BTreeMap<String, u32> = (0..1_000).map(|n| (format!("k{n}"), n)).collect();
+        assert_eq!(RawJson::from_serialize(&large).unwrap(), parsed(&large));
         // The same key in two objects, or at two depths, is not repeated;
         // integer keys are compared as the text they are written as.
         let fine = serde_json::json!({"k": {"k": 1}, "j": [{"k": 2}, {"k": 3}]});
