@@ -8,7 +8,9 @@ use super::Credentials;
 use crate::codec::{AlignedBytes, Codec, Decoder, Limits, binary, json};
 use crate::error::{Code, Error};
 use crate::json::RawJson;
-use crate::message::{Field, Message, MessageType, SecurityLevel, Timestamp, unix_nanos_now};
+use crate::message::{
+    Field, Message, MessageType, SecurityLevel, Timestamp, named_payload, unix_nanos_now,
+};
 use crate::security::cipher::{CipherScratch, open_payload};
 use crate::security::signature::{SignatureScratch, verify_signature};
 use crate::security::{Keyring, ReplayStream, Sealer};
@@ -204,24 +206,6 @@ impl Envelopes {
             correlation_id,
         })
     }
-}
-
-/// `{"<kind>": name, "<field>": value}` (the field left out without a
-/// value): a Command's or an Event's payload.
-fn named_payload(
-    kind: &str,
-    name: &str,
-    field: &str,
-    value: Option<&RawJson>,
-) -> Result<RawJson, Error> {
-    let mut payload = format!("{{\"{kind}\":");
-    payload.push_str(&serde_json::to_string(name).unwrap_or_default());
-    if let Some(value) = value {
-        payload.push_str(&format!(",\"{field}\":"));
-        payload.push_str(value.as_str());
-    }
-    payload.push('}');
-    RawJson::parse(&payload)
 }
 
 /// `message` encoded in `codec`.

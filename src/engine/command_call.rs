@@ -9,7 +9,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use crate::codec::{Codec, Decoder, Limits, json};
 use crate::error::{Code, Error};
 use crate::json::{JsonRef, MAX_VALUE_DEPTH, Parser, RawJson};
-use crate::message::{Field, Message, MessageType, MessageView, SecurityLevel, unix_nanos_now};
+use crate::message::{
+    Field, Message, MessageType, MessageView, SecurityLevel, named_payload, unix_nanos_now,
+};
 use crate::security::cipher::{CipherScratch, open_payload};
 use crate::security::signature::{SignatureScratch, verify_signature};
 use crate::security::{Keyring, Sealer, requirements};
@@ -221,15 +223,7 @@ impl<'a> CommandCall<'a> {
     /// Builds the Command, seals it, submits it and waits for its result
     /// (see [`Engine::call_message`]).
     pub fn call(self) -> Result<RawJson, Error> {
-        let mut payload = Vec::with_capacity(32 + self.name.len());
-        payload.extend_from_slice(b"{\"command\":");
-        crate::json::write::write_str(&mut payload, &self.name);
-        if let Some(args) = &self.args {
-            payload.extend_from_slice(b",\"args\":");
-            payload.extend_from_slice(args.as_bytes());
-        }
-        payload.push(b'}');
-        let payload = RawJson::from_compact(payload);
+        let payload = named_payload("command", &self.name, "args", self.args.as_ref())?;
         let n = self.engine.next_call.fetch_add(1, Ordering::Relaxed);
         let id = format!("call-{:08x}-{n}", self.engine.shared.boot);
         let mut message = Message::new(id, MessageType::Command, self.level, payload);
