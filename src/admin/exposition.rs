@@ -54,6 +54,22 @@ impl<'a> Exposition<'a> {
         self
     }
 
+    /// A family of one sample per value of one `label`.
+    pub fn by_label(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        values: &[(&str, u64)],
+    ) -> &mut Self {
+        self.family(name, kind, help);
+        for (text, value) in values {
+            self.sample(name, &[(label, text)], *value as f64);
+        }
+        self
+    }
+
     /// A family of one sample without labels.
     pub fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) -> &mut Self {
         self.family(name, kind, help).sample(name, &[], value)
@@ -221,54 +237,34 @@ pub fn write_server(exposition: &mut Exposition<'_>, stats: &ServerStats) {
         "Connections accepted.",
         stats.accepted as f64,
     );
-    exposition
-        .family(
-            "mcp_connections_refused_total",
-            "counter",
-            "Connections closed on accept, by the limit that refused them.",
-        )
-        .sample(
-            "mcp_connections_refused_total",
-            &[("reason", "max_connections")],
-            stats.refused_at_limit as f64,
-        )
-        .sample(
-            "mcp_connections_refused_total",
-            &[("reason", "per_ip")],
-            stats.refused_per_ip as f64,
-        );
+    exposition.by_label(
+        "mcp_connections_refused_total",
+        "counter",
+        "Connections closed on accept, by the limit that refused them.",
+        "reason",
+        &[
+            ("max_connections", stats.refused_at_limit),
+            ("per_ip", stats.refused_per_ip),
+        ],
+    );
     exposition.single(
         "mcp_connections_open",
         "gauge",
         "Connections open now.",
         stats.open as f64,
     );
-    exposition
-        .family(
-            "mcp_connections_closed_total",
-            "counter",
-            "Connections the server closed, by why.",
-        )
-        .sample(
-            "mcp_connections_closed_total",
-            &[("reason", "idle")],
-            stats.closed_idle as f64,
-        )
-        .sample(
-            "mcp_connections_closed_total",
-            &[("reason", "frame_timeout")],
-            stats.closed_frame_timeout as f64,
-        )
-        .sample(
-            "mcp_connections_closed_total",
-            &[("reason", "handshake_timeout")],
-            stats.closed_handshake_timeout as f64,
-        )
-        .sample(
-            "mcp_connections_closed_total",
-            &[("reason", "stalled")],
-            stats.closed_stalled as f64,
-        );
+    exposition.by_label(
+        "mcp_connections_closed_total",
+        "counter",
+        "Connections the server closed, by why.",
+        "reason",
+        &[
+            ("idle", stats.closed_idle),
+            ("frame_timeout", stats.closed_frame_timeout),
+            ("handshake_timeout", stats.closed_handshake_timeout),
+            ("stalled", stats.closed_stalled),
+        ],
+    );
     let counters: [(&str, &str, u64); 4] = [
         (
             "mcp_tls_handshake_failures_total",
@@ -327,6 +323,27 @@ mod tests {
         assert_eq!(number(f64::INFINITY), "+Inf");
         assert_eq!(number(1e-6), "0.000001");
         assert_eq!(number(12345678.0), "12345678");
+    }
+
+    #[test]
+    fn the_servers_connections_are_counted_by_reason() {
+        let stats = crate::server::ServerStats {
+            refused_per_ip: 3,
+            closed_stalled: 2,
+            open: 5,
+            ..Default::default()
+        };
+        let mut text = String::new();
+        super::write_server(&mut Exposition::new(&mut text), &stats);
+        for line in [
+            "# TYPE mcp_connections_refused_total counter\n\
+             mcp_connections_refused_total{reason=\"max_connections\"} 0\n\
+             mcp_connections_refused_total{reason=\"per_ip\"} 3\n",
+            "mcp_connections_closed_total{reason=\"stalled\"} 2\n",
+            "mcp_connections_open 5\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]
