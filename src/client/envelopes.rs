@@ -11,9 +11,9 @@ use crate::json::RawJson;
 use crate::message::{
     Field, Message, MessageType, SecurityLevel, Timestamp, named_payload, unix_nanos_now,
 };
-use crate::security::cipher::{CipherScratch, open_payload};
-use crate::security::signature::{SignatureScratch, verify_signature};
-use crate::security::{Keyring, ReplayStream, Sealer};
+use crate::security::cipher::CipherScratch;
+use crate::security::signature::SignatureScratch;
+use crate::security::{Keyring, ReplayStream, Sealer, open_reply};
 
 /// A request ready to send: its id (replies correlate by it) and its frame
 /// body.
@@ -190,11 +190,14 @@ impl Envelopes {
         let view = self.decoder.decode(codec, &bytes, now)?;
         let mut message = view.to_message();
         let correlation_id = view.correlation_id().map(str::to_owned);
-        if matches!(view.security().signature, Field::Present(_)) {
-            verify_signature(&view, &self.keyring, now, &mut self.signatures)?;
-        }
-        if matches!(view.security().encryption_info, Field::Present(_)) {
-            let (plaintext, _) = open_payload(&view, &self.keyring, now, &mut self.cipher)?;
+        let opened = open_reply(
+            &view,
+            &self.keyring,
+            now,
+            &mut self.signatures,
+            &mut self.cipher,
+        )?;
+        if let Some(plaintext) = opened {
             let text = std::str::from_utf8(plaintext)
                 .map_err(|_| Error::new(Code::EncryptionFailed, "plaintext is not UTF-8"))?;
             message.payload = RawJson::parse(text)

@@ -12,9 +12,9 @@ use crate::json::{JsonRef, MAX_VALUE_DEPTH, Parser, RawJson};
 use crate::message::{
     Field, Message, MessageType, MessageView, SecurityLevel, named_payload, unix_nanos_now,
 };
-use crate::security::cipher::{CipherScratch, open_payload};
-use crate::security::signature::{SignatureScratch, verify_signature};
-use crate::security::{Keyring, Sealer, requirements};
+use crate::security::cipher::CipherScratch;
+use crate::security::signature::SignatureScratch;
+use crate::security::{Sealer, open_reply, requirements};
 use crate::sync::Ordering;
 
 use super::runtime::Engine;
@@ -105,19 +105,23 @@ impl Engine {
         let now = unix_nanos_now();
         let mut decoder = Decoder::new(reply_limits());
         let view = decoder.decode(codec, body, now)?;
-        let keyring = self.shared.security.keyring.load();
         let needs = requirements(view.security().security_level);
-        let signed = matches!(view.security().signature, Field::Present(_));
-        if needs.signature && !signed {
+        if needs.signature && !matches!(view.security().signature, Field::Present(_)) {
             return Err(Error::new(
                 Code::SignatureInvalid,
                 "the reply is not signed",
             ));
         }
-        if signed {
-            verify_signature(&view, &keyring, now, &mut SignatureScratch::default())?;
-        }
-        result_of(&view, &keyring, now, needs.encryption)
+        let keyring = self.shared.security.keyring.load();
+        let mut cipher = CipherScratch::default();
+        let opened = open_reply(
+            &view,
+            &keyring,
+            now,
+            &mut SignatureScratch::default(),
+            &mut cipher,
+        )?;
+        result_of(&view, opened, needs.encryption)
     }
 }
 
@@ -130,12 +134,11 @@ fn reply_limits() -> Limits {
     }
 }
 
-/// `payload.result` of a Response, decrypted first if it is encrypted (and
-/// refused if `encrypted` says it must be and is not).
+/// `payload.result` of a Response, from its `plaintext` if it was
+/// encrypted (and refused if `encrypted` says it must be and was not).
 fn result_of(
     view: &MessageView<'_>,
-    keyring: &Keyring,
-    now: i128,
+    plaintext: Option<&mut [u8]>,
     encrypted: bool,
 ) -> Result<RawJson, Error> {
     let result = |payload: JsonRef<'_>| {
@@ -144,7 +147,7 @@ fn result_of(
             .map(RawJson::from_json)
             .ok_or_else(|| Error::new(Code::ValidationFailed, "the reply has no result"))
     };
-    if !matches!(view.security().encryption_info, Field::Present(_)) {
+    let Some(plaintext) = plaintext else {
         if encrypted {
             return Err(Error::new(
                 Code::EncryptionFailed,
@@ -152,9 +155,7 @@ fn result_of(
             ));
         }
         return result(view.payload());
-    }
-    let mut scratch = CipherScratch::default();
-    let (plaintext, _) = open_payload(view, keyring, now, &mut scratch)?;
+    };
     let text = std::str::from_utf8(plaintext)
         .map_err(|_| Error::new(Code::EncryptionFailed, "the plaintext is not UTF-8"))?;
     let mut text = text.as_bytes().to_vec();
