@@ -1833,48 +1833,18 @@ mod held_by_a_peer {
 /// The admin endpoint of `serve` (dev mode): metrics after traffic,
 /// health, and readiness through a shutdown.
 mod admin_endpoint {
-    use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpStream};
     use std::time::{Duration, Instant};
 
     use mcp_engine::SecurityLevel;
 
-    use super::common::serve::{WAIT, command, outcome, reply_to, serve_dev};
-
-    /// `GET path` on the admin endpoint: the status and the body, or
-    /// `None` if nothing listens.
-    fn get(admin: SocketAddr, path: &str) -> Option<(u16, String)> {
-        let mut peer = TcpStream::connect(admin).ok()?;
-        peer.set_read_timeout(Some(WAIT)).unwrap();
-        peer.write_all(format!("GET {path} HTTP/1.1\r\nHost: engine\r\n\r\n").as_bytes())
-            .ok()?;
-        let mut response = String::new();
-        peer.read_to_string(&mut response).ok()?;
-        let status = response.get(9..12)?.parse().ok()?;
-        let body = response.split_once("\r\n\r\n")?.1.to_owned();
-        Some((status, body))
-    }
-
-    /// The value of the sample `line_start` begins (name and labels).
-    fn sample(metrics: &str, line_start: &str) -> f64 {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(line_start)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
-    }
-
-    fn admin_addr(credentials: &mcp_engine::client::Credentials) -> SocketAddr {
-        let url = credentials
-            .admin
-            .as_deref()
-            .expect("dev mode names its admin endpoint");
-        url.strip_prefix("http://").unwrap().parse().unwrap()
-    }
+    use super::common::serve::{
+        WAIT, command, http_get as get, metric as sample, outcome, reply_to, serve_dev,
+    };
 
     #[test]
     fn dev_mode_serves_metrics_health_and_readiness() {
         let served = serve_dev();
-        let admin = admin_addr(&served.credentials);
+        let admin = served.admin_addr();
         assert!(admin.ip().is_loopback());
         assert_eq!(get(admin, "/healthz"), Some((200, "ok\n".to_owned())));
         assert_eq!(get(admin, "/readyz"), Some((200, "ready\n".to_owned())));
@@ -1915,13 +1885,35 @@ mod admin_endpoint {
         );
         assert_eq!(sample(&metrics, "mcp_connections_open "), 1.0);
         assert!(metrics.contains("# TYPE mcp_stage_latency_seconds histogram\n"));
+        // The dev keys by id, never their material.
+        for (key_use, id) in [
+            ("jwt", "dev-jwt-1"),
+            ("signing", "dev-sign-1"),
+            ("encryption", "dev-enc-1"),
+        ] {
+            let line = format!("mcp_key_info{{use=\"{key_use}\",id=\"{id}\",state=\"active\"}} ");
+            assert_eq!(sample(&metrics, &line), 1.0);
+        }
+        let token = served
+            .credentials
+            .tokens
+            .get("admin")
+            .expect("an admin token");
+        assert!(!metrics.contains(token.as_str()));
+        assert!(sample(&metrics, "mcp_replay_ids_capacity ") > 0.0);
+        assert!(sample(&metrics, "mcp_replay_streams_capacity ") > 0.0);
+        // The process, as the server reads it; the endpoint counts itself
+        // (healthz and readyz answered before).
+        assert!(sample(&metrics, "process_resident_memory_bytes ") > 0.0);
+        assert!(sample(&metrics, "process_open_fds ") >= 3.0);
+        assert_eq!(sample(&metrics, "mcp_admin_responses_total "), 2.0);
         assert_eq!(get(admin, "/admin").map(|(status, _)| status), Some(404));
     }
 
     #[test]
     fn readyz_is_503_from_sigterm_while_what_is_in_flight_is_answered() {
         let mut served = serve_dev();
-        let admin = admin_addr(&served.credentials);
+        let admin = served.admin_addr();
         let client = served.connect();
         let mut envelopes = served.envelopes("admin");
         let warm = command(&mut envelopes, SecurityLevel::Standard, "sys.ping", None);

@@ -26,19 +26,27 @@
 //! let mut response = String::new();
 //! peer.read_to_string(&mut response)?;
 //! assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
-//! assert!(response.ends_with("\r\n\r\n# TYPE up gauge\nup 1\n"));
+//! assert!(response.contains("\r\n\r\n# TYPE up gauge\nup 1\n"));
+//! // The endpoint's own counters follow the source's.
+//! assert!(response.contains("\nmcp_admin_responses_total 0\n"));
 //! admin.stop();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod exposition;
+mod families;
+mod process;
 mod request;
 mod server;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub use exposition::{Exposition, write_build_info, write_engine, write_server};
+pub use exposition::Exposition;
+#[cfg(feature = "nats")]
+pub use families::write_nats;
+pub use families::{write_build_info, write_engine, write_security, write_server};
+pub use process::{ProcessStats, write_process};
 pub use server::{
     AdminLimits, AdminServer, AdminSource, AdminStats, METRICS_CONTENT_TYPE, Readiness,
 };

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::Exposition;
 use super::request::{Asked, read_head, write_response};
 use crate::error::{Code, Error};
 
@@ -80,6 +81,16 @@ struct Counters {
     responses: AtomicU64,
     refused: AtomicU64,
     timed_out: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> AdminStats {
+        AdminStats {
+            responses: self.responses.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
+        }
+    }
 }
 
 const LISTENER: Token = Token(0);
@@ -157,11 +168,7 @@ impl AdminServer {
 
     /// What it did so far.
     pub fn stats(&self) -> AdminStats {
-        AdminStats {
-            responses: self.counters.responses.load(Ordering::Relaxed),
-            refused: self.counters.refused.load(Ordering::Relaxed),
-            timed_out: self.counters.timed_out.load(Ordering::Relaxed),
-        }
+        self.counters.snapshot()
     }
 
     /// Closes the listener and every connection, and waits for the thread.
@@ -331,6 +338,7 @@ impl AdminLoop {
     fn serve(&mut self, index: usize) -> Next {
         let limits = &self.limits;
         let source = &self.source;
+        let counters = &self.counters;
         let Some(Some(connection)) = self.connections.get_mut(index) else {
             return Next::Open;
         };
@@ -350,7 +358,13 @@ impl AdminLoop {
             };
             match asked {
                 Some((asked, head_only)) => {
-                    respond(&mut connection.out, asked, head_only, source.as_ref());
+                    respond(
+                        &mut connection.out,
+                        asked,
+                        head_only,
+                        source.as_ref(),
+                        counters,
+                    );
                     connection.answered = true;
                 }
                 // It closed before a whole head: nothing to answer.
@@ -410,12 +424,19 @@ fn write_more(connection: &mut Connection) -> io::Result<bool> {
 }
 
 /// The response to what was asked.
-fn respond(out: &mut Vec<u8>, asked: Asked, head_only: bool, source: &dyn AdminSource) {
+fn respond(
+    out: &mut Vec<u8>,
+    asked: Asked,
+    head_only: bool,
+    source: &dyn AdminSource,
+    counters: &Counters,
+) {
     const TEXT: &str = "text/plain; charset=utf-8";
     match asked {
         Asked::Metrics => {
             let mut text = String::with_capacity(16 * 1024);
             source.write_metrics(&mut text);
+            write_admin(&mut Exposition::new(&mut text), counters.snapshot());
             write_response(out, 200, METRICS_CONTENT_TYPE, text.as_bytes(), head_only);
         }
         Asked::Health => write_response(out, 200, TEXT, b"ok\n", head_only),
@@ -434,4 +455,25 @@ fn respond(out: &mut Vec<u8>, asked: Asked, head_only: bool, source: &dyn AdminS
         Asked::HeadTooLarge => write_response(out, 431, TEXT, b"request head too large\n", false),
         Asked::BadRequest => write_response(out, 400, TEXT, b"bad request\n", false),
     }
+}
+
+/// The endpoint's own counters, after the source's.
+fn write_admin(exposition: &mut Exposition<'_>, stats: AdminStats) {
+    exposition.counters(&[
+        (
+            "mcp_admin_responses_total",
+            "Responses the admin endpoint wrote whole.",
+            stats.responses,
+        ),
+        (
+            "mcp_admin_refused_total",
+            "Admin connections closed as they were accepted: the limit was reached.",
+            stats.refused,
+        ),
+        (
+            "mcp_admin_timed_out_total",
+            "Admin connections closed at their timeout.",
+            stats.timed_out,
+        ),
+    ]);
 }

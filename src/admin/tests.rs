@@ -67,9 +67,18 @@ fn each_path_gets_its_answer() {
     );
     assert_eq!(status_of(&metrics), "200", "{metrics}");
     assert!(metrics.contains(&format!("Content-Type: {METRICS_CONTENT_TYPE}\r\n")));
-    assert!(metrics.ends_with(
+    assert!(metrics.contains(
         "\r\n\r\n# HELP mcp_up Whether the engine runs.\n# TYPE mcp_up gauge\nmcp_up 1\n"
     ));
+    // The endpoint counts itself after the source: nothing answered yet.
+    assert!(
+        metrics.ends_with("\nmcp_admin_timed_out_total 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nmcp_admin_responses_total 0\n"),
+        "{metrics}"
+    );
     assert!(exchange(addr, b"GET /healthz HTTP/1.1\r\n\r\n").ends_with("\r\n\r\nok\n"));
     assert!(exchange(addr, b"GET /readyz HTTP/1.0\r\n\r\n").ends_with("\r\n\r\nready\n"));
     source.draining.store(true, Ordering::Relaxed);

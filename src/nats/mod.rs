@@ -146,6 +146,18 @@ pub struct NatsStats {
     pub connected: bool,
 }
 
+/// The ingress's counters, read from any thread: see
+/// [`NatsIngress::stats_reader`].
+#[derive(Clone, Debug)]
+pub struct NatsStatsReader(Arc<IngressCounters>);
+
+impl NatsStatsReader {
+    /// What the ingress did so far.
+    pub fn stats(&self) -> NatsStats {
+        self.0.snapshot()
+    }
+}
+
 /// The running ingress: [`shutdown`](Self::shutdown) (or drop) stops it.
 #[derive(Debug)]
 pub struct NatsIngress {
@@ -207,6 +219,12 @@ impl NatsIngress {
     /// What the ingress did so far.
     pub fn stats(&self) -> NatsStats {
         self.counters.snapshot()
+    }
+
+    /// Reads what the ingress did from another thread (the admin
+    /// endpoint's), for as long as the reader is kept.
+    pub fn stats_reader(&self) -> NatsStatsReader {
+        NatsStatsReader(Arc::clone(&self.counters))
     }
 
     /// Stops taking messages (unsubscribes, and takes those the broker had

@@ -1,6 +1,7 @@
 //! The subcommands of `mcp-engine`, one per file.
 
 mod admin_source;
+mod broker;
 pub(crate) mod check;
 pub(crate) mod dev_config;
 pub(crate) mod keygen;

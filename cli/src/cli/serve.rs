@@ -21,6 +21,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::admin_source::ServeAdmin;
+use super::broker;
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -105,7 +106,7 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
     let (builder, _notices) = mcp_engine::demo::register(EngineBuilder::new(config.clone()));
     let engine = Arc::new(builder.start()?);
     // The broker first: a config that names one it cannot reach stops here.
-    let nats = start_nats(&engine, &config)?;
+    let nats = broker::start(&engine, &config)?;
     let server = if config.server.enabled {
         Some(Arc::new(Server::start(Arc::clone(&engine), &config)?))
     } else {
@@ -114,7 +115,11 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
     };
     // The admin endpoint: as `[admin]` says; in dev mode on 127.0.0.1:7451,
     // or a free port when the listener's is.
-    let admin_source = Arc::new(ServeAdmin::new(Arc::clone(&engine), server.clone()));
+    let admin_source = Arc::new(ServeAdmin::new(
+        Arc::clone(&engine),
+        server.clone(),
+        broker::view(nats.as_ref()),
+    ));
     let admin_config = match (&config.admin, &dev) {
         (Some(admin), _) => Some(admin.clone()),
         (None, Some(_)) => Some(AdminConfig::on(match args.listen {
@@ -176,7 +181,7 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
     // messages from the broker and publish the replies of those taken,
     // then close the listener, then the engine; the admin endpoint last.
     admin_source.drain();
-    stop_nats(nats);
+    broker::stop(nats);
     match server {
         Some(server) => server.shutdown(),
         None => engine.shutdown(),
@@ -185,56 +190,6 @@ fn serve(args: &ServeArgs) -> Result<(), Error> {
     tracing::info!("stopped");
     drop(dev);
     Ok(())
-}
-
-/// The NATS ingress, when the config has a `[nats]` section.
-#[cfg(feature = "nats")]
-fn start_nats(
-    engine: &Arc<mcp_engine::engine::Engine>,
-    config: &Config,
-) -> Result<Option<mcp_engine::nats::NatsIngress>, Error> {
-    config
-        .nats
-        .as_ref()
-        .map(|_| mcp_engine::nats::NatsIngress::start(Arc::clone(engine), config))
-        .transpose()
-}
-
-/// Stops the ingress, draining it, and logs what it did.
-#[cfg(feature = "nats")]
-fn stop_nats(nats: Option<mcp_engine::nats::NatsIngress>) {
-    if let Some(nats) = nats {
-        let stats = nats.shutdown();
-        tracing::info!(?stats, "NATS ingress stopped");
-    }
-}
-
-/// Without the `nats` feature, a `[nats]` section is refused rather than
-/// ignored: the operator asked for a transport this build lacks.
-#[cfg(not(feature = "nats"))]
-fn start_nats(
-    _engine: &Arc<mcp_engine::engine::Engine>,
-    config: &Config,
-) -> Result<Option<NoIngress>, Error> {
-    match config.nats {
-        Some(_) => Err(Error::new(
-            mcp_engine::Code::ConfigurationError,
-            "`[nats]`: this build has no NATS support (build with `--features nats`)",
-        )),
-        None => Ok(None),
-    }
-}
-
-/// What `start_nats` returns in a build without NATS: never made.
-#[cfg(not(feature = "nats"))]
-#[derive(Debug)]
-enum NoIngress {}
-
-#[cfg(not(feature = "nats"))]
-fn stop_nats(nats: Option<NoIngress>) {
-    if let Some(never) = nats {
-        match never {}
-    }
 }
 
 fn load(path: &Path, listen: Option<SocketAddr>) -> Result<Config, Error> {

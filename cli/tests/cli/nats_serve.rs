@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::common::nats::Broker;
-use crate::common::serve::{Served, serve_config, start_config};
+use crate::common::serve::{Served, free_port, http_get, metric, serve_config, start_config};
 
 fn nats_section(url: &str, prefix: &str) -> String {
     format!(
@@ -72,11 +72,13 @@ fn serve_answers_through_nats_beside_its_listener_and_send_reaches_it() {
 
 #[test]
 fn serve_with_nats_alone_listens_on_no_port_and_stops_cleanly() {
-    let broker = Broker::start();
+    let mut broker = Broker::start();
     let url = broker.url();
+    let admin = free_port();
     let mut served = start_config(|text| {
         *text = text.replace("[server]\n", "[server]\nenabled = false\n");
         text.push_str(&nats_section(&url, "alone"));
+        text.push_str(&format!("\n[admin]\nlisten = \"{admin}\"\n"));
     });
     let output = first_answer(&served, &url, "alone.requests", &["demo.echo", "[1,2]"]);
     assert_eq!(output.status.code(), Some(0));
@@ -84,6 +86,38 @@ fn serve_with_nats_alone_listens_on_no_port_and_stops_cleanly() {
         std::net::TcpStream::connect(served.addr).is_err(),
         "no listener"
     );
+    // The admin endpoint reports the ingress, and readiness follows the
+    // broker connection.
+    assert_eq!(
+        http_get(admin, "/readyz"),
+        Some((200, "ready\n".to_owned()))
+    );
+    let (_, metrics) = http_get(admin, "/metrics").unwrap();
+    assert_eq!(metric(&metrics, "mcp_nats_connected "), 1.0);
+    assert!(metric(&metrics, "mcp_nats_received_total ") >= 1.0);
+    assert!(metric(&metrics, "mcp_nats_published_total ") >= 1.0);
+    broker.kill();
+    let until = Instant::now() + Duration::from_secs(20);
+    while http_get(admin, "/readyz").map(|(status, _)| status) != Some(503) {
+        assert!(Instant::now() < until, "still ready without a broker");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, body) = http_get(admin, "/readyz").unwrap();
+    assert_eq!(body, "not ready: not connected to the NATS broker\n");
+    let (_, metrics) = http_get(admin, "/metrics").unwrap();
+    assert_eq!(metric(&metrics, "mcp_nats_connected "), 0.0);
+    // The broker back on its port: ready again once reconnected.
+    let _broker = Broker::start_on(broker.port());
+    let until = Instant::now() + Duration::from_secs(30);
+    while http_get(admin, "/readyz").map(|(status, _)| status) != Some(200) {
+        assert!(
+            Instant::now() < until,
+            "not ready again after the broker came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, metrics) = http_get(admin, "/metrics").unwrap();
+    assert!(metric(&metrics, "mcp_nats_reconnects_total ") >= 1.0);
     served.signal("TERM");
     assert!(served.wait_exit().success());
     // With the engine gone, a request times out: exit 2, said on stderr.

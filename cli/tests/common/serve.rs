@@ -115,12 +115,22 @@ pub fn start_config(edit: impl FnOnce(&mut String)) -> Served {
     }
 }
 
-fn free_port() -> SocketAddr {
+pub fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
 
 impl Served {
+    /// The admin endpoint dev mode names in its credentials.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let url = self
+            .credentials
+            .admin
+            .as_deref()
+            .expect("dev mode names its admin endpoint");
+        url.strip_prefix("http://").unwrap().parse().unwrap()
+    }
+
     pub fn connect(&self) -> Client {
         Connector::from_credentials(&self.credentials)
             .unwrap()
@@ -213,4 +223,28 @@ pub fn command(
     envelopes
         .command(Codec::Json, level, name, args.as_ref())
         .unwrap()
+}
+
+/// `GET path` over plain HTTP/1.0 (so never chunked), to the admin
+/// endpoint or Prometheus's API: the status and the body, or `None` if
+/// nothing answers.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut peer = std::net::TcpStream::connect(addr).ok()?;
+    peer.set_read_timeout(Some(WAIT)).ok()?;
+    peer.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut response = String::new();
+    peer.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    Some((status, response.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+/// The value of the sample that `line_start` (name and labels) begins in
+/// a Prometheus text exposition.
+pub fn metric(metrics: &str, line_start: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(line_start)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
 }
