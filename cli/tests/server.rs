@@ -1950,3 +1950,108 @@ mod admin_endpoint {
         assert!(served.wait_exit().success());
     }
 }
+
+mod rate_limits {
+    use std::time::Instant;
+
+    use mcp_engine::SecurityLevel;
+    use mcp_engine::client::{Client, Envelopes};
+
+    use super::common::serve::{WAIT, command, free_port, http_get, metric, outcome, serve_config};
+
+    /// Sends `n` pings at once as `envelopes`' principal and counts the
+    /// outcomes: (Responses, `resource_exhausted` over the rate limit).
+    fn pings(client: &Client, envelopes: &mut Envelopes, n: usize) -> (usize, usize) {
+        let waiters: Vec<_> = (0..n)
+            .map(|_| {
+                let ping = command(envelopes, SecurityLevel::Standard, "sys.ping", None);
+                client.request(&ping).unwrap()
+            })
+            .collect();
+        let (mut served, mut limited) = (0, 0);
+        for waiter in waiters {
+            let reply = waiter.wait(WAIT).expect("every ping is answered");
+            match outcome(envelopes, &reply).as_str() {
+                "Response" => served += 1,
+                "resource_exhausted" => {
+                    let opened = envelopes.open(reply.codec, &reply.body).unwrap();
+                    assert!(
+                        opened
+                            .to_json()
+                            .contains("\"message\":\"rate limit: more than "),
+                        "{}",
+                        opened.to_json()
+                    );
+                    limited += 1;
+                }
+                other => panic!("a ping answered {other}"),
+            }
+        }
+        (served, limited)
+    }
+
+    #[test]
+    fn a_principal_over_its_rate_is_refused_while_another_is_served_and_sighup_changes_it() {
+        let admin = free_port();
+        let served = serve_config(|toml| {
+            let reader = "[authorization.roles.reader]\n";
+            assert!(toml.contains(reader));
+            *toml = toml.replace(reader, &format!("{reader}rate = 1\nburst = 5\n"));
+            toml.push_str(&format!("\n[admin]\nlisten = \"{admin}\"\n"));
+        });
+        let client = served.connect();
+        let mut reader = served.envelopes("reader");
+        let mut admin_role = served.envelopes("admin");
+        // The reader's 200 and the admin's 2,000, interleaved in windows
+        // on one connection: the reader gets its burst and its rate, the
+        // admin (no limit) everything.
+        let started = Instant::now();
+        let (mut reader_served, mut reader_limited, mut admin_served) = (0, 0, 0);
+        for _ in 0..10 {
+            let (served, limited) = pings(&client, &mut reader, 20);
+            reader_served += served;
+            reader_limited += limited;
+            let (served, limited) = pings(&client, &mut admin_role, 200);
+            assert_eq!(limited, 0, "the admin role has no limit");
+            admin_served += served;
+        }
+        let allowed = 5 + started.elapsed().as_secs() as usize + 1;
+        assert_eq!(admin_served, 2_000);
+        assert_eq!(reader_served + reader_limited, 200);
+        assert!(
+            (5..=allowed).contains(&reader_served),
+            "{reader_served} served, at most {allowed} allowed"
+        );
+        let (_, metrics) = http_get(admin, "/metrics").unwrap();
+        assert_eq!(
+            metric(&metrics, "mcp_rate_limited_total{role=\"reader\"} "),
+            reader_limited as f64
+        );
+        assert_eq!(
+            metric(
+                &metrics,
+                "mcp_errors_total{code=\"resource_exhausted\",category=\"system\"} "
+            ),
+            reader_limited as f64
+        );
+
+        // A higher limit on SIGHUP: soon a window of 50 is served whole.
+        let path = served.config_path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("rate = 1\nburst = 5\n", "rate = 1000\nburst = 1000\n"),
+        )
+        .unwrap();
+        served.signal("HUP");
+        let until = Instant::now() + WAIT;
+        loop {
+            let (served, _) = pings(&client, &mut reader, 50);
+            if served == 50 {
+                break;
+            }
+            assert!(Instant::now() < until, "the new limit never applied");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}

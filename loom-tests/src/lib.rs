@@ -16,6 +16,7 @@
 //! | --- | --- |
 //! | `keyring_rotation.rs` | a reader loading the keyring while it is rotated; two concurrent rotations |
 //! | `revocations.rs` | concurrent revocations, and a reader during them |
+//! | `rate_limits.rs` | two workers taking one principal's last token at once, the first making its bucket: one is allowed |
 //! | `replay_guard.rs` | one id submitted on two threads at once |
 //! | `replay_streams.rs` | one stream number on two workers at once is admitted once; a new stream racing a replay never pushes out the live stream the replay meets |
 //! | `nonce_sequence.rs` | two threads drawing nonces from one sequence |

@@ -79,6 +79,18 @@ pub fn write_engine(exposition: &mut Exposition<'_>, metrics: &MetricsSnapshot) 
         metrics.submitter_busy_ns as f64 / 1e9,
     );
     exposition.family(
+        "mcp_messages_shed_total",
+        "counter",
+        "Messages answered resource_exhausted by load shedding (their worker's queue past engine.shed_at_percent), by level; Critical is never shed.",
+    );
+    for (level, count) in &metrics.shed {
+        exposition.sample(
+            "mcp_messages_shed_total",
+            &[("level", level.as_str())],
+            *count as f64,
+        );
+    }
+    exposition.family(
         "mcp_errors_total",
         "counter",
         "Error replies sent, by the protocol's error code.",
@@ -267,6 +279,20 @@ pub fn write_security(exposition: &mut Exposition<'_>, security: &SecurityState)
             "Token ids revoked.",
             security.revocations.load().len() as f64,
         );
+    exposition.family(
+        "mcp_rate_limited_total",
+        "counter",
+        "Messages refused resource_exhausted over a principal's rate limit, by the role whose limit it was (default: [authorization]'s).",
+    );
+    for (role, count) in security.rate_refusals() {
+        exposition.sample("mcp_rate_limited_total", &[("role", &role)], count as f64);
+    }
+    exposition.single(
+        "mcp_rate_limited_principals",
+        "gauge",
+        "Principals with a rate-limit bucket now (idle ones are forgotten when the table is full).",
+        security.rates.principals() as f64,
+    );
 }
 
 /// The NATS ingress: messages taken and published, and the connection.
@@ -394,7 +420,7 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
-        assert_eq!(text.matches("# TYPE ").count(), 14);
+        assert_eq!(text.matches("# TYPE ").count(), 15);
     }
 
     #[test]

@@ -74,6 +74,16 @@ pub struct EngineConfig {
     /// Empty polls an idle worker yields the core before it parks, at most
     /// (default 8).
     pub idle_yields: u32,
+    /// The high-water mark of a worker's queue, in percent of its capacity
+    /// (default 100: never shed). Past it, the worker answers new `Low`
+    /// messages `resource_exhausted` instead of running them; past a third
+    /// of the rest also `Standard`, past two thirds also `High`. `Critical`
+    /// is never shed (only refused when the queue is full). Off by
+    /// default: a queue that fills in a burst is back-pressure the engine
+    /// absorbs (and with `overflow = "wait"`, what the submitter asked
+    /// for); set it (75 is a good start) where more load may come than
+    /// the engine can serve, and the higher levels must be served first.
+    pub shed_at_percent: u64,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +102,7 @@ impl Default for EngineConfig {
             message_history: 1024,
             idle_spins: 6,
             idle_yields: 8,
+            shed_at_percent: 100,
         }
     }
 }
@@ -113,6 +124,7 @@ pub(super) struct EngineFile {
     message_history: Option<Spanned<u64>>,
     idle_spins: Option<Spanned<u64>>,
     idle_yields: Option<Spanned<u64>>,
+    shed_at_percent: Option<Spanned<u64>>,
 }
 
 pub(super) fn engine_config(
@@ -200,5 +212,13 @@ pub(super) fn engine_config(
             "polls",
             u64::from(defaults.idle_yields),
         )? as u32,
+        shed_at_percent: bounded(
+            at,
+            file.shed_at_percent,
+            "engine.shed_at_percent",
+            1..=100,
+            "percent",
+            defaults.shed_at_percent,
+        )?,
     })
 }

@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::bounded::bounded;
 use super::key_kinds::{JwtAlgorithm, KeyUse};
+use super::rate_limit::{RateLimit, rate_limit};
 use super::rule::Rule;
 use crate::error::Error;
 use crate::message::SecurityLevel;
@@ -131,6 +132,9 @@ pub struct AuthorizationConfig {
     pub deny_ips: Vec<IpNet>,
     /// Rules by role name.
     pub roles: BTreeMap<String, RoleConfig>,
+    /// Each principal's rate limit unless a role of its sets one (`rate`,
+    /// `burst`); `None`: no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// The role of a message that carries no token (only possible where
@@ -154,6 +158,10 @@ pub struct RoleConfig {
     /// Live replay streams a principal with this role may hold (`None`:
     /// `security.principal_replay_streams`).
     pub replay_streams: Option<u64>,
+    /// The rate limit of a principal with this role (`None`:
+    /// `authorization`'s). A principal with several roles that set one
+    /// gets the one of the highest rate.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl RoleConfig {
@@ -210,6 +218,8 @@ struct KeyFile {
 pub(super) struct AuthorizationFile {
     allow_ips: Option<Vec<Spanned<String>>>,
     deny_ips: Option<Vec<Spanned<String>>>,
+    rate: Option<Spanned<u64>>,
+    burst: Option<Spanned<u64>>,
     roles: Option<BTreeMap<String, Spanned<RoleFile>>>,
 }
 
@@ -221,6 +231,8 @@ struct RoleFile {
     ips: Option<Vec<Spanned<String>>>,
     replay_ids: Option<Spanned<u64>>,
     replay_streams: Option<Spanned<u64>>,
+    rate: Option<Spanned<u64>>,
+    burst: Option<Spanned<u64>>,
 }
 
 type At<'a> = dyn Fn(Option<Range<usize>>, &str) -> Error + 'a;
@@ -495,6 +507,12 @@ pub(super) fn authorization_config(
                     &format!("authorization.{prefix}.replay_streams"),
                     "streams",
                 )?,
+                rate_limit: rate_limit(
+                    at,
+                    role.rate,
+                    role.burst,
+                    &format!("authorization.{prefix}."),
+                )?,
             },
         );
     }
@@ -502,6 +520,7 @@ pub(super) fn authorization_config(
         allow_ips: ranges(file.allow_ips, "allow_ips")?,
         deny_ips: ranges(file.deny_ips, "deny_ips")?,
         roles,
+        rate_limit: rate_limit(at, file.rate, file.burst, "authorization.")?,
     })
 }
 

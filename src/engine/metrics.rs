@@ -29,6 +29,7 @@ use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
 use crate::error::Code;
+use crate::message::SecurityLevel;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 
 use super::pipeline::Stage;
@@ -119,7 +120,16 @@ const LATE_ANSWERS: usize = RESPONSES + 7;
 const RESTARTS: usize = RESPONSES + 8;
 const RUN_ON_SUBMITTER: usize = RESPONSES + 9;
 const SUBMITTER_BUSY_NS: usize = RESPONSES + 10;
-const SLOTS: usize = RESPONSES + 11;
+/// Shed messages, one slot per level below Critical (never shed).
+const SHED: usize = RESPONSES + 11;
+const SLOTS: usize = SHED + 3;
+
+/// The levels load shedding may shed, in their slots' order.
+const SHEDDABLE: [SecurityLevel; 3] = [
+    SecurityLevel::Low,
+    SecurityLevel::Standard,
+    SecurityLevel::High,
+];
 
 /// One thread's counters.
 #[derive(Debug)]
@@ -153,6 +163,11 @@ impl Counters {
     }
     pub(crate) fn refused_at_intake(&self) {
         self.add(REFUSED_AT_INTAKE, 1);
+    }
+    pub(crate) fn shed(&self, level: SecurityLevel) {
+        if let Some(n) = SHEDDABLE.iter().position(|&l| l == level) {
+            self.add(SHED + n, 1);
+        }
     }
     pub(crate) fn response(&self) {
         self.add(RESPONSES, 1);
@@ -268,6 +283,11 @@ impl Metrics {
             worker_restarts: sum(RESTARTS),
             run_on_submitter: sum(RUN_ON_SUBMITTER),
             submitter_busy_ns: sum(SUBMITTER_BUSY_NS),
+            shed: SHEDDABLE
+                .iter()
+                .enumerate()
+                .map(|(n, &level)| (level, sum(SHED + n)))
+                .collect(),
             latencies,
             queue_depths,
         }
@@ -360,6 +380,10 @@ pub struct MetricsSnapshot {
     /// nanoseconds of wall-clock time (so at least the CPU time they took):
     /// engine work that the worker threads' own CPU time does not show.
     pub submitter_busy_ns: u64,
+    /// Messages shed by load shedding (answered `resource_exhausted`
+    /// while their worker's queue was past its high-water mark), by level;
+    /// `Critical` is never shed.
+    pub shed: Vec<(SecurityLevel, u64)>,
     /// Per-stage latency.
     pub latencies: Vec<StageLatency>,
     /// Each worker's queue depth at the reading.
@@ -400,6 +424,11 @@ impl MetricsSnapshot {
         for (i, (code, n)) in self.errors.iter().enumerate() {
             let comma = if i == 0 { "" } else { "," };
             let _ = write!(out, "{comma}\"{}\":{n}", code.as_str());
+        }
+        out.push_str("},\"shed\":{");
+        for (i, (level, n)) in self.shed.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            let _ = write!(out, "{comma}\"{}\":{n}", level.as_str());
         }
         out.push_str("},\"latency_ns\":{");
         for (i, l) in self.latencies.iter().enumerate() {

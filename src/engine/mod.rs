@@ -17,6 +17,7 @@ mod handler;
 mod idle;
 mod intake;
 mod lifecycle;
+mod load_shedding;
 mod metrics;
 mod outbound;
 mod pending;

@@ -12,7 +12,7 @@ use crate::Config;
 use crate::codec::{Decoder, Limits};
 use crate::error::{Code, Error};
 use crate::json::{MAX_VALUE_DEPTH, Parser, TapeLease};
-use crate::message::MessageType;
+use crate::message::{MessageType, SecurityLevel};
 use crate::prefetch::prefetch;
 use crate::security::Admission;
 use crate::sync::{Arc, CellCache};
@@ -21,6 +21,7 @@ use super::concurrency::Seat;
 use super::concurrency::{Address, IdBytes};
 use super::idle::{Idle, IdleStrategy};
 use super::lifecycle::Phase;
+use super::load_shedding::{self, Shedding};
 use super::metrics::{Counters, TIMED_EVERY};
 use super::pipeline::{
     self, Context, Laps, Replier, Replying, Running, Stage, Verdict, replying_to,
@@ -47,6 +48,8 @@ pub(crate) struct Worker {
     payload_tape: Vec<simd_json::Node<'static>>,
     decoder: Decoder,
     admission: Admission,
+    /// Load shedding's marks over this worker's queue.
+    shedding: Shedding,
     replier: Replier,
     sequence: u64,
     /// What submitters may still run here.
@@ -73,6 +76,10 @@ impl Worker {
             payload_tape: Vec::new(),
             decoder: Decoder::new(limits),
             admission: Admission::new(Arc::clone(&shared.security)),
+            shedding: Shedding::new(
+                worker_shared.jobs.capacity(),
+                config.load().engine.shed_at_percent,
+            ),
             replier: Replier::new(index, &shared, Arc::clone(&worker_shared)),
             shared,
             worker_shared,
@@ -183,6 +190,7 @@ impl Worker {
         let mut laps = Laps::new(self.sequence, started);
         let config = self.config.load();
         let timeout_ms = config.timeout_ms;
+        let shed_at_percent = config.engine.shed_at_percent;
         self.decoder.set_limits(Limits::from_config(config));
         let wall_now = self.wall_clock.at(started);
 
@@ -210,8 +218,19 @@ impl Worker {
                         self.worker_shared.watch.set_id(id);
                     }
                     laps.lap(&shared.clock, Stage::Validate);
+                    let level = view.security().security_level;
                     if shared.phase() >= Phase::Abandoning {
                         (Verdict::Fail(shutting_down()), replying_to(id, view.kind()))
+                    } else if level < SecurityLevel::Critical
+                        && self
+                            .shedding
+                            .sheds(level, &self.worker_shared.jobs, shed_at_percent)
+                    {
+                        shared.metrics.counters(self.index).shed(level);
+                        (
+                            Verdict::Fail(load_shedding::shed(level)),
+                            replying_to(id, view.kind()),
+                        )
                     } else {
                         match pipeline::admit(&mut self.admission, &view, peer, wall_now) {
                             Err(error) => (Verdict::Fail(error), replying_to(id, view.kind())),

@@ -22,6 +22,7 @@ use super::keyring::{Keyring, SharedKeyring};
 use super::level::requirements;
 use super::policy::{ANONYMOUS_ROLE, Policy, Target};
 use super::protected_response::ReplyProtection;
+use super::rate_limiter::{RateCache, RateLimiter, RateRules};
 use super::replay::ReplayGuard;
 use super::replay_shares::{IdReservation, ShareRules, Shares, Table};
 use super::replay_streams::{StreamCheck, StreamGuard};
@@ -43,6 +44,7 @@ struct SecuritySettings {
     rules: TokenRules,
     policy: Policy,
     shares: ShareRules,
+    rates: RateRules,
     token_ttl_secs: u64,
 }
 
@@ -53,6 +55,7 @@ impl SecuritySettings {
             rules: TokenRules::from_config(&config.security),
             policy: Policy::from_config(&config.authorization)?,
             shares: ShareRules::from_config(config),
+            rates: RateRules::from_config(&config.authorization),
             token_ttl_secs: config.security.token_ttl_secs,
         })
     }
@@ -71,6 +74,8 @@ pub struct SecurityState {
     pub streams: StreamGuard,
     /// What each principal holds of both.
     shares: Shares,
+    /// Each rate-limited principal's bucket, and the refusals by role.
+    pub rates: RateLimiter,
     /// Where reply nonces come from.
     pub nonces: Arc<NonceSequence>,
     settings: SwapCell<SecuritySettings>,
@@ -99,6 +104,7 @@ impl SecurityState {
             replay,
             streams,
             shares: Shares::new(config.replay_window_secs),
+            rates: RateLimiter::default(),
             nonces: Arc::new(NonceSequence::new()?),
             settings: SwapCell::new(Arc::new(SecuritySettings::from_config(config)?)),
             token_cache_capacity: usize::try_from(security.token_cache_capacity).unwrap_or(0),
@@ -118,6 +124,21 @@ impl SecurityState {
             .replace(RevocationList::new(&config.security.revoked_jti));
         self.settings.update(|_| Arc::clone(&settings));
         Ok(())
+    }
+
+    /// Messages refused over a rate limit, by the role whose limit it was
+    /// (or [`DEFAULT_RATE_LABEL`](super::DEFAULT_RATE_LABEL)): every limit
+    /// set now, at 0 if it refused nothing, and any that refused before a
+    /// reload removed it.
+    pub fn rate_refusals(&self) -> Vec<(String, u64)> {
+        let mut counts = self.rates.refused();
+        let settings = self.settings.load();
+        for label in settings.rates.labels() {
+            if !counts.iter().any(|(seen, _)| seen == label) {
+                counts.push((label.to_owned(), 0));
+            }
+        }
+        counts
     }
 
     /// Lifetime of tokens issued by renewal and the CLI, in seconds.
@@ -277,6 +298,8 @@ pub struct Admission {
     last_principal: String,
     /// Ids reserved from a principal's share of the replay table.
     ids: IdReservation,
+    /// The rate-limit buckets of the principals seen last.
+    rates: RateCache,
 }
 
 impl std::fmt::Debug for Admission {
@@ -303,6 +326,7 @@ impl Admission {
             plain_spare: Vec::new(),
             last_principal: String::new(),
             ids: IdReservation::default(),
+            rates: RateCache::default(),
         }
     }
 
@@ -335,6 +359,7 @@ impl Admission {
             plain_spare,
             last_principal,
             ids,
+            rates,
             ..
         } = self;
         let mark = message.replay();
@@ -370,6 +395,16 @@ impl Admission {
             }
             _ => None,
         };
+
+        // Right after authentication: a principal over its rate spends
+        // nothing more (signature, replay memory, decryption).
+        if settings.rates.any() {
+            let roles: &[Box<str>] = token.map_or(&[], |t| &t.roles);
+            if let Some(limit) = settings.rates.of(roles) {
+                let principal = token.map_or("", |t| &*t.subject);
+                rates.check(&state.rates, principal, limit, now)?;
+            }
+        }
 
         let signature_key = match security.signature {
             Field::Present(_) => Some(verify_signature(message, keyring, now, signatures)?),

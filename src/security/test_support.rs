@@ -13,3 +13,38 @@ pub use super::reply_protector::ReplyProtector;
 pub use super::signature::{SignatureScratch, hmac_sha256_matches, sign_message, verify_signature};
 pub use super::token::{TokenRules, TokenScratch, jws_signature_valid, verify_token};
 pub use super::token_cache::TokenCache;
+
+/// A rate limiter of one limit, taken by workers each with a cache of its
+/// own, as the admission of each worker takes it (the loom model of
+/// `rate_limiter.rs`).
+#[derive(Debug)]
+pub struct RateLimitModel {
+    limiter: super::RateLimiter,
+    limit: super::rate_limiter::Limit,
+}
+
+impl RateLimitModel {
+    /// A limiter of `per_second` messages a second, `burst` at once.
+    pub fn new(per_second: u64, burst: u64) -> RateLimitModel {
+        RateLimitModel {
+            limiter: super::RateLimiter::default(),
+            limit: super::rate_limiter::Limit::new(
+                crate::config::RateLimit::new(per_second, burst),
+                "model",
+            ),
+        }
+    }
+
+    /// One message of `principal` at `now` (nanoseconds) through a new
+    /// worker cache: whether it was allowed.
+    pub fn take(&self, principal: &str, now: i128) -> bool {
+        super::rate_limiter::RateCache::default()
+            .check(&self.limiter, principal, &self.limit, now)
+            .is_ok()
+    }
+
+    /// Messages refused so far.
+    pub fn refused(&self) -> u64 {
+        self.limiter.refused().iter().map(|(_, n)| n).sum()
+    }
+}

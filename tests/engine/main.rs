@@ -12,6 +12,7 @@ mod batch_submission;
 mod calls_with_values;
 mod conservation;
 mod key_rotation;
+mod load_shedding;
 mod recovery;
 mod replay_flood;
 mod run_on_submitter;
