@@ -141,6 +141,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod admin;
+pub mod audit;
 pub mod client;
 pub mod codec;
 pub mod config;

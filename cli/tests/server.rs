@@ -2055,3 +2055,281 @@ mod rate_limits {
         }
     }
 }
+
+mod audit_log {
+    use std::time::Instant;
+
+    use mcp_engine::SecurityLevel;
+    use mcp_engine::client::Outgoing;
+    use serde_json::Value;
+
+    use super::common::serve::{WAIT, command, free_port, http_get, metric, serve_config};
+    use super::{code_of, envelopes_with, expired_token};
+
+    /// The audit file's lines, parsed (each must be JSON).
+    fn lines(path: &std::path::Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+
+    /// The signature of a sealed request (`kid:signature`), if it has one.
+    fn signature_of(request: &Outgoing) -> Option<String> {
+        let body: Value = serde_json::from_slice(&request.body).ok()?;
+        body["security"]["signature"].as_str().map(str::to_owned)
+    }
+
+    #[test]
+    fn every_security_refusal_is_a_line_without_secrets_and_a_flood_is_a_few() {
+        let admin_addr = free_port();
+        let served = serve_config(|toml| {
+            let reader = "[authorization.roles.reader]\n";
+            *toml = toml.replace(reader, &format!("{reader}rate = 1\nburst = 1\n"));
+            toml.push_str(&format!(
+                "\n[audit]\nfile = \"audit.log\"\ncollapse_secs = 1\n\n[admin]\nlisten = \"{admin_addr}\"\n"
+            ));
+        });
+        let path = served.dir.join("audit.log");
+        let client = served.connect();
+        let mut admin = served.envelopes("admin");
+        let mut reader = served.envelopes("reader");
+        let admin_token = served.credentials.token("admin").unwrap().to_owned();
+        let marker = r#"{"payload_marker":"PAYLOAD-NEVER-LOGGED"}"#;
+        let expired = expired_token(&served);
+        let cases: Vec<(&str, Option<&str>, Outgoing)> = vec![
+            (
+                "authentication_failed",
+                None,
+                command(
+                    &mut envelopes_with(&served, "not.a-token.at-all", false, false),
+                    SecurityLevel::Standard,
+                    "demo.echo",
+                    Some(marker),
+                ),
+            ),
+            (
+                "token_expired",
+                None,
+                command(
+                    &mut envelopes_with(&served, &expired, false, false),
+                    SecurityLevel::Standard,
+                    "demo.echo",
+                    Some(marker),
+                ),
+            ),
+            (
+                "signature_invalid",
+                Some("admin"),
+                command(
+                    &mut envelopes_with(&served, &admin_token, true, false),
+                    SecurityLevel::High,
+                    "demo.echo",
+                    Some(marker),
+                ),
+            ),
+            (
+                "encryption_failed",
+                Some("admin"),
+                command(
+                    &mut envelopes_with(&served, &admin_token, false, true),
+                    SecurityLevel::Critical,
+                    "demo.echo",
+                    Some(marker),
+                ),
+            ),
+            (
+                "access_denied",
+                Some("reader"),
+                command(
+                    &mut reader,
+                    SecurityLevel::Standard,
+                    "demo.sleep",
+                    Some(r#"{"ms":1,"payload_marker":"PAYLOAD-NEVER-LOGGED"}"#),
+                ),
+            ),
+        ];
+        let mut signatures = Vec::new();
+        for (code, _, request) in &cases {
+            assert_eq!(&code_of(&served, &client, request), code, "{}", request.id);
+            signatures.extend(signature_of(request));
+        }
+        // A replay, signed: its signature must not be logged either.
+        let once = command(&mut admin, SecurityLevel::High, "demo.echo", Some(marker));
+        signatures.extend(signature_of(&once));
+        assert_eq!(code_of(&served, &client, &once), "Response");
+        assert_eq!(code_of(&served, &client, &once), "replay_detected");
+        // The reader over its rate (one a second, one at once).
+        let pings: Vec<_> = (0..5)
+            .map(|_| {
+                let ping = command(&mut reader, SecurityLevel::Standard, "sys.ping", None);
+                client.request(&ping).unwrap()
+            })
+            .collect();
+        for waiter in pings {
+            waiter.wait(WAIT).expect("each ping is answered");
+        }
+        // An admin command, and a reload.
+        let metrics = command(&mut admin, SecurityLevel::Standard, "sys.metrics", None);
+        assert_eq!(code_of(&served, &client, &metrics), "Response");
+        served.signal("HUP");
+
+        // 100,000 bad tokens from one peer.
+        const FLOOD: u64 = 100_000;
+        let started = Instant::now();
+        let mut bad = envelopes_with(&served, "not.a-token.at-all", false, false);
+        for _ in 0..FLOOD / 2_000 {
+            let waiters: Vec<_> = (0..2_000)
+                .map(|_| {
+                    let request =
+                        command(&mut bad, SecurityLevel::Standard, "demo.echo", Some(marker));
+                    client.request(&request).unwrap()
+                })
+                .collect();
+            for waiter in waiters {
+                waiter.wait(WAIT).expect("each bad token is answered");
+            }
+        }
+        let flood_secs = started.elapsed().as_secs();
+
+        // Every bad token is in a line or in a collapsed line's count, or
+        // counted dropped, once the last interval (1 s) has ended.
+        let until = Instant::now() + WAIT;
+        let (all, dropped) = loop {
+            let all = lines(&path);
+            let (_, text) = http_get(admin_addr, "/metrics").unwrap();
+            let dropped = metric(&text, "mcp_audit_dropped_total ") as u64;
+            let counted: u64 = all
+                .iter()
+                .filter(|line| line["code"] == "authentication_failed")
+                .map(|line| line["count"].as_u64().unwrap())
+                .sum();
+            let reloaded = all.iter().any(|line| line["event"] == "reload");
+            if counted + dropped == FLOOD + 1 && reloaded {
+                break (all, dropped);
+            }
+            assert!(
+                Instant::now() < until,
+                "{counted} + {dropped} dropped bad tokens of {}; reloaded {reloaded}",
+                FLOOD + 1
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let flood_lines = all
+            .iter()
+            .filter(|line| line["code"] == "authentication_failed")
+            .count() as u64;
+        assert!(
+            flood_lines <= 2 * (flood_secs + 3),
+            "{flood_lines} lines for {FLOOD} bad tokens in {flood_secs} s"
+        );
+        assert!(dropped < FLOOD / 10, "{dropped} dropped");
+
+        // Each refusal of the security category: a line with its fields.
+        let peer = "127.0.0.1";
+        for (code, principal, request) in &cases {
+            let line = all
+                .iter()
+                .find(|line| line["message_id"] == request.id.as_str())
+                .unwrap_or_else(|| panic!("no line for {code} ({})", request.id));
+            assert_eq!(line["event"], "refused");
+            assert_eq!(line["code"], *code);
+            assert_eq!(line["peer"], peer);
+            assert_eq!(line["principal"].as_str(), *principal, "{code}");
+            assert!(line["time"].is_string());
+            if *code != "encryption_failed" {
+                // An encrypted payload's command cannot be read.
+                assert!(line["command"].is_string(), "{code}: {line}");
+            }
+        }
+        let replay = all
+            .iter()
+            .find(|line| line["code"] == "replay_detected")
+            .expect("a replay line");
+        assert_eq!(replay["message_id"], once.id.as_str());
+        assert_eq!(replay["principal"], "admin");
+        let limited = all
+            .iter()
+            .find(|line| line["code"] == "resource_exhausted")
+            .expect("a rate-limit line");
+        assert_eq!(limited["principal"], "reader");
+        assert!(
+            limited["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("rate limit:")
+        );
+        let admin_command = all
+            .iter()
+            .find(|line| line["event"] == "admin_command")
+            .expect("an admin command line");
+        assert_eq!(admin_command["command"], "sys.metrics");
+        assert_eq!(admin_command["principal"], "admin");
+        let reload = all.iter().find(|line| line["event"] == "reload").unwrap();
+        assert!(
+            reload["detail"]
+                .as_str()
+                .unwrap()
+                .contains("jwt dev-jwt-1 active")
+        );
+
+        // None of the secrets: tokens, keys, signatures, payloads.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let credentials = &served.credentials;
+        let mut secrets: Vec<String> = credentials.tokens.values().cloned().collect();
+        secrets.push(admin_token);
+        secrets.push(expired);
+        secrets.push(credentials.jwt.as_ref().unwrap().key.key.to_string());
+        secrets.push(credentials.signing.as_ref().unwrap().key.to_string());
+        secrets.push(credentials.encryption.as_ref().unwrap().key.to_string());
+        for signature in &signatures {
+            secrets.push(
+                signature
+                    .split_once(':')
+                    .map_or(signature.as_str(), |(_, s)| s)
+                    .to_owned(),
+            );
+        }
+        secrets.push("not.a-token.at-all".to_owned());
+        secrets.push("PAYLOAD-NEVER-LOGGED".to_owned());
+        assert!(signatures.len() >= 2, "{signatures:?}");
+        for secret in &secrets {
+            assert!(secret.len() >= 16, "a secret to look for: {secret}");
+            assert!(
+                !text.contains(secret.as_str()),
+                "the audit log holds {secret}"
+            );
+        }
+    }
+
+    #[test]
+    fn sighup_reopens_the_file_that_logrotate_moved() {
+        let served = serve_config(|toml| toml.push_str("\n[audit]\nfile = \"audit.log\"\n"));
+        let (path, moved) = (served.dir.join("audit.log"), served.dir.join("audit.log.1"));
+        let client = served.connect();
+        let mut bad = envelopes_with(&served, "not.a-token.at-all", false, false);
+        let wait_for = |path: &std::path::Path, what: &dyn Fn(&Value) -> bool| {
+            let until = Instant::now() + WAIT;
+            while !lines(path).iter().any(what) {
+                assert!(Instant::now() < until, "no such line in {}", path.display());
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        };
+        let first = command(&mut bad, SecurityLevel::Standard, "demo.echo", None);
+        assert_eq!(code_of(&served, &client, &first), "authentication_failed");
+        wait_for(&path, &|line| line["message_id"] == first.id.as_str());
+        std::fs::rename(&path, &moved).unwrap();
+        served.signal("HUP");
+        wait_for(&path, &|line| line["event"] == "reload");
+        let second = command(&mut bad, SecurityLevel::Standard, "sys.ping", None);
+        assert_eq!(code_of(&served, &client, &second), "authentication_failed");
+        wait_for(&path, &|line| line["message_id"] == second.id.as_str());
+        assert!(
+            !lines(&moved)
+                .iter()
+                .any(|line| line["message_id"] == second.id.as_str())
+        );
+        assert_eq!(lines(&moved).len(), 1);
+    }
+}

@@ -4,8 +4,7 @@
 
 use super::Exposition;
 use super::exposition::number;
-use crate::config::KeyUse;
-use crate::engine::{LATENCY_BOUNDS_NS, MetricsSnapshot};
+use crate::engine::{AuditStats, LATENCY_BOUNDS_NS, MetricsSnapshot};
 use crate::error::Code;
 use crate::security::SecurityState;
 use crate::server::ServerStats;
@@ -233,20 +232,12 @@ pub fn write_security(exposition: &mut Exposition<'_>, security: &SecurityState)
         "gauge",
         "The keys the engine holds, by use and id; state is active (new output is made with it), standby (accepted) or retired (accepted until its grace period ends). Always 1.",
     );
-    for key_use in [KeyUse::Jwt, KeyUse::Signing, KeyUse::Encryption] {
-        let active = keyring.active(key_use).map(|(id, _)| id);
-        for (id, retired) in keyring.ids(key_use) {
-            let state = match (retired, active == Some(id)) {
-                (true, _) => "retired",
-                (false, true) => "active",
-                (false, false) => "standby",
-            };
-            exposition.sample(
-                "mcp_key_info",
-                &[("use", key_use.as_str()), ("id", id), ("state", state)],
-                1.0,
-            );
-        }
+    for (key_use, id, state) in keyring.states() {
+        exposition.sample(
+            "mcp_key_info",
+            &[("use", key_use.as_str()), ("id", id), ("state", state)],
+            1.0,
+        );
     }
     exposition
         .single(
@@ -293,6 +284,33 @@ pub fn write_security(exposition: &mut Exposition<'_>, security: &SecurityState)
         "Principals with a rate-limit bucket now (idle ones are forgotten when the table is full).",
         security.rates.principals() as f64,
     );
+}
+
+/// The audit log: lines written, events collapsed into counted lines,
+/// dropped, and failed writes.
+pub fn write_audit(exposition: &mut Exposition<'_>, stats: &AuditStats) {
+    exposition.counters(&[
+        (
+            "mcp_audit_lines_total",
+            "Audit log lines written.",
+            stats.lines,
+        ),
+        (
+            "mcp_audit_collapsed_total",
+            "Audit events counted into a line of repeats instead of a line of their own.",
+            stats.collapsed,
+        ),
+        (
+            "mcp_audit_dropped_total",
+            "Audit events dropped: the writer's queue was full, or too many distinct refusals in one interval.",
+            stats.dropped,
+        ),
+        (
+            "mcp_audit_write_errors_total",
+            "Audit log writes that failed.",
+            stats.write_errors,
+        ),
+    ]);
 }
 
 /// The NATS ingress: messages taken and published, and the connection.

@@ -45,7 +45,7 @@ mod tests;
 pub use exposition::Exposition;
 #[cfg(feature = "nats")]
 pub use families::write_nats;
-pub use families::{write_build_info, write_engine, write_security, write_server};
+pub use families::{write_audit, write_build_info, write_engine, write_security, write_server};
 pub use process::{ProcessStats, write_process};
 pub use server::{
     AdminLimits, AdminServer, AdminSource, AdminStats, METRICS_CONTENT_TYPE, Readiness,

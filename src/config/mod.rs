@@ -7,6 +7,7 @@
 //! misspelt key silently ignored is a setting silently not applied.
 
 mod admin;
+mod audit;
 mod bounded;
 mod engine;
 mod key_kinds;
@@ -32,6 +33,7 @@ use crate::message::PROTOCOL_VERSION;
 use bounded::bounded;
 
 pub use admin::{AdminConfig, DEFAULT_ADMIN_LISTEN};
+pub use audit::{AuditConfig, AuditOutput};
 pub use engine::{EngineConfig, Overflow, Topology};
 pub use key_kinds::{JwtAlgorithm, KeyUse};
 pub use nats::{NatsAuth, NatsConfig, NatsTls};
@@ -86,6 +88,8 @@ pub struct Config {
     /// The admin endpoint of `mcp-engine serve` (`[admin]`), when the
     /// section is present.
     pub admin: Option<AdminConfig>,
+    /// The audit log (`[audit]`), when the section is present.
+    pub audit: Option<AuditConfig>,
 }
 
 impl Default for Config {
@@ -101,6 +105,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             nats: None,
             admin: None,
+            audit: None,
         }
     }
 }
@@ -120,6 +125,7 @@ struct ConfigFile {
     server: Option<server::ServerFile>,
     nats: Option<nats::NatsFile>,
     admin: Option<admin::AdminFile>,
+    audit: Option<audit::AuditFile>,
 }
 
 impl Config {
@@ -229,6 +235,7 @@ impl Config {
             server: server::server_config(file.server, &at, base)?,
             nats: nats::nats_config(file.nats, &at, base)?,
             admin: admin::admin_config(file.admin, &at)?,
+            audit: audit::audit_config(file.audit, &at, base)?,
         };
         if !config.server.enabled && config.nats.is_none() {
             return Err(at(

@@ -11,6 +11,7 @@ use crate::message::unix_nanos_now;
 use crate::security::SecurityState;
 use crate::sync::{Arc, AtomicU64, Mutex};
 
+use super::audit_log::AuditLog;
 use super::call_sink::CallSink;
 use super::clock::{Clock, ManualClock};
 use super::concurrency::Seat;
@@ -148,9 +149,10 @@ impl EngineBuilder {
             Some(manual) => Clock::manual(manual),
             None => Clock::new(),
         };
-        let shared = Arc::new(Shared::new(
-            registry, config, security, &plan, errors, clock,
-        ));
+        let audit = config.audit.as_ref().map(AuditLog::start).transpose()?;
+        let mut shared = Shared::new(registry, config, security, &plan, errors, clock);
+        shared.audit = audit;
+        let shared = Arc::new(shared);
 
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let pin_to = |index: usize| {

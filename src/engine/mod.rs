@@ -6,6 +6,7 @@
 //! example. `docs/thread-safety.md` says which thread owns what and which
 //! loom model checks each hand-over.
 
+mod audit_log;
 mod builder;
 mod call_sink;
 mod caller_thread;
@@ -42,6 +43,7 @@ mod wall_clock;
 mod worker;
 mod worker_shared;
 
+pub use audit_log::{AuditLog, AuditStats, WRITER_PERIOD};
 pub use builder::EngineBuilder;
 pub use call_sink::OwnedReply;
 pub use clock::ManualClock;

@@ -14,6 +14,7 @@ use crate::message::{Message, MessageType, unix_nanos_now};
 use crate::security::SecurityState;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 
+use super::audit_log::{AuditLog, AuditStats, keys_in_use, reload_event};
 use super::call_sink::{CallSink, OwnedReply};
 use super::caller_thread::{refuse, with_writer};
 use super::concurrency::Seat;
@@ -220,7 +221,23 @@ impl Engine {
     /// under the config they started with). Refused with
     /// `configuration_error`, changing nothing, if a key does not load or
     /// if `[engine]` thread or queue settings differ (those need a restart).
+    ///
+    /// The audit log, when there is one, reopens its file (for logrotate)
+    /// and records the reload: the keys in use after it, or why it was
+    /// refused. (`[audit]` itself is read at start only.)
     pub fn reload(&self, config: Config) -> Result<(), Error> {
+        let outcome = self.apply(config);
+        if let Some(audit) = &self.shared.audit {
+            audit.reopen();
+            let keys = outcome
+                .as_ref()
+                .map(|()| keys_in_use(&self.shared.security));
+            audit.record(reload_event(keys));
+        }
+        outcome
+    }
+
+    fn apply(&self, config: Config) -> Result<(), Error> {
         let current = self.shared.config.load();
         let (old, new) = (&current.engine, &config.engine);
         for (field, same) in [
@@ -247,6 +264,11 @@ impl Engine {
         let config = Arc::new(config);
         self.shared.config.update(|_| Arc::clone(&config));
         Ok(())
+    }
+
+    /// What the audit log did, when there is one (`[audit]`).
+    pub fn audit_stats(&self) -> Option<AuditStats> {
+        self.shared.audit.as_ref().map(AuditLog::stats)
     }
 
     /// The current configuration.

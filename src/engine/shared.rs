@@ -1,6 +1,8 @@
 //! What every engine thread shares: sinks, handlers, the live config, the
 //! security state, the clock, metrics, and the shutdown phase.
 
+use super::audit_log::AuditLog;
+use crate::audit::AuditEvent;
 use std::sync::OnceLock;
 
 use crate::config::{Config, Topology};
@@ -53,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) plan: ThreadPlan,
     /// The hand-over between the stage groups (staged).
     pub(crate) gate: StageGate,
+    /// The audit log (`[audit]`), when configured.
+    pub(crate) audit: Option<AuditLog>,
 }
 
 impl Shared {
@@ -92,6 +96,15 @@ impl Shared {
                 Topology::Sharded => 0,
                 Topology::Staged => threads.workers,
             }),
+            audit: None,
+        }
+    }
+
+    /// Hands `event` to the audit log, if there is one: made only then.
+    #[inline]
+    pub(crate) fn audit(&self, event: impl FnOnce() -> AuditEvent) {
+        if let Some(audit) = &self.audit {
+            audit.record(event());
         }
     }
 

@@ -17,6 +17,7 @@ use crate::prefetch::prefetch;
 use crate::security::Admission;
 use crate::sync::{Arc, CellCache};
 
+use super::audit_log::{audited, refusal};
 use super::concurrency::Seat;
 use super::concurrency::{Address, IdBytes};
 use super::idle::{Idle, IdleStrategy};
@@ -232,8 +233,22 @@ impl Worker {
                             replying_to(id, view.kind()),
                         )
                     } else {
-                        match pipeline::admit(&mut self.admission, &view, peer, wall_now) {
-                            Err(error) => (Verdict::Fail(error), replying_to(id, view.kind())),
+                        let mut principal = None;
+                        match pipeline::admit(
+                            &mut self.admission,
+                            &view,
+                            peer,
+                            wall_now,
+                            &mut principal,
+                        ) {
+                            Err(error) => {
+                                if audited(&error) {
+                                    shared.audit(|| {
+                                        refusal(&error, &view, principal, peer, wall_now)
+                                    });
+                                }
+                                (Verdict::Fail(error), replying_to(id, view.kind()))
+                            }
                             Ok(admitted) if self.role == Role::Front => {
                                 laps.lap(&shared.clock, Stage::Admit);
                                 let staged = Staged {

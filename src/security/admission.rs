@@ -346,6 +346,20 @@ impl Admission {
         peer: IpAddr,
         now: i128,
     ) -> Result<Admitted<'a>, Error> {
+        self.admit_noting(message, peer, now, &mut None)
+    }
+
+    /// [`admit`](Self::admit), noting in `principal` the principal of a
+    /// token that verified, so that a refusal after the token check can
+    /// name it (the audit log); a pointer store, no copy.
+    pub(crate) fn admit_noting<'a>(
+        &'a mut self,
+        message: &'a MessageView<'_>,
+        peer: IpAddr,
+        now: i128,
+        principal: &mut Option<&'a str>,
+    ) -> Result<Admitted<'a>, Error> {
+        let noted = principal;
         let Admission {
             state,
             settings,
@@ -395,6 +409,7 @@ impl Admission {
             }
             _ => None,
         };
+        *noted = token.map(|t| &*t.subject);
 
         // Right after authentication: a principal over its rate spends
         // nothing more (signature, replay memory, decryption).

@@ -325,6 +325,25 @@ impl Keyring {
             .map(|s| (&*s.id, s.retired_until.is_some()))
     }
 
+    /// Every key by use (jwt, signing, encryption), id and state: `active`
+    /// (new output is made with it), `standby` (accepted) or `retired`
+    /// (accepted until its grace period ends). Never the key material.
+    pub fn states(&self) -> impl Iterator<Item = (KeyUse, &str, &'static str)> {
+        [KeyUse::Jwt, KeyUse::Signing, KeyUse::Encryption]
+            .into_iter()
+            .flat_map(move |key_use| {
+                let active = self.active(key_use).map(|(id, _)| id);
+                self.ids(key_use).map(move |(id, retired)| {
+                    let state = match (retired, active == Some(id)) {
+                        (true, _) => "retired",
+                        (false, true) => "active",
+                        (false, false) => "standby",
+                    };
+                    (key_use, id, state)
+                })
+            })
+    }
+
     /// How many keys the keyring holds, retired ones included.
     pub fn len(&self) -> usize {
         self.slots.len()

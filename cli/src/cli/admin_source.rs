@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mcp_engine::admin::{
-    AdminSource, Exposition, Readiness, write_build_info, write_engine, write_process,
+    AdminSource, Exposition, Readiness, write_audit, write_build_info, write_engine, write_process,
     write_security, write_server,
 };
 use mcp_engine::engine::{Engine, Status};
@@ -51,6 +51,9 @@ impl AdminSource for ServeAdmin {
         write_build_info(&mut exposition);
         write_engine(&mut exposition, &self.engine.metrics());
         write_security(&mut exposition, self.engine.security());
+        if let Some(audit) = self.engine.audit_stats() {
+            write_audit(&mut exposition, &audit);
+        }
         if let Some(server) = &self.server {
             write_server(&mut exposition, &server.stats());
         }

@@ -3,8 +3,10 @@
 
 use std::net::IpAddr;
 
+use crate::audit::{AuditEvent, AuditKind};
 use crate::error::Error;
 use crate::json::RawJson;
+use crate::message::unix_nanos_now;
 use crate::sync::Arc;
 
 use super::super::metrics::Counters;
@@ -13,6 +15,7 @@ use super::super::shared::Shared;
 use super::super::sink::Destination;
 use super::super::staged::Staged;
 use super::super::worker_shared::WorkerShared;
+use super::vetted::Vetted;
 
 /// What a message comes to, before the reply is written.
 pub(crate) enum Verdict {
@@ -47,4 +50,30 @@ pub(crate) struct Context<'a> {
     /// `timeout_ms` of the config the message runs under (one snapshot a
     /// message: a config load is a hundred instructions).
     pub(crate) timeout_ms: u64,
+}
+
+impl Context<'_> {
+    /// Tells the audit log (if there is one) of `kind` for the message of
+    /// `admitted` naming `name`: a refusal with its `error`, or an admin
+    /// command.
+    pub(crate) fn audit<V: Vetted>(
+        &self,
+        kind: AuditKind,
+        error: Option<&Error>,
+        admitted: &V,
+        name: &str,
+    ) {
+        self.shared.audit(|| {
+            let mut event = match error {
+                Some(error) => AuditEvent::refused(unix_nanos_now(), error.code(), error.message()),
+                None => AuditEvent::note(unix_nanos_now(), kind, "run"),
+            };
+            event.kind = kind;
+            event.principal = admitted.token().map(|token| token.subject.clone());
+            event.peer = Some(self.peer);
+            event.message_id = Some(Box::from(self.id));
+            event.command = Some(Box::from(name));
+            event
+        });
+    }
 }

@@ -1,11 +1,13 @@
 //! Stage route: from an admitted message to what runs it.
 
+use crate::audit::AuditKind;
 use crate::error::{Code, Error};
 use crate::json::RawJson;
 use crate::message::MessageType;
 
 use super::super::outbound::PeerReply;
 use super::super::recovery::BreakerPermit;
+use super::super::registry::{Action, Builtin};
 use super::authorize::{authorize_command, authorize_event};
 use super::context::{Context, Verdict};
 use super::execute::{deliver_event, execute_command};
@@ -67,7 +69,11 @@ fn route_command<V: Vetted>(
         Err(error) => return Verdict::Fail(error),
     };
     if let Err(error) = authorize_command(entry, admitted, context.peer) {
+        context.audit(AuditKind::Refused, Some(&error), admitted, name);
         return Verdict::Fail(error);
+    }
+    if matches!(entry.action, Action::Builtin(Builtin::Metrics)) {
+        context.audit(AuditKind::AdminCommand, None, admitted, name);
     }
     lap(Stage::Route);
     execute_command(context, admitted, name, (index, entry), handler)
@@ -86,6 +92,7 @@ fn route_event<V: Vetted>(
         ));
     };
     if let Err(error) = authorize_event(admitted, name, context.peer) {
+        context.audit(AuditKind::Refused, Some(&error), admitted, name);
         return Verdict::Fail(error);
     }
     lap(Stage::Route);
