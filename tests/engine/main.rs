@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod audit;
 mod basics;
 mod batch_submission;
 mod calls_with_values;
