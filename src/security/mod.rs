@@ -17,6 +17,7 @@ mod key_id;
 mod keyring;
 mod level;
 mod policy;
+mod principal_table;
 mod protected_response;
 mod rate_limiter;
 mod replay;

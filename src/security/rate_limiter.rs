@@ -32,13 +32,13 @@
 //! rate` seconds).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 
 use crate::config::{AuthorizationConfig, RateLimit};
 use crate::error::{Code, Error};
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 
 use super::policy::ANONYMOUS_ROLE;
+use super::principal_table::PrincipalTable;
 
 /// Principals the shared table holds buckets for at most.
 pub const MAX_LIMITED_PRINCIPALS: usize = 1 << 16;
@@ -178,16 +178,17 @@ impl RateRules {
 /// Every limited principal's bucket, and the refusals by label.
 #[derive(Debug)]
 pub struct RateLimiter {
-    buckets: Mutex<HashMap<u64, Arc<Bucket>>>,
-    hasher: RandomState,
+    buckets: PrincipalTable<Bucket>,
     refused: Mutex<Vec<(Box<str>, u64)>>,
 }
 
 impl Default for RateLimiter {
     fn default() -> RateLimiter {
         RateLimiter {
-            buckets: Mutex::new(HashMap::new()),
-            hasher: RandomState::new(),
+            buckets: PrincipalTable::new(
+                MAX_LIMITED_PRINCIPALS,
+                "rate limit: too many principals are being limited at once",
+            ),
             refused: Mutex::new(Vec::new()),
         }
     }
@@ -196,7 +197,7 @@ impl Default for RateLimiter {
 impl RateLimiter {
     /// Principals with a bucket now.
     pub fn principals(&self) -> usize {
-        self.buckets.lock().len()
+        self.buckets.len()
     }
 
     /// Messages refused over a limit, by the role whose limit it was (or
@@ -211,23 +212,7 @@ impl RateLimiter {
 
     /// The bucket of `principal`, made if new.
     fn bucket(&self, principal: &str, now: u64) -> Result<Arc<Bucket>, Error> {
-        let key = self.hasher.hash_one(principal);
-        let mut buckets = self.buckets.lock();
-        if let Some(bucket) = buckets.get(&key) {
-            return Ok(Arc::clone(bucket));
-        }
-        if buckets.len() >= MAX_LIMITED_PRINCIPALS {
-            buckets.retain(|_, bucket| Arc::strong_count(bucket) > 1 || !bucket.is_full(now));
-            if buckets.len() >= MAX_LIMITED_PRINCIPALS {
-                return Err(Error::new(
-                    Code::ResourceExhausted,
-                    "rate limit: too many principals are being limited at once",
-                ));
-            }
-        }
-        let bucket = Arc::new(Bucket::default());
-        buckets.insert(key, Arc::clone(&bucket));
-        Ok(bucket)
+        self.buckets.record(principal, |bucket| bucket.is_full(now))
     }
 
     fn count_refusal(&self, label: &str) {

@@ -25,9 +25,9 @@
 //! rarely.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 
 use super::policy::ANONYMOUS_ROLE;
+use super::principal_table::PrincipalTable;
 use crate::config::Config;
 use crate::error::{Code, Error};
 use crate::sync::{Arc, Mutex};
@@ -154,8 +154,7 @@ impl PrincipalUsage {
 /// Every principal's usage, found by principal name.
 #[derive(Debug)]
 pub(crate) struct Shares {
-    principals: Mutex<HashMap<u64, Arc<PrincipalUsage>>>,
-    hasher: RandomState,
+    principals: PrincipalTable<PrincipalUsage>,
     /// Seconds per bucket: an eighth of the window, at least one.
     bucket_secs: u32,
 }
@@ -165,8 +164,10 @@ impl Shares {
     /// timestamp.
     pub(crate) fn new(window_secs: u64) -> Shares {
         Shares {
-            principals: Mutex::new(HashMap::new()),
-            hasher: RandomState::new(),
+            principals: PrincipalTable::new(
+                MAX_PRINCIPALS,
+                "replay memory: too many principals with live entries",
+            ),
             bucket_secs: u32::try_from(window_secs.div_ceil(8).max(1)).unwrap_or(u32::MAX),
         }
     }
@@ -179,29 +180,10 @@ impl Shares {
     /// The usage record of `principal`, made if new. Refused with
     /// `resource_exhausted` when [`MAX_PRINCIPALS`] hold live entries.
     pub(crate) fn usage(&self, principal: &str, now: u32) -> Result<Arc<PrincipalUsage>, Error> {
-        let key = self.hasher.hash_one(principal);
-        let mut principals = self.principals.lock();
-        if let Some(usage) = principals.get(&key) {
-            return Ok(Arc::clone(usage));
-        }
-        if principals.len() >= MAX_PRINCIPALS {
-            let now = self.bucket(now);
-            // Forget principals that hold nothing and that no worker holds.
-            principals.retain(|_, usage| {
-                Arc::strong_count(usage) > 1
-                    || usage.live(Table::Ids, now) > 0
-                    || usage.live(Table::Streams, now) > 0
-            });
-            if principals.len() >= MAX_PRINCIPALS {
-                return Err(Error::new(
-                    Code::ResourceExhausted,
-                    "replay memory: too many principals with live entries",
-                ));
-            }
-        }
-        let usage = Arc::new(PrincipalUsage::default());
-        principals.insert(key, Arc::clone(&usage));
-        Ok(usage)
+        let now = self.bucket(now);
+        self.principals.record(principal, |usage| {
+            usage.live(Table::Ids, now) == 0 && usage.live(Table::Streams, now) == 0
+        })
     }
 }
 
