@@ -34,7 +34,8 @@ impl Shedding {
         if self.marks.percent != percent {
             self.marks = ShedMarks::new(self.capacity, percent);
         }
-        self.marks.sheds(level, queue.len())
+        // Off (the default): the queue's counters are not even read.
+        self.marks.low != usize::MAX && self.marks.sheds(level, queue.len())
     }
 }
 
