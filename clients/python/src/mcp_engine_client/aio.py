@@ -78,15 +78,7 @@ class AsyncClient:
         if not isinstance(credentials, Credentials):
             credentials = Credentials.load(credentials)
         return cls(
-            credentials.host,
-            credentials.port,
-            token=credentials.token(role),
-            signing=credentials.signing,
-            encryption=credentials.encryption,
-            ca_cert=credentials.ca_cert,
-            server_name=credentials.server_name,
-            tls=credentials.tls,
-            **options,
+            credentials.host, credentials.port, **credentials.client_options(role), **options
         )
 
     async def __aenter__(self) -> AsyncClient:
@@ -279,17 +271,9 @@ class AsyncClient:
         """Runs ``command`` and returns the whole reply envelope, its
         signature checked and its payload decrypted: a Response or an Error
         alike."""
-        await self._renew_if_due()
-        future = await self._send(
-            "Command",
-            _command(command, args, resource),
-            level or self.settings.level,
-            None,
-            True,
-            raw=True,
+        envelope: dict[str, Any] = await self._command(
+            command, args, level, timeout, resource, raw=True
         )
-        wait = self.settings.timeout if timeout is None else timeout
-        envelope: dict[str, Any] = await self._wait(future, wait, command)
         return envelope
 
     async def send_raw(self, body: bytes, timeout: Optional[float] = None) -> Any:
@@ -316,9 +300,25 @@ class AsyncClient:
     ) -> Any:
         """Runs ``command`` and returns its result; raises its Error's
         exception, or ``Timeout``."""
+        return await self._command(command, args, level, timeout, resource, raw=False)
+
+    async def _command(
+        self,
+        command: str,
+        args: Any,
+        level: Optional[str],
+        timeout: Optional[float],
+        resource: Optional[str],
+        raw: bool,
+    ) -> Any:
         await self._renew_if_due()
         future = await self._send(
-            "Command", _command(command, args, resource), level or self.settings.level, None, True
+            "Command",
+            _command(command, args, resource),
+            level or self.settings.level,
+            None,
+            True,
+            raw=raw,
         )
         wait = self.settings.timeout if timeout is None else timeout
         return await self._wait(future, wait, command)

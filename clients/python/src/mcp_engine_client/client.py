@@ -55,15 +55,7 @@ class Client:
         if not isinstance(credentials, Credentials):
             credentials = Credentials.load(credentials)
         return cls(
-            credentials.host,
-            credentials.port,
-            token=credentials.token(role),
-            signing=credentials.signing,
-            encryption=credentials.encryption,
-            ca_cert=credentials.ca_cert,
-            server_name=credentials.server_name,
-            tls=credentials.tls,
-            **options,
+            credentials.host, credentials.port, **credentials.client_options(role), **options
         )
 
     def __enter__(self) -> Client:

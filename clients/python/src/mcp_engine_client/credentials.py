@@ -62,6 +62,19 @@ class Credentials:
             admin=data.get("admin"),
         )
 
+    def client_options(self, role: str) -> dict[str, Any]:
+        """What a client needs of these credentials, speaking with the token
+        of ``role`` (the keyword arguments of ``Client`` and
+        ``AsyncClient``, after the host and port)."""
+        return {
+            "token": self.token(role),
+            "signing": self.signing,
+            "encryption": self.encryption,
+            "ca_cert": self.ca_cert,
+            "server_name": self.server_name,
+            "tls": self.tls,
+        }
+
     def token(self, role: str) -> str:
         """The token of ``role``; ``KeyError`` names the roles there are."""
         try:
